@@ -1,0 +1,1 @@
+"""trainwell: train neural networks well."""

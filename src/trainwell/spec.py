@@ -1,0 +1,268 @@
+"""Spec: the whole run as one validated, serialisable object.
+
+Every knob a user can turn lives here under the name the lecture notes use.
+The resolved spec (every default filled in) is saved with each run, so a run
+directory always says exactly how its model was trained.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal, Optional, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from trainwell.errors import UserError, did_you_mean
+
+TASKS = ("auto", "regression", "binary", "multiclass", "multilabel")
+BUILTIN_DATASETS = ("digits", "breast_cancer", "diabetes", "iris", "wine", "circles")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataSpec(_Section):
+    source: str = "digits"
+    target: Optional[Union[str, list[str]]] = None
+    split: Union[Literal["auto"], list[float]] = "auto"
+    scale: Literal["standard", "none"] = "standard"
+    features: list[Literal["squares"]] = Field(default_factory=list)
+    streaming: bool = False
+
+    @field_validator("split")
+    @classmethod
+    def _fractions(cls, v: Any) -> Any:
+        if isinstance(v, list):
+            if len(v) != 3 or any(f < 0 for f in v):
+                raise ValueError("split must be 'auto' or three fractions [train, val, test]")
+            if v[0] <= 0:
+                raise ValueError("the train fraction must be positive")
+            if abs(sum(v) - 1.0) > 1e-6 and not all(float(f).is_integer() for f in v):
+                raise ValueError("split fractions must sum to 1 (or all be row counts)")
+        return v
+
+
+class ModelSpec(_Section):
+    type: Literal["mlp", "cnn", "rnn", "autoencoder", "perceptron"] = "mlp"
+    hidden: Union[Literal["auto"], list[int]] = "auto"
+    activation: str = "relu"
+    init: str = "auto"
+    init_std: float = 1.0
+    init_limit: float = 0.5
+    init_value: float = 0.0
+    bias_init: float = 0.0
+    dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    batchnorm: Literal[False, True, "before", "after"] = False
+    residual: bool = False
+    output_activation: Literal["auto", "none", "relu", "softplus", "sigmoid", "tanh"] = "auto"
+    loss: Literal["auto", "mse", "mae", "huber", "bce", "cross_entropy"] = "auto"
+
+    @field_validator("hidden")
+    @classmethod
+    def _widths(cls, v: Any) -> Any:
+        if isinstance(v, list) and any(int(w) < 1 for w in v):
+            raise ValueError("hidden widths must be positive integers")
+        return v
+
+
+class OptimSpec(_Section):
+    name: str = "adam"
+    lr: float = Field(1e-3, gt=0)
+    momentum: float = Field(0.9, ge=0, lt=1)
+    beta1: float = Field(0.9, ge=0, lt=1)
+    beta2: float = Field(0.999, ge=0, lt=1)
+    eps: float = Field(1e-8, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+
+
+class ScheduleSpec(_Section):
+    name: str = "none"
+    step_size: int = Field(10, ge=1)        # step: epochs per halving (T)
+    gamma: float = Field(0.5, gt=0)         # step / piecewise factor
+    decay_rate: float = Field(0.05, ge=0)   # exponential e^{-k t}: k
+    decay_steps: Optional[int] = None       # exponential 0.1^{t/s}: s (uses the second form when set)
+    decay_t: float = Field(10.0, gt=0)      # inverse_time: T in mu0 / (1 + t/T)
+    boundaries: list[int] = Field(default_factory=list)   # piecewise: epochs
+    values: list[float] = Field(default_factory=list)     # piecewise: lrs (len = boundaries + 1)
+    factor: float = Field(0.5, gt=0, lt=1)  # plateau
+    patience: int = Field(5, ge=0)          # plateau
+    max_lr: Optional[float] = None          # onecycle (default: 10 x optim.lr)
+    warmup_steps: int = Field(100, ge=0)    # warmup (batches)
+    per: Literal["auto", "epoch", "batch"] = "auto"
+
+
+class RegularizeSpec(_Section):
+    l1: float = Field(0.0, ge=0)
+    l2: float = Field(0.0, ge=0)
+    bias_l1: float = Field(0.0, ge=0)
+    bias_l2: float = Field(0.0, ge=0)
+    activity_l1: float = Field(0.0, ge=0)
+    activity_l2: float = Field(0.0, ge=0)
+    clip_norm: Optional[float] = Field(None, gt=0)
+    clip_value: Optional[float] = Field(None, gt=0)
+    noise: float = Field(0.0, ge=0)
+
+
+class TrainSpec(_Section):
+    epochs: int = Field(200, ge=1)
+    batch_size: Union[int, Literal["full"]] = 32
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    seed: int = 0
+    fast: bool = False
+    tensorboard: Optional[str] = None
+    progress: bool = True
+
+    @field_validator("batch_size")
+    @classmethod
+    def _positive(cls, v: Any) -> Any:
+        if isinstance(v, int) and v < 1:
+            raise ValueError("batch_size must be >= 1 (1 = stochastic GD) or 'full'")
+        return v
+
+
+class StopSpec(_Section):
+    enabled: bool = True
+    monitor: str = "val_loss"
+    mode: Literal["auto", "min", "max"] = "auto"
+    patience: int = Field(10, ge=0)
+    min_delta: float = Field(0.0, ge=0)
+    restore_best: bool = True
+    target: Optional[float] = None   # S0: stop when val metric >= target and its change < delta
+    delta: float = Field(1e-5, ge=0)
+    on_nan: Literal["stop", "rollback"] = "stop"
+
+
+class CheckpointSpec(_Section):
+    every: int = Field(0, ge=0)        # epochs; 0 = only best and last
+    every_steps: int = Field(0, ge=0)
+    keep: int = Field(3, ge=1)
+
+
+class Spec(_Section):
+    """The whole run. ``Spec()`` is a complete, sensible default."""
+
+    data: DataSpec = Field(default_factory=DataSpec)
+    task: Literal["auto", "regression", "binary", "multiclass", "multilabel"] = "auto"
+    model: ModelSpec = Field(default_factory=ModelSpec)
+    optim: OptimSpec = Field(default_factory=OptimSpec)
+    schedule: ScheduleSpec = Field(default_factory=ScheduleSpec)
+    regularize: RegularizeSpec = Field(default_factory=RegularizeSpec)
+    train: TrainSpec = Field(default_factory=TrainSpec)
+    stop: StopSpec = Field(default_factory=StopSpec)
+    checkpoint: CheckpointSpec = Field(default_factory=CheckpointSpec)
+
+    # -- construction -------------------------------------------------------
+    @classmethod
+    def build(cls, base: "Spec | dict | str | Path | None" = None, sets: list[str] | None = None,
+              **sections: Any) -> "Spec":
+        """Spec from a file/dict/Spec, then section dicts, then ``a.b=value`` overrides."""
+        if base is None:
+            tree: dict = {}
+        elif isinstance(base, Spec):
+            tree = base.to_dict()
+        elif isinstance(base, dict):
+            tree = json.loads(json.dumps(base))
+        else:
+            tree = _read_yaml(Path(base))
+        for key, value in sections.items():
+            if value is None:
+                continue
+            if isinstance(value, dict) and isinstance(tree.get(key), dict):
+                tree[key].update(value)
+            else:
+                tree[key] = value
+        for item in sets or []:
+            _apply_set(tree, item)
+        return cls.from_dict(tree)
+
+    @classmethod
+    def from_dict(cls, tree: dict) -> "Spec":
+        try:
+            return cls.model_validate(tree)
+        except ValidationError as exc:
+            raise UserError(_explain(exc)) from None
+
+    def to_dict(self) -> dict:
+        return self.model_dump(mode="json")
+
+    def to_yaml(self, path: str | Path | None = None) -> str:
+        text = yaml.safe_dump(self.to_dict(), sort_keys=False)
+        if path is not None:
+            Path(path).write_text(text)
+        return text
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> "Spec":
+        return cls.from_dict(_read_yaml(Path(path)))
+
+
+def _read_yaml(path: Path) -> dict:
+    if not path.exists():
+        raise UserError(f"Spec file {path} does not exist. Check the path given to --spec.")
+    try:
+        tree = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise UserError(f"Spec file {path} is not valid YAML: {exc}. Fix the syntax and retry.") from None
+    if not isinstance(tree, dict):
+        raise UserError(f"Spec file {path} must hold a mapping of sections (data:, model:, ...).")
+    return tree
+
+
+def _apply_set(tree: dict, item: str) -> None:
+    """Apply one ``section.key=value`` override; the value is parsed as YAML."""
+    if "=" not in item:
+        raise UserError(
+            f'--set "{item}" has no "=". Write it as section.key=value, e.g. --set optim.lr=0.01.'
+        )
+    path, raw = item.split("=", 1)
+    keys = [k for k in path.strip().split(".") if k]
+    if not keys:
+        raise UserError(f'--set "{item}" names no key. Write it as section.key=value.')
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError:
+        value = raw
+    node = tree
+    fields: dict = Spec.model_fields
+    for depth, key in enumerate(keys[:-1]):
+        if key not in fields:
+            raise UserError(
+                f'--set "{item}": unknown section "{key}".{did_you_mean(key, fields)} '
+                f"Valid sections: {', '.join(fields)}."
+            )
+        annotation = fields[key].annotation
+        fields = getattr(annotation, "model_fields", {})
+        node = node.setdefault(key, {})
+        if not isinstance(node, dict):
+            raise UserError(f'--set "{item}": "{key}" is not a section.')
+    last = keys[-1]
+    if last not in fields:
+        where = ".".join(keys[:-1]) or "the top level"
+        raise UserError(
+            f'--set "{item}": unknown key "{last}" in {where}.{did_you_mean(last, fields)} '
+            f"Valid keys: {', '.join(fields)}."
+        )
+    node[last] = value
+
+
+def _explain(exc: ValidationError) -> str:
+    """Turn pydantic's errors into one paragraph with the valid choices."""
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"] if not str(p).startswith(("literal[", "list[", "function-")))
+        kind = err["type"]
+        if kind == "extra_forbidden":
+            parent = Spec
+            for p in err["loc"][:-1]:
+                parent = getattr(parent.model_fields.get(str(p)), "annotation", None) or parent
+            valid = list(getattr(parent, "model_fields", {}))
+            name = str(err["loc"][-1])
+            parts.append(f'unknown key "{loc}".{did_you_mean(name, valid)} Valid keys here: {", ".join(valid)}.')
+        elif kind == "literal_error":
+            parts.append(f'{loc} = {err.get("input")!r} is not allowed: {err["msg"].replace("Input should be ", "expected ")}.')
+        else:
+            parts.append(f'{loc} = {err.get("input")!r}: {err["msg"]}.')
+    seen = list(dict.fromkeys(parts))
+    return "Invalid spec: " + " ".join(seen) + " Fix the spec file or the --set option and retry."
