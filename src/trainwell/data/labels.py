@@ -1,0 +1,249 @@
+"""Work out the task from the targets and turn labels into what the loss expects.
+
+The task decides the output layer and the loss (PRACTICES §3), so guessing it
+wrong silently trains the wrong model; the rules below are deliberately simple
+and the user can always override them with an explicit task.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from trainwell.errors import UserError, did_you_mean
+
+TASKS = ("auto", "regression", "binary", "multiclass", "multilabel")
+MAX_CLASSES = 100
+
+
+def _is_text(y: np.ndarray) -> bool:
+    """True for string / bool labels, and for object arrays holding any non-number."""
+    if y.dtype.kind in "USb":
+        return True
+    if y.dtype.kind == "O":
+        return any(isinstance(v, (str, bytes, bool, np.bool_)) for v in y.ravel())
+    return False
+
+
+def _numeric(y: np.ndarray, what: str = "target") -> np.ndarray:
+    """Labels as float64, refusing non-numbers and NaN / inf."""
+    try:
+        v = np.asarray(y, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise UserError(f"The {what} holds values that are not numbers (dtype {y.dtype}). Encode them as numbers or use a classification task.") from None
+    bad = ~np.isfinite(v)
+    if bad.any():
+        row = int(np.flatnonzero(bad.reshape(len(v), -1).any(axis=1))[0])
+        raise UserError(f"The {what} has {int(bad.sum())} NaN/infinite value(s), the first in row {row + 1}. Drop those rows or fill in the labels.")
+    return v
+
+
+def _is_01(v: np.ndarray) -> bool:
+    return bool(np.isin(v, (0.0, 1.0)).all())
+
+
+def _squeeze(y: np.ndarray) -> np.ndarray:
+    y = np.asarray(y)
+    if y.ndim == 0 or y.shape[0] == 0:
+        raise UserError("The target is empty. Provide at least one labelled row.")
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    if y.ndim > 2:
+        raise UserError(f"The target has shape {y.shape}; it must be one column [N] or a matrix [N, K]. Reshape it.")
+    return y
+
+
+def detect_task(y: np.ndarray) -> str:
+    """Guess "regression" | "binary" | "multiclass" | "multilabel" from the raw targets.
+
+    Rules, in order:
+    - strings, objects holding text, booleans -> classification (binary if <= 2 values, else multiclass);
+    - 2-D, all 0/1, every row summing to 1 -> multiclass given as one-hot;
+    - 2-D, all 0/1 otherwise -> multilabel; any other 2-D -> regression (multi-target);
+    - 1-D numbers with a non-integer value -> regression;
+    - 1-D integer-valued: 2 distinct values -> binary; otherwise multiclass when the
+      distinct count is <= max(2, min(100, N // 5)) and the values look like class
+      ids (non-negative, at least half of the range min..max in use), else regression.
+    So digits / iris / wine are multiclass, breast_cancer and circles binary, and
+    diabetes (integer-valued, 214 distinct of 442) regression.
+    """
+    y = _squeeze(y)
+    if y.ndim == 2:
+        if _is_text(y):
+            raise UserError("Several text target columns are not supported. Pass a single label column, or encode the labels as 0/1 columns for multilabel.")
+        v = _numeric(y)
+        if _is_01(v):
+            return "multiclass" if bool((v.sum(axis=1) == 1).all()) else "multilabel"
+        return "regression"
+    if _is_text(y):
+        return "binary" if len(set(y.tolist())) <= 2 else "multiclass"
+    v = _numeric(y)
+    if not bool((v == np.round(v)).all()):
+        return "regression"
+    uniq = np.unique(v)
+    if len(uniq) <= 2:
+        return "binary"
+    limit = max(2, min(MAX_CLASSES, len(v) // 5))
+    looks_like_ids = uniq[0] >= 0 and (uniq[-1] - uniq[0] + 1) <= 2 * len(uniq)
+    return "multiclass" if len(uniq) <= limit and looks_like_ids else "regression"
+
+
+def _py(v: object) -> object:
+    """A numpy scalar as a plain JSON-able Python value (integral floats become ints)."""
+    if isinstance(v, np.generic):
+        v = v.item()
+    if isinstance(v, float) and v.is_integer():
+        return int(v)
+    return v
+
+
+@dataclass
+class LabelCoder:
+    """Maps raw labels to loss-ready arrays and back; saved with the model as JSON."""
+
+    task: str
+    classes: list = field(default_factory=list)
+    n_outputs: int = 1
+    onehot: bool = False
+
+    def _index(self) -> dict:
+        return {c: i for i, c in enumerate(self.classes)}
+
+    def _class_indices(self, y: np.ndarray) -> np.ndarray:
+        y = _squeeze(y)
+        if self.onehot or y.ndim == 2:
+            v = _numeric(y)
+            if v.ndim != 2 or v.shape[1] != len(self.classes):
+                raise UserError(f"Expected one-hot labels with {len(self.classes)} columns, got shape {y.shape}. Use the same label format as in training.")
+            return v.argmax(axis=1).astype(np.int64)
+        index = self._index()
+        try:
+            uniq, inverse = np.unique(y, return_inverse=True)
+        except TypeError:  # mixed object types: fall back to a plain loop
+            uniq = np.array(sorted(set(y.tolist()), key=str), dtype=object)
+            pos = {u: i for i, u in enumerate(uniq.tolist())}
+            inverse = np.array([pos[v] for v in y.tolist()], dtype=np.int64)
+        mapped = np.empty(len(uniq), dtype=np.int64)
+        unseen = []
+        for k, u in enumerate(uniq):
+            key = _py(u)
+            if key not in index and isinstance(key, str) and all(isinstance(c, (int, float)) for c in self.classes):
+                try:  # "3" read from a text column when training saw the number 3
+                    key = _py(float(key))
+                except ValueError:
+                    pass
+            if key in index:
+                mapped[k] = index[key]
+            else:
+                unseen.append(key)
+        if unseen:
+            shown = ", ".join(repr(u) for u in unseen[:5]) + (" ..." if len(unseen) > 5 else "")
+            raise UserError(
+                f"Label(s) {shown} did not occur in the training data. Known classes: "
+                f"{', '.join(repr(c) for c in self.classes)}. Drop those rows or retrain with them included."
+            )
+        return mapped[np.asarray(inverse).ravel()]
+
+    def encode(self, y: np.ndarray) -> np.ndarray:
+        """Raw labels -> binary float32 [N] 0/1, multiclass int64 [N], multilabel float32 [N,K], regression float32 [N,T]."""
+        if self.task == "regression":
+            v = _numeric(np.asarray(y))
+            v = v.reshape(len(v), -1)
+            if v.shape[1] != self.n_outputs:
+                raise UserError(f"Expected {self.n_outputs} target column(s), got {v.shape[1]}. Use the same targets as in training.")
+            return v.astype(np.float32)
+        if self.task == "multilabel":
+            y = np.asarray(y)
+            v = _numeric(y.reshape(len(y), -1))
+            if v.shape[1] != self.n_outputs or not _is_01(v):
+                raise UserError(f"Multilabel targets must be a 0/1 matrix with {self.n_outputs} columns; got shape {y.shape}. Use one 0/1 column per label, as in training.")
+            return v.astype(np.float32)
+        idx = self._class_indices(np.asarray(y))
+        return idx.astype(np.float32) if self.task == "binary" else idx
+
+    def decode(self, codes: np.ndarray) -> np.ndarray:
+        """Model-side codes -> labels as the user gave them (str stays str, int stays int)."""
+        codes = np.asarray(codes)
+        if self.task == "regression":
+            v = codes.astype(np.float64).reshape(len(codes), -1)
+            return v[:, 0] if v.shape[1] == 1 else v
+        if self.task == "multilabel":
+            return (codes.reshape(len(codes), -1) >= 0.5).astype(np.int64)
+        idx = codes.astype(np.int64).ravel()
+        if idx.size and (idx.min() < 0 or idx.max() >= len(self.classes)):
+            raise UserError(f"Class index {int(idx.max())} is out of range for {len(self.classes)} classes. Pass indices 0..{len(self.classes) - 1}.")
+        return np.array(self.classes)[idx]
+
+    def to_json(self) -> dict:
+        """Plain dict for json.dumps; stored next to the weights."""
+        return {"task": self.task, "classes": list(self.classes), "n_outputs": int(self.n_outputs), "onehot": bool(self.onehot)}
+
+    @classmethod
+    def from_json(cls, d: dict) -> "LabelCoder":
+        """Inverse of to_json."""
+        return cls(task=str(d["task"]), classes=list(d.get("classes", [])), n_outputs=int(d["n_outputs"]), onehot=bool(d.get("onehot", False)))
+
+
+def _sorted_classes(y: np.ndarray) -> list:
+    values = {_py(v) for v in y.tolist()}
+    kinds = {type(v) for v in values}
+    if kinds <= {int, float} or kinds == {bool} or kinds == {str}:
+        return sorted(values)
+    return sorted({str(v) for v in values})  # mixed types: compare as text
+
+
+def make_coder(y: np.ndarray, task: str = "auto", names: list[str] | None = None) -> LabelCoder:
+    """Build the LabelCoder for these targets; ``task`` "auto" uses detect_task.
+
+    ``names`` optionally labels the columns of a multilabel target (else 0..K-1).
+    """
+    if task not in TASKS:
+        raise UserError(f'Unknown task "{task}".{did_you_mean(task, TASKS)} Valid tasks: {", ".join(TASKS)}.')
+    y = _squeeze(y)
+    if task == "auto":
+        task = detect_task(y)
+    if task == "regression":
+        texts = [v for v in y.ravel()[:1000].tolist() if isinstance(v, (str, bytes))] if y.dtype.kind in "USO" else []
+        if texts:
+            sample = texts[0]
+            raise UserError(
+                f"Task is regression but the target holds text labels (e.g. {sample!r}). "
+                f"Use --task binary/multiclass (or auto), or pick a numeric target column."
+            )
+        v = _numeric(y)
+        return LabelCoder("regression", [], 1 if v.ndim == 1 else v.shape[1])
+    if task == "multilabel":
+        v = _numeric(y) if y.ndim == 2 else None
+        if v is None or not _is_01(v):
+            raise UserError(
+                f"Task is multilabel but the target (shape {y.shape}) is not a 0/1 matrix with one column per label. "
+                f"Pass several 0/1 target columns (--target A B C) or use multiclass."
+            )
+        k = v.shape[1]
+        labels = list(names) if names is not None and len(names) == k else list(range(k))
+        return LabelCoder("multilabel", labels, k)
+    if y.ndim == 2:
+        v = _numeric(y)
+        if not (_is_01(v) and bool((v.sum(axis=1) == 1).all())):
+            raise UserError(
+                f"Task is {task} but the target has {y.shape[1]} columns that are not one-hot rows. "
+                f"Use a single label column, exactly one 1 per row, or --task multilabel / regression."
+            )
+        classes: list = list(range(v.shape[1]))
+        present = np.unique(v.argmax(axis=1))
+        onehot = True
+    else:
+        if not _is_text(y):
+            _numeric(y)
+        classes = _sorted_classes(y)
+        present = classes
+        onehot = False
+    if len(present) < 2:
+        raise UserError(
+            f"A {task} task needs at least two classes; found only {_py(present[0])!r} in every row. "
+            f"Check the target column, or use data that contains more than one class."
+        )
+    if task == "binary" and len(classes) > 2:
+        shown = ", ".join(repr(c) for c in classes[:10]) + (" ..." if len(classes) > 10 else "")
+        raise UserError(f"Task is binary but the target has {len(classes)} classes ({shown}). Use --task multiclass (or auto).")
+    return LabelCoder(task, classes, 1 if task == "binary" else len(classes), onehot)

@@ -1,0 +1,127 @@
+"""Task detection and label coding."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from trainwell.data.labels import LabelCoder, detect_task, make_coder
+from trainwell.data.sources import load_source
+from trainwell.errors import UserError
+
+
+@pytest.mark.parametrize("name, task", [("digits", "multiclass"), ("iris", "multiclass"), ("wine", "multiclass"),
+                                        ("breast_cancer", "binary"), ("diabetes", "regression"), ("circles", "binary")])
+def test_detect_builtins(name: str, task: str) -> None:
+    assert detect_task(load_source(name).y) == task
+
+
+def test_detect_synthetic() -> None:
+    rng = np.random.default_rng(0)
+    assert detect_task(np.array(["a", "b", "a"])) == "binary"
+    assert detect_task(np.array(["a", "b", "c"], dtype=object)) == "multiclass"
+    assert detect_task(np.array([True, False, True])) == "binary"
+    assert detect_task(rng.normal(size=50)) == "regression"
+    assert detect_task(np.array([0.0, 1.0, 1.0, 0.0])) == "binary"
+    assert detect_task(rng.integers(0, 5, 100)) == "multiclass"
+    assert detect_task(rng.integers(0, 5, 100)[:, None]) == "multiclass"  # [N, 1] is one column
+    assert detect_task(rng.integers(1000, 2000, 100)) == "regression"   # not class ids
+    assert detect_task(np.arange(100) * 7) == "regression"              # sparse, many values
+    assert detect_task(np.eye(3)[rng.integers(0, 3, 30)]) == "multiclass"
+    assert detect_task(rng.integers(0, 2, (30, 4))) == "multilabel"
+    assert detect_task(rng.normal(size=(30, 2))) == "regression"
+
+
+def _roundtrip(y: np.ndarray, task: str = "auto") -> LabelCoder:
+    coder = make_coder(y, task)
+    again = LabelCoder.from_json(json.loads(json.dumps(coder.to_json())))
+    assert again == coder
+    return again
+
+
+def test_int_labels_round_trip() -> None:
+    y = np.array([3, 1, 2, 3, 1] * 4)  # 3 values in 20 rows: class ids (in 5 rows it would be regression)
+    assert detect_task(y[:5]) == "regression"
+    c = _roundtrip(y)
+    assert c.task == "multiclass" and c.classes == [1, 2, 3] and c.n_outputs == 3
+    codes = c.encode(y)
+    assert codes.dtype == np.int64 and codes.tolist() == [2, 0, 1, 2, 0] * 4
+    back = c.decode(codes)
+    assert back.tolist() == y.tolist() and back.dtype.kind == "i"
+
+
+def test_string_labels_round_trip_and_binary_float() -> None:
+    y = np.array(["spam", "ham", "ham", "spam"], dtype=object)
+    c = _roundtrip(y)
+    assert c.task == "binary" and c.classes == ["ham", "spam"] and c.n_outputs == 1
+    codes = c.encode(y)
+    assert codes.dtype == np.float32 and codes.tolist() == [1, 0, 0, 1]
+    back = c.decode(codes.astype(int))
+    assert back.tolist() == y.tolist() and isinstance(back[0], str)
+
+
+def test_bool_labels_round_trip() -> None:
+    y = np.array([True, False, False, True])
+    c = _roundtrip(y)
+    assert c.classes == [False, True] and c.encode(y).tolist() == [1, 0, 0, 1]
+    assert c.decode(np.array([1, 0])).tolist() == [True, False]
+
+
+def test_onehot_round_trip() -> None:
+    idx = np.array([0, 2, 1, 2])
+    y = np.eye(3)[idx]
+    c = _roundtrip(y)
+    assert c.task == "multiclass" and c.onehot and c.n_outputs == 3
+    assert c.encode(y).tolist() == idx.tolist()
+    assert c.decode(c.encode(y)).tolist() == idx.tolist()
+
+
+def test_multilabel_round_trip() -> None:
+    y = np.array([[1, 0, 1], [0, 0, 1], [1, 1, 0]])
+    c = _roundtrip(y)
+    assert c.task == "multilabel" and c.n_outputs == 3 and c.classes == [0, 1, 2]
+    enc = c.encode(y)
+    assert enc.dtype == np.float32 and enc.shape == (3, 3)
+    assert c.decode(np.array([[0.9, 0.2, 0.6]])).tolist() == [[1, 0, 1]]
+    assert make_coder(y, "multilabel", names=["a", "b", "c"]).classes == ["a", "b", "c"]
+
+
+def test_regression_round_trip() -> None:
+    y = np.array([1.5, -2.0, 3.25])
+    c = _roundtrip(y)
+    assert c.task == "regression" and c.classes == [] and c.n_outputs == 1
+    enc = c.encode(y)
+    assert enc.shape == (3, 1) and enc.dtype == np.float32
+    assert np.allclose(c.decode(enc), y) and c.decode(enc).shape == (3,)
+    y2 = np.array([[1.0, 2.5], [3.0, 4.5]])
+    c2 = _roundtrip(y2)
+    assert c2.n_outputs == 2 and np.allclose(c2.decode(c2.encode(y2)), y2)
+
+
+def test_unseen_label() -> None:
+    c = make_coder(np.array(["a", "b", "c"]))
+    with pytest.raises(UserError, match=r"'zebra' did not occur.*Known classes: 'a', 'b', 'c'"):
+        c.encode(np.array(["a", "zebra"]))
+
+
+def test_numbers_read_as_text_still_match() -> None:
+    c = make_coder(np.array([0, 1, 2, 1]), "multiclass")
+    assert c.encode(np.array(["2", "0"], dtype=object)).tolist() == [2, 0]
+
+
+def test_make_coder_errors() -> None:
+    with pytest.raises(UserError, match=r"needs at least two classes; found only 'a'"):
+        make_coder(np.array(["a", "a", "a"]))
+    with pytest.raises(UserError, match=r"needs at least two classes; found only 4"):
+        make_coder(np.array([4, 4, 4]), "multiclass")
+    with pytest.raises(UserError, match=r"regression but the target holds text labels \(e\.g\. 'cat'\).*--task"):
+        make_coder(np.array(["cat", "dog"]), "regression")
+    with pytest.raises(UserError, match=r"binary but the target has 3 classes.*--task multiclass"):
+        make_coder(np.array([0, 1, 2]), "binary")
+    with pytest.raises(UserError, match=r'Unknown task "multiclas".*Did you mean "multiclass".*Valid tasks'):
+        make_coder(np.array([0, 1]), "multiclas")
+    with pytest.raises(UserError, match=r"multilabel.*not a 0/1 matrix"):
+        make_coder(np.array([0, 1, 2]), "multilabel")
+    with pytest.raises(UserError, match=r"NaN/infinite.*row 2"):
+        make_coder(np.array([0.0, np.nan, 1.0]))
