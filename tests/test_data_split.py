@@ -72,8 +72,10 @@ def test_tiny_n_never_empty_and_errors() -> None:
     assert (len(tr), len(va), len(te)) == (1, 1, 1)
     with pytest.raises(UserError, match="only 2 row.*at least 3"):
         split_indices(2, None)
-    with pytest.raises(UserError, match=r"test set empty.*positive fraction"):
-        split_indices(100, None, [0.9, 0.1, 0.0])
+    with pytest.raises(UserError, match=r"validation set empty.*positive fraction"):
+        split_indices(100, None, [1.0, 0.0, 0.0])
+    tr, va, te, _ = split_indices(100, None, [0.9, 0.1, 0.0])   # an explicit 0 means: no test split
+    assert (len(tr), len(va), len(te)) == (90, 10, 0)
     with pytest.raises(UserError, match="must sum to 1"):
         split_indices(100, None, [0.5, 0.2, 0.2])
     with pytest.raises(UserError, match="only 100"):

@@ -1,1 +1,12 @@
-"""trainwell: train neural networks well."""
+"""trainwell: train neural networks well — the field's practices built in, correct, explained and fast.
+
+Public API only; see docs/ for the guide.
+"""
+from trainwell.api import fit
+from trainwell.errors import UserError
+from trainwell.run import Run, load
+from trainwell.sklearn import Classifier, Regressor
+from trainwell.spec import Spec
+
+__all__ = ["fit", "load", "Run", "Spec", "Classifier", "Regressor", "UserError"]
+__version__ = "0.1.0"

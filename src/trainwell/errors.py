@@ -9,7 +9,7 @@ import difflib
 from collections.abc import Iterable
 
 
-class UserError(Exception):
+class UserError(ValueError):
     """Bad input that the user can fix (missing file, unknown option, bad values...)."""
 
 

@@ -73,6 +73,7 @@ class OptimSpec(_Section):
     momentum: float = Field(0.9, ge=0, lt=1)
     beta1: float = Field(0.9, ge=0, lt=1)
     beta2: float = Field(0.999, ge=0, lt=1)
+    rho: float = Field(0.9, ge=0, lt=1)       # rmsprop: S = rho S + (1-rho) dW^2
     eps: float = Field(1e-8, gt=0)
     weight_decay: float = Field(0.0, ge=0)
 

@@ -80,9 +80,11 @@ def split_indices(n: int, strata: np.ndarray | None, split: str | list[float] = 
     says so. ``has_test``: a predefined test set exists, so test is empty here.
     """
     if n < 3:
-        raise UserError(f"The data has only {n} row(s); a train / validation / test split needs at least 3. Add more rows.")
+        raise UserError(f"The data has only {n} row(s) (n_samples = {n}); a train / validation / test split needs at least 3. Add more rows.")
     tr, va, te, why = _sizes(n, split, has_test)
-    empty = [name for name, k in (("train", tr), ("validation", va), ("test", te)) if k <= 0 and not (name == "test" and has_test)]
+    no_test_wanted = has_test or (not isinstance(split, str) and float(split[2]) == 0)
+    empty = [name for name, k in (("train", tr), ("validation", va), ("test", te))
+             if k <= 0 and not (name == "test" and no_test_wanted)]
     if empty:
         raise UserError(
             f"split {split!r} on {n} rows leaves the {' and '.join(empty)} set empty ({tr}/{va}/{te}). "

@@ -1,0 +1,272 @@
+"""``trainwell.fit``: data in, a well-trained model, its scores, curves and run directory out.
+
+Reads top to bottom like the data path of DESIGN.md: source -> split -> scale ->
+tensors on the device -> model -> loop -> history -> metrics -> run directory.
+Each decision is printed in one line with its reason.
+"""
+from __future__ import annotations
+
+import json
+import random
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table as RichTable
+
+from trainwell.data.pipeline import Prepared, prepare
+from trainwell.data.sources import Table, load_source
+from trainwell.errors import UserError
+from trainwell.nn.heads import make_head
+from trainwell.nn.init import resolve_init
+from trainwell.nn.models import auto_hidden, build_model, count_parameters, initialize
+from trainwell.optim.optimizers import make_optimizer
+from trainwell.optim.schedules import make_schedule
+from trainwell.report.plots import plot_curves
+from trainwell.run import Run, _json_safe
+from trainwell.spec import Spec
+from trainwell.train.early_stopping import EarlyStopping, resolve_mode
+from trainwell.train.loop import Tensors, TrainState, fit_loop
+from trainwell.train.metrics import classification_metrics, regression_metrics
+
+
+def seed_everything(seed: int) -> None:
+    """Seed every random source (python, numpy, torch CPU and CUDA)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UserError("train.device=cuda was requested but no CUDA GPU is available. Use train.device=auto or cpu.")
+    return torch.device(name)
+
+
+def load_table(spec: Spec, X: Any = None, y: Any = None) -> Table:
+    """The data as a Table: from arrays when given, else from ``spec.data.source``."""
+    if X is None:
+        return load_source(spec.data.source, spec.data.target, seed=spec.train.seed)
+    if isinstance(X, pd.DataFrame):
+        names, Xa = [str(c) for c in X.columns], X.to_numpy()
+    else:
+        Xa = np.asarray(X)
+        names = [f"x{i}" for i in range(Xa.shape[1])] if Xa.ndim == 2 else []
+    if y is None:
+        raise UserError("fit(X=...) needs y as well: pass the targets as y=.")
+    ya = np.asarray(y)
+    if Xa.dtype == object or not (np.issubdtype(Xa.dtype, np.number) or Xa.dtype == bool):
+        raise UserError("X must be numeric; encode or drop non-numeric columns before fitting.")
+    if Xa.ndim < 2 or Xa.shape[0] == 0:
+        raise UserError(f"X must be a 2-D array with at least one row; got shape {list(Xa.shape)}.")
+    if len(ya) != len(Xa):
+        raise UserError(f"X has {len(Xa)} rows but y has {len(ya)}; they must match row for row.")
+    Xa = Xa.astype(np.float32)
+    if not np.isfinite(Xa).all():
+        raise UserError("X contains NaN or inf values; drop or impute them before fitting.")
+    return Table(X=Xa, y=ya, feature_names=names, name="arrays")
+
+
+def resolve_architecture(spec: Spec, prep: Prepared) -> tuple[dict, list[str]]:
+    """Fill in ``auto`` choices (width, init) and say why."""
+    m = spec.model
+    n_inputs = int(np.prod(prep.X_train.shape[1:]))
+    n_outputs = prep.pre.coder.n_outputs
+    notes = []
+    if m.hidden == "auto":
+        hidden, why = auto_hidden(prep.X_train.shape[0], n_inputs, n_outputs)
+        notes.append(why)
+    else:
+        hidden = list(m.hidden)
+    init, why_init = resolve_init(m.init, m.activation)
+    notes.append(f"init: {why_init}")
+    arch = {"type": m.type, "n_inputs": n_inputs, "input_shape": list(prep.X_train.shape[1:]),
+            "hidden": hidden, "n_outputs": n_outputs, "activation": m.activation, "init": init,
+            "init_std": m.init_std, "init_limit": m.init_limit, "init_value": m.init_value,
+            "bias_init": m.bias_init, "dropout": m.dropout, "batchnorm": m.batchnorm,
+            "residual": m.residual, "loss": m.loss, "output_activation": m.output_activation,
+            "task": prep.pre.task}
+    return arch, notes
+
+
+def new_run_dir(name: str, root: str | Path = "runs") -> Path:
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    base = Path(root) / f"{name}-{stamp}"
+    path, i = base, 1
+    while path.exists():
+        i += 1
+        path = Path(f"{base}-{i}")
+    return path
+
+
+def build_state(spec: Spec, prep: Prepared, arch: dict, device: torch.device) -> TrainState:
+    """Model, optimizer, schedule and early stopping, seeded, with data on the device."""
+    seed_everything(spec.train.seed)
+    model = build_model(arch)
+    initialize(model, arch, spec.train.seed)
+    model.to(device)
+    head = make_head(prep.pre.task, arch["loss"], arch["output_activation"])
+    as_t = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(device)  # noqa: E731
+    data = Tensors(as_t(prep.X_train), as_t(prep.y_train), as_t(prep.X_val), as_t(prep.y_val),
+                   as_t(prep.X_test), as_t(prep.y_test))
+    optimizer = make_optimizer(model.parameters(), spec.optim, device_type=device.type)
+    gen = torch.Generator(device=device)
+    gen.manual_seed(spec.train.seed)
+    stop = spec.stop
+    monitor = stop.monitor
+    metric = head.metric
+    if monitor not in ("val_loss", "train_loss", f"val_{metric}", f"train_{metric}"):
+        raise UserError(
+            f'stop.monitor="{monitor}" is not tracked for a {head.task} task. '
+            f"Use one of: val_loss, train_loss, val_{metric}, train_{metric}."
+        )
+    stopper = EarlyStopping(monitor=monitor, mode=resolve_mode(monitor, stop.mode), patience=stop.patience,
+                            min_delta=stop.min_delta, target=stop.target, delta=stop.delta, enabled=stop.enabled)
+    state = TrainState(spec=spec, model=model, head=head, optimizer=optimizer, schedule=None,  # type: ignore[arg-type]
+                       data=data, stopper=stopper, generator=gen)
+    state.schedule = make_schedule(optimizer, spec.schedule, epochs=spec.train.epochs,
+                                   steps_per_epoch=state.steps_per_epoch)
+    return state
+
+
+def split_metrics(run: Run, prep: Prepared, state: TrainState) -> dict:
+    """Full metrics on train and validation, and once on the held-out test split."""
+    out = {}
+    d = state.data
+    run.model.eval()
+    for split, (X, y) in {"train": (d.X_train, d.y_train), "val": (d.X_val, d.y_val),
+                          "test": (d.X_test, d.y_test)}.items():
+        if X.shape[0] == 0:
+            out[split] = {}
+            continue
+        with torch.no_grad():
+            logits = torch.cat([run.model(X[i:i + 8192]).float() for i in range(0, X.shape[0], 8192)])
+            loss = float(run.head.loss_fn(logits, y))
+            o = run.head.transform(logits).cpu().numpy()
+        yn = y.cpu().numpy()
+        if prep.pre.task == "regression":
+            out[split] = regression_metrics(prep.pre.decode_regression(yn), prep.pre.decode_regression(o))
+        else:
+            out[split] = classification_metrics(prep.pre.task, yn, o)
+        out[split]["loss"] = loss
+    return out
+
+
+class _Progress:
+    """Rich progress bar with live train/validation loss and metric."""
+
+    def __init__(self, console: Console, epochs: int, metric: str):
+        self.metric = metric
+        self.progress = Progress(TextColumn("[bold]epoch"), MofNCompleteColumn(), BarColumn(),
+                                 TextColumn("{task.description}"), TimeElapsedColumn(), console=console,
+                                 transient=False, auto_refresh=False)
+        self.last = 0.0
+        self.task = self.progress.add_task("", total=epochs)
+
+    def __enter__(self):
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        self.progress.__exit__(*exc)
+
+    def __call__(self, state: TrainState, row: dict) -> None:
+        m = self.metric
+        self.progress.update(self.task, completed=state.epoch, description=(
+            f"loss {row['train_loss']:.4f} / val {row['val_loss']:.4f}  "
+            f"{m} {row[f'train_{m}']:.4f} / val {row[f'val_{m}']:.4f}"))
+        now = time.perf_counter()
+        if now - self.last > 0.2 or state.stop or state.epoch == state.spec.train.epochs:
+            self.progress.refresh()   # manual refresh: a refresh thread would fight the loop for the GIL
+            self.last = now
+
+
+def fit(data: str | None = None, X: Any = None, y: Any = None, spec: Spec | dict | str | None = None,
+        *, sets: list[str] | None = None, out: str | Path | None = None, save: bool = True,
+        verbose: bool = True, callbacks: list | None = None, **overrides: Any) -> Run:
+    """Train a model well and return the Run.
+
+    ``data`` is a built-in name or a path; or pass arrays as ``X``/``y``.
+    ``spec`` is a Spec, dict or YAML path; keyword sections (``model={...}``,
+    ``optim={...}``, ``task="binary"``, ...) and ``sets=["a.b=value"]`` override it.
+    """
+    if data is not None:
+        overrides.setdefault("data", {})
+        if isinstance(overrides["data"], dict):
+            overrides["data"] = {**overrides["data"], "source": str(data)}
+    spec = Spec.build(spec, sets=sets, **overrides)
+    console = Console(quiet=not verbose, highlight=False)
+    table = load_table(spec, X, y)
+    if X is not None:
+        spec = Spec.build(spec, sets=["data.source=arrays"])
+    prep = prepare(table, spec)
+    arch, arch_notes = resolve_architecture(spec, prep)
+    device = resolve_device(spec.train.device)
+    state = build_state(spec, prep, arch, device)
+    for note in [*prep.notes, *arch_notes]:
+        console.print(f"[dim]·[/dim] {note}")
+    console.print(f"[dim]·[/dim] model: {arch['n_inputs']}-{'-'.join(map(str, arch['hidden']))}-{arch['n_outputs']}"
+                  f" {arch['activation']}, {count_parameters(state.model):,} parameters, on {device.type};"
+                  f" {spec.optim.name} lr {spec.optim.lr:g}, batch {state.batch_size}"
+                  f" ({state.steps_per_epoch} steps/epoch)")
+    run_dir = Path(out) if out is not None else new_run_dir(prep.name)
+    t0 = time.perf_counter()
+    if verbose and spec.train.progress:
+        with _Progress(console, spec.train.epochs, state.head.metric) as bar:
+            fit_loop(state, callbacks, on_epoch=bar)
+    else:
+        fit_loop(state, callbacks)
+    seconds = time.perf_counter() - t0
+    history = pd.DataFrame(state.history)
+    run = Run(state.model, arch, prep.pre, spec, history, directory=None)
+    if state.stopped_because == "nan":
+        raise UserError(
+            f"Training diverged: the loss became NaN or inf in epoch {state.extra.get('nan_epoch')}. "
+            f"Likely causes: a learning rate too high (optim.lr={spec.optim.lr:g}; try 10x lower), "
+            f"exploding gradients (set regularize.clip_norm=1.0), or extreme input values."
+        )
+    best = state.stopper.best_epoch
+    run.metrics = {"task": prep.pre.task, "best_epoch": best, "epochs_run": state.epoch,
+                   "stopped_because": state.stopped_because, "seconds": seconds,
+                   **split_metrics(run, prep, state)}
+    restored = f"; restored epoch {best}" if spec.stop.restore_best and best > 0 else ""
+    console.print(f"[dim]·[/dim] stopped at epoch {state.epoch}: {state.stopped_because}{restored} ({seconds:.1f} s)")
+    if save:
+        write_run_directory(run, run_dir, best)
+        console.print(f"[dim]·[/dim] run directory: {run_dir}")
+    if verbose:
+        console.print(summary_table(run.metrics))
+    return run
+
+
+def write_run_directory(run: Run, run_dir: Path, best_epoch: int) -> None:
+    run.save(run_dir)
+    (run_dir / "checkpoints").mkdir(exist_ok=True)
+    if not run.history.empty:
+        plot_curves(run.history, run.head.metric, run_dir / "curves.png", best_epoch)
+    from trainwell.report.html import write_report   # late import: the report sits above the loop
+    write_report(run, run_dir)
+
+
+def summary_table(metrics: dict) -> RichTable:
+    table = RichTable(title="scores", show_lines=False)
+    splits = [s for s in ("train", "val", "test") if metrics.get(s)]
+    keys = [k for k, v in metrics[splits[0]].items() if isinstance(v, (int, float))] if splits else []
+    table.add_column("metric")
+    for s in splits:
+        table.add_column(s, justify="right")
+    for k in keys:
+        table.add_row(k, *[f"{metrics[s].get(k):.4f}" if metrics[s].get(k) is not None else "-" for s in splits])
+    return table
+
+
+def dump_json(obj: Any) -> str:
+    return json.dumps(_json_safe(obj), indent=2)

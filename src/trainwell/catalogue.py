@@ -1,0 +1,19 @@
+"""Everything trainwell can build, by area, for ``trainwell list`` and the docs."""
+from __future__ import annotations
+
+from trainwell.nn.activations import ACTIVATIONS
+from trainwell.nn.init import INITIALIZERS
+from trainwell.optim.optimizers import OPTIMIZERS
+from trainwell.optim.regularizers import REGULARIZERS
+from trainwell.optim.schedules import SCHEDULES
+
+
+def catalogue() -> dict[str, dict[str, str]]:
+    """Area -> {spec name -> one-line description}, read from the registries themselves."""
+    return {
+        "activations": dict(ACTIVATIONS),
+        "initializers": dict(INITIALIZERS),
+        "optimizers": dict(OPTIMIZERS),
+        "schedules": dict(SCHEDULES),
+        "regularizers": dict(REGULARIZERS),
+    }

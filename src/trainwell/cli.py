@@ -1,0 +1,152 @@
+"""The ``trainwell`` command line (typer). Bad input exits with code 2 and one paragraph."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import numpy as np
+import pandas as pd
+import typer
+from rich.console import Console
+
+from trainwell.errors import UserError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Train neural networks well: the field's practices built in, explained and fast.")
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+out = Console(highlight=False)
+
+
+def _fail(exc: UserError) -> None:
+    err.print(f"[bold red]error:[/bold red] {exc}")
+    raise typer.Exit(code=2)
+
+
+@app.command()
+def fit(
+    data: str = typer.Argument("digits", help="Built-in name (digits, breast_cancer, diabetes, iris, wine, circles) "
+                                              "or a path (.csv, .parquet, .npz, IDX folder)."),
+    target: Optional[List[str]] = typer.Option(None, "--target", help="Target column(s) of a table."),
+    task: Optional[str] = typer.Option(None, "--task", help="auto|regression|binary|multiclass|multilabel"),
+    spec: Optional[Path] = typer.Option(None, "--spec", help="Spec YAML file."),
+    set_: Optional[List[str]] = typer.Option(None, "--set", help="Override: section.key=value (repeatable)."),
+    out_dir: Optional[Path] = typer.Option(None, "--out", help="Run directory (default: runs/NAME-TIMESTAMP)."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Seed for every random source."),
+) -> None:
+    """Train a model: split, scale, MLP, early stopping; writes a run directory and report."""
+    from trainwell.api import fit as fit_fn
+    sets = list(set_ or [])
+    if target:
+        sets.insert(0, f"data.target={target[0] if len(target) == 1 else list(target)}")
+    if task:
+        sets.insert(0, f"task={task}")
+    if seed is not None:
+        sets.insert(0, f"train.seed={seed}")
+    try:
+        fit_fn(data, spec=spec, sets=sets, out=out_dir)
+    except UserError as exc:
+        _fail(exc)
+
+
+@app.command()
+def evaluate(
+    run_dir: Path = typer.Argument(..., help="A run directory written by `trainwell fit`."),
+    data: Optional[str] = typer.Argument(None, help="Data to score (default: the run's own test split)."),
+    target: Optional[List[str]] = typer.Option(None, "--target"),
+) -> None:
+    """Scores of a trained model on its test split, or on new labelled data."""
+    from trainwell.data.sources import load_source
+    from trainwell.run import load
+    try:
+        run = load(run_dir)
+        if data is None:
+            scores = run.metrics.get("test", {})
+            source = "the run's held-out test split"
+        else:
+            tgt = (target[0] if len(target) == 1 else list(target)) if target else run.spec.data.target
+            table = load_source(data, tgt, seed=run.spec.train.seed)
+            X, y = (table.X_test, table.y_test) if table.X_test is not None else (table.X, table.y)
+            if y is None:
+                raise UserError(f"{data} has no target column to score against. Pass --target COLUMN.")
+            scores = run.evaluate(X, y)
+            source = data
+    except UserError as exc:
+        _fail(exc)
+        return
+    out.print(f"scores on {source}:")
+    for key, value in scores.items():
+        if isinstance(value, (int, float)):
+            out.print(f"  {key:<12} {value:.4f}")
+
+
+@app.command()
+def predict(
+    run_dir: Path = typer.Argument(..., help="A run directory written by `trainwell fit`."),
+    data: str = typer.Argument(..., help="Features to predict (.csv, .parquet, .npz, IDX folder)."),
+    out_file: Path = typer.Option(Path("predictions.csv"), "--out", help="Where to write predictions (.csv)."),
+    proba: bool = typer.Option(False, "--proba", help="Also write class probabilities."),
+) -> None:
+    """Decoded predictions (original labels / units) for new data, written as CSV."""
+    from trainwell.data.sources import load_features
+    from trainwell.run import load
+    try:
+        run = load(run_dir)
+        X = load_features(data, run.pre.feature_names, run.spec.data.target)
+        pred = run.predict(X)
+        frame = pd.DataFrame(pred if np.ndim(pred) > 1 else {"prediction": pred})
+        if np.ndim(pred) > 1:
+            frame.columns = [f"prediction_{c}" for c in run.pre.coder.classes] or frame.columns
+        if proba and run.pre.task != "regression":
+            p = run.predict_proba(X)
+            labels = run.pre.coder.classes if run.pre.task != "binary" else run.pre.coder.classes[-2:]
+            for j, c in enumerate(labels if len(labels) == p.shape[1] else range(p.shape[1])):
+                frame[f"proba_{c}"] = p[:, j]
+        out_file.parent.mkdir(parents=True, exist_ok=True)
+        frame.to_csv(out_file, index=False)
+    except UserError as exc:
+        _fail(exc)
+        return
+    out.print(f"wrote {len(frame)} predictions to {out_file}")
+
+
+@app.command("list")
+def list_catalogue() -> None:
+    """Print the catalogue: every activation, initializer, optimizer, schedule, regularizer."""
+    from rich.table import Table
+
+    from trainwell.catalogue import catalogue
+    for area, entries in catalogue().items():
+        table = Table(title=area, show_header=True, title_justify="left")
+        table.add_column("spec name")
+        table.add_column("description")
+        for name, text in entries.items():
+            table.add_row(name, text)
+        out.print(table)
+
+
+@app.command()
+def report(run_dir: Path = typer.Argument(..., help="A run directory.")) -> None:
+    """Regenerate report.html of a run directory."""
+    from trainwell.report.html import write_report
+    from trainwell.run import load
+    try:
+        run = load(run_dir)
+    except UserError as exc:
+        _fail(exc)
+        return
+    path = write_report(run, run_dir)
+    out.print(f"wrote {path}")
+
+
+def main() -> None:
+    """Console-script entry point: typer's usage errors already exit with 2."""
+    try:
+        app()
+    except UserError as exc:  # raised outside a command body
+        err.print(f"[bold red]error:[/bold red] {exc}")
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

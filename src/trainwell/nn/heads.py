@@ -1,0 +1,114 @@
+"""Task heads: what the output layer, the loss and the metrics are for each task.
+
+PRACTICES §3. The network always emits raw scores (logits); losses use torch's
+fused, numerically stable forms (log-sum-exp inside cross-entropy, BCE with
+logits), and the output activation is applied only when predicting.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from trainwell.errors import UserError
+
+LOSSES = {
+    "mse": "mean squared error (regression)",
+    "mae": "mean absolute error (regression with outliers)",
+    "huber": "Huber loss (regression, robust to outliers)",
+    "bce": "binary cross-entropy on logits (binary, multilabel)",
+    "cross_entropy": "categorical cross-entropy on logits (multiclass)",
+}
+DEFAULT_LOSS = {"regression": "mse", "binary": "bce", "multilabel": "bce", "multiclass": "cross_entropy"}
+EPOCH_METRIC = {"regression": "r2", "binary": "accuracy", "multilabel": "accuracy", "multiclass": "accuracy"}
+
+
+@dataclass(frozen=True)
+class Head:
+    """How one task turns logits into a loss, predictions and an epoch metric."""
+
+    task: str
+    loss: str
+    output_activation: str = "none"   # regression only: none / relu / softplus / sigmoid / tanh
+
+    @property
+    def metric(self) -> str:
+        return EPOCH_METRIC[self.task]
+
+    def loss_fn(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if self.task == "multiclass":
+            return F.cross_entropy(out, y)
+        if self.task == "binary":
+            return F.binary_cross_entropy_with_logits(out.squeeze(-1), y)
+        if self.task == "multilabel":
+            return F.binary_cross_entropy_with_logits(out, y)
+        pred = self.transform(out)
+        if self.loss == "mae":
+            return F.l1_loss(pred, y)
+        if self.loss == "huber":
+            return F.huber_loss(pred, y)
+        return F.mse_loss(pred, y)
+
+    def transform(self, out: torch.Tensor) -> torch.Tensor:
+        """Logits -> the quantity a user reads (probabilities or regression values)."""
+        if self.task == "multiclass":
+            return torch.softmax(out, dim=-1)
+        if self.task == "binary":
+            return torch.sigmoid(out.squeeze(-1))
+        if self.task == "multilabel":
+            return torch.sigmoid(out)
+        act = self.output_activation
+        if act == "relu":
+            return F.relu(out)
+        if act == "softplus":
+            return F.softplus(out)
+        if act == "sigmoid":
+            return torch.sigmoid(out)
+        if act == "tanh":
+            return torch.tanh(out)
+        return out
+
+    def metric_terms(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Sufficient statistics of the epoch metric for one batch, kept on the device.
+
+        Classification: [correct, count]. Regression: [sum y, sum y^2, sum err^2, count]
+        so that R^2 = 1 - SSE / (sum y^2 - (sum y)^2 / n) over the whole epoch.
+        """
+        if self.task == "multiclass":
+            correct = (out.argmax(-1) == y).sum()
+            return torch.stack([correct.to(out.dtype), out.new_tensor(float(y.shape[0]))])
+        if self.task == "binary":
+            correct = ((out.squeeze(-1) > 0) == (y > 0.5)).sum()
+            return torch.stack([correct.to(out.dtype), out.new_tensor(float(y.shape[0]))])
+        if self.task == "multilabel":
+            correct = ((out > 0) == (y > 0.5)).sum()
+            return torch.stack([correct.to(out.dtype), out.new_tensor(float(y.numel()))])
+        pred = self.transform(out).detach()
+        return torch.stack([y.sum(), (y * y).sum(), ((pred - y) ** 2).sum(), out.new_tensor(float(y.numel()))])
+
+    def metric_value(self, terms: np.ndarray) -> float:
+        if self.task == "regression":
+            s, s2, sse, n = (float(t) for t in terms)
+            sst = s2 - s * s / max(n, 1.0)
+            return 1.0 - sse / sst if sst > 0 else float("nan")
+        return float(terms[0] / max(terms[1], 1.0))
+
+
+def make_head(task: str, loss: str = "auto", output_activation: str = "auto") -> Head:
+    """The head for ``task``; ``loss='auto'`` picks the table's default."""
+    loss = DEFAULT_LOSS[task] if loss == "auto" else loss
+    allowed = {"regression": ("mse", "mae", "huber")}.get(task, (DEFAULT_LOSS[task],))
+    if loss not in allowed:
+        raise UserError(
+            f'Loss "{loss}" does not fit a {task} task. Use one of: {", ".join(allowed)} '
+            f"(set model.loss=auto to pick the standard one)."
+        )
+    act = "none" if output_activation == "auto" else output_activation
+    if task != "regression" and act != "none":
+        raise UserError(
+            f"model.output_activation={act} applies to regression only; {task} heads use "
+            f"{'softmax' if task == 'multiclass' else 'sigmoid'} by construction. Remove the setting."
+        )
+    return Head(task=task, loss=loss, output_activation=act)

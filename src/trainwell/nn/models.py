@@ -1,0 +1,116 @@
+"""Models built from a plain architecture dict (what ``model.json`` stores).
+
+The architecture dict is the single description of a network: ``build_model``
+turns it into modules, and the same dict saved next to the weights rebuilds it.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import nn
+
+from trainwell.nn.activations import activation_family, make_activation
+from trainwell.nn.init import init_layer
+
+
+class DenseBlock(nn.Module):
+    """Linear -> [batch norm before] -> activation -> [batch norm after] -> dropout."""
+
+    def __init__(self, n_in: int, n_out: int, activation: str, dropout: float,
+                 batchnorm: str | bool, residual: bool = False, alpha_dropout: bool = False):
+        super().__init__()
+        self.linear = nn.Linear(n_in, n_out)
+        self.bn_before = nn.BatchNorm1d(n_out) if batchnorm in (True, "before") else None
+        self.act = make_activation(activation)
+        self.bn_after = nn.BatchNorm1d(n_out) if batchnorm == "after" else None
+        if dropout > 0:
+            self.drop = nn.AlphaDropout(dropout) if alpha_dropout else nn.Dropout(dropout)
+        else:
+            self.drop = None
+        self.residual = residual and n_in == n_out
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.linear(x)
+        if self.bn_before is not None:
+            h = self.bn_before(h)
+        h = self.act(h)
+        if self.bn_after is not None:
+            h = self.bn_after(h)
+        if self.drop is not None:
+            h = self.drop(h)
+        return x + h if self.residual else h
+
+
+class MLP(nn.Module):
+    """Feed-forward network: dense blocks, then a linear output layer (no dropout on it)."""
+
+    def __init__(self, arch: dict[str, Any]):
+        super().__init__()
+        widths = [arch["n_inputs"], *arch["hidden"]]
+        alpha = arch.get("activation") == "selu"
+        self.blocks = nn.ModuleList(
+            DenseBlock(widths[i], widths[i + 1], arch["activation"], arch.get("dropout", 0.0),
+                       arch.get("batchnorm", False), arch.get("residual", False), alpha)
+            for i in range(len(widths) - 1)
+        )
+        self.out = nn.Linear(widths[-1], arch["n_outputs"])
+        self.record_activity = False
+        self.activity: list[torch.Tensor] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() > 2:
+            x = x.flatten(1)
+        if self.record_activity:
+            self.activity = []
+        for block in self.blocks:
+            x = block(x)
+            if self.record_activity:
+                self.activity.append(x)
+        return self.out(x)
+
+
+def initialize(model: nn.Module, arch: dict[str, Any], seed: int) -> None:
+    """Apply the architecture's initializer to every linear layer, reproducibly."""
+    gen_state = torch.random.get_rng_state()
+    torch.manual_seed(seed)
+    for module in model.modules():
+        if isinstance(module, (nn.Linear, nn.Conv1d, nn.Conv2d)):
+            init_layer(module, arch["init"], std=arch.get("init_std", 1.0),
+                       limit=arch.get("init_limit", 0.5), value=arch.get("init_value", 0.0),
+                       bias=arch.get("bias_init", 0.0))
+    torch.random.set_rng_state(gen_state)
+
+
+def build_model(arch: dict[str, Any]) -> nn.Module:
+    """Modules for an architecture dict (weights not initialised by trainwell yet)."""
+    kind = arch.get("type", "mlp")
+    if kind == "mlp":
+        return MLP(arch)
+    raise NotImplementedError(f"model.type={kind} is not available yet")
+
+
+def auto_hidden(n_samples: int, n_inputs: int, n_outputs: int, gamma: float = 2.0) -> tuple[list[int], str]:
+    """PRACTICES §2 width heuristic N_h = N_s / ((N_i + N_o) * gamma), with a floor.
+
+    The raw formula gives very narrow layers on small tables (digits: 9.7 units),
+    so the width is raised to at least 2 x max(N_o, 16) and capped at 512; large
+    data (>= 10,000 rows) gets a second, halved layer (the "pyramid").
+    """
+    raw = n_samples / ((n_inputs + n_outputs) * gamma)
+    floor = 2 * max(n_outputs, 16)
+    width = int(min(512, max(floor, 2 ** round(math.log2(max(raw, 1.0))))))
+    hidden = [width] if n_samples < 10_000 else [width, max(width // 2, floor // 2)]
+    reason = (f"hidden {hidden}: N_h = N_s/((N_i+N_o)*gamma) = {n_samples}/(({n_inputs}+{n_outputs})*{gamma:g})"
+              f" = {raw:.1f}, rounded to a power of two within [{floor}, 512]; "
+              f"{'1 layer (fewer than 10,000 rows)' if len(hidden) == 1 else '2 layers, halved (10,000 rows or more)'}")
+    return hidden, reason
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def uses_saturating(arch: dict[str, Any]) -> bool:
+    return activation_family(arch["activation"]) == "saturating"

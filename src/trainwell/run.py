@@ -1,0 +1,163 @@
+"""Run: a trained model with its preprocessing, history and scores; saved as safetensors + JSON.
+
+The on-disk form is the run-directory contract of DESIGN.md. Nothing here uses
+pickle: tensors go to ``model.safetensors``, everything else to JSON/YAML/CSV.
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from safetensors.torch import load_file, save_file
+
+from trainwell.data.pipeline import Preprocessor
+from trainwell.errors import UserError
+from trainwell.nn.heads import Head, make_head
+from trainwell.nn.models import build_model
+from trainwell.spec import Spec
+from trainwell.train.metrics import classification_metrics, regression_metrics
+
+PREDICT_CHUNK = 8192
+
+
+class Run:
+    """A trained model and everything needed to use, evaluate and explain it."""
+
+    def __init__(self, model: torch.nn.Module, arch: dict, pre: Preprocessor, spec: Spec,
+                 history: pd.DataFrame | None = None, metrics: dict | None = None,
+                 directory: Path | None = None, diagnosis: dict | None = None):
+        self.model = model
+        self.arch = arch
+        self.pre = pre
+        self.spec = spec
+        self.history = history if history is not None else pd.DataFrame()
+        self.metrics = metrics or {}
+        self.directory = directory
+        self.diagnosis = diagnosis or {"findings": []}
+        self.head: Head = make_head(pre.task, arch.get("loss", "auto"), arch.get("output_activation", "auto"))
+
+    # -- prediction ----------------------------------------------------------
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @torch.no_grad()
+    def _outputs(self, X: Any, mc_samples: int = 0) -> torch.Tensor:
+        Xp = torch.from_numpy(self.pre.transform_X(X)).to(self.device)
+        self.model.eval()
+        if mc_samples:
+            for m in self.model.modules():
+                if isinstance(m, (torch.nn.Dropout, torch.nn.AlphaDropout)):
+                    m.train()
+        chunks = [self.head.transform(self.model(Xp[i:i + PREDICT_CHUNK]).float())
+                  for i in range(0, Xp.shape[0], PREDICT_CHUNK)]
+        self.model.eval()
+        return torch.cat(chunks) if chunks else torch.empty(0)
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Class probabilities: [N, K] for multiclass, [N, 2] for binary, [N, K] for multilabel."""
+        if self.pre.task == "regression":
+            raise UserError("predict_proba is for classification; this model does regression. Use predict().")
+        p = self._outputs(X).cpu().numpy()
+        if self.pre.task == "binary":
+            return np.stack([1.0 - p, p], axis=1)
+        return p
+
+    def predict(self, X: Any, mc_samples: int = 0) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+        """Decoded predictions (original labels or target units).
+
+        With ``mc_samples=T`` (MC dropout), returns (mean, std) over T stochastic
+        passes of the transformed outputs (probabilities or regression values).
+        """
+        if mc_samples:
+            outs = torch.stack([self._outputs(X, mc_samples=mc_samples) for _ in range(mc_samples)])
+            mean, std = outs.mean(0).cpu().numpy(), outs.std(0).cpu().numpy()
+            if self.pre.task == "regression":
+                scale = self.pre.target_scaler.std if self.pre.target_scaler is not None else 1.0
+                return self.pre.decode_regression(mean), std * scale
+            return mean, std
+        out = self._outputs(X).cpu().numpy()
+        return self._decode(out)
+
+    def _decode(self, out: np.ndarray) -> np.ndarray:
+        task = self.pre.task
+        if task == "regression":
+            return self.pre.coder.decode(self.pre.decode_regression(out))
+        if task == "binary":
+            return self.pre.coder.decode((out >= 0.5).astype(np.int64))
+        if task == "multiclass":
+            return self.pre.coder.decode(out.argmax(-1))
+        return self.pre.coder.decode((out >= 0.5).astype(np.int64))
+
+    def evaluate(self, X: Any, y: Any) -> dict:
+        """All metrics of the task on raw (X, y)."""
+        out = self._outputs(X).cpu().numpy()
+        codes = self.pre.coder.encode(np.asarray(y))
+        if self.pre.task == "regression":
+            return regression_metrics(codes, self.pre.decode_regression(out))
+        return classification_metrics(self.pre.task, codes, out)
+
+    # -- persistence ---------------------------------------------------------
+    def save(self, directory: str | Path) -> Path:
+        """Write spec.yaml, model.safetensors, model.json, history.csv, metrics.json."""
+        d = Path(directory)
+        d.mkdir(parents=True, exist_ok=True)
+        self.spec.to_yaml(d / "spec.yaml")
+        state = {k: v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()}
+        save_file(state, str(d / "model.safetensors"))
+        (d / "model.json").write_text(json.dumps(
+            {"format": "trainwell-model/1", "architecture": self.arch, "preprocessing": self.pre.to_json()},
+            indent=2))
+        if not self.history.empty:
+            self.history.to_csv(d / "history.csv", index=False)
+        (d / "metrics.json").write_text(json.dumps(_json_safe(self.metrics), indent=2))
+        self.directory = d
+        return d
+
+    def __repr__(self) -> str:
+        test = self.metrics.get("test", {})
+        key = "accuracy" if "accuracy" in test else "r2"
+        score = f", test {key}={test[key]:.4f}" if test.get(key) is not None else ""
+        return f"Run(task={self.pre.task}, hidden={self.arch.get('hidden')}{score}, dir={self.directory})"
+
+
+def _json_safe(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {k: _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_safe(v) for v in obj]
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, (np.floating, np.integer)):
+        return _json_safe(obj.item())
+    return obj
+
+
+def load(directory: str | Path, device: str = "cpu") -> Run:
+    """Load a run directory written by ``fit`` (weights from safetensors, no pickle)."""
+    d = Path(directory)
+    if not (d / "model.json").exists() or not (d / "model.safetensors").exists():
+        raise UserError(
+            f"{d} is not a trainwell run directory (model.json and model.safetensors are missing). "
+            f"Pass the folder that `trainwell fit` wrote, e.g. runs/digits."
+        )
+    try:
+        meta = json.loads((d / "model.json").read_text())
+        state = load_file(str(d / "model.safetensors"), device=device)
+    except Exception as exc:  # corrupt file: say which and what to do
+        raise UserError(f"Could not read the model in {d}: {exc}. The file is damaged; retrain or restore it.") from None
+    arch = meta["architecture"]
+    model = build_model(arch)
+    model.load_state_dict(state)
+    model.to(device).eval()
+    pre = Preprocessor.from_json(meta["preprocessing"])
+    spec = Spec.from_yaml(d / "spec.yaml") if (d / "spec.yaml").exists() else Spec()
+    history = pd.read_csv(d / "history.csv") if (d / "history.csv").exists() else None
+    metrics = json.loads((d / "metrics.json").read_text()) if (d / "metrics.json").exists() else {}
+    diagnosis = json.loads((d / "diagnosis.json").read_text()) if (d / "diagnosis.json").exists() else None
+    return Run(model, arch, pre, spec, history, metrics, d, diagnosis)

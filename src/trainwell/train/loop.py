@@ -1,0 +1,224 @@
+"""The training loop: lean, on-device, with metrics read once per epoch.
+
+DESIGN.md performance principles: the data already lives as tensors on the
+training device; a batch is an index slice of a per-epoch permutation; loss and
+metric terms accumulate on the device and are read once per epoch (no
+``.item()`` inside the step). Everything else — early stopping, schedules,
+checkpoints, monitors — runs between epochs through plain callbacks.
+"""
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Protocol
+
+import torch
+from torch import nn
+
+from trainwell.nn.heads import Head
+from trainwell.optim.regularizers import activity_penalty, clip_gradients, weight_penalty
+from trainwell.optim.schedules import LRSchedule
+from trainwell.spec import Spec
+from trainwell.train.early_stopping import EarlyStopping
+
+EVAL_CHUNK = 8192
+
+
+@dataclass
+class Tensors:
+    """Training, validation and test tensors on the device (test may be empty)."""
+
+    X_train: torch.Tensor
+    y_train: torch.Tensor
+    X_val: torch.Tensor
+    y_val: torch.Tensor
+    X_test: torch.Tensor
+    y_test: torch.Tensor
+
+
+@dataclass
+class TrainState:
+    """Everything a callback may read or change between epochs."""
+
+    spec: Spec
+    model: nn.Module
+    head: Head
+    optimizer: torch.optim.Optimizer
+    schedule: LRSchedule
+    data: Tensors
+    stopper: EarlyStopping
+    generator: torch.Generator
+    epoch: int = 0                 # epochs completed
+    step: int = 0                  # optimizer steps taken
+    batch_in_epoch: int = 0        # position inside the current epoch's permutation
+    permutation: torch.Tensor | None = None
+    history: list[dict[str, float]] = field(default_factory=list)
+    best_state: dict[str, torch.Tensor] | None = None
+    stop: bool = False
+    stopped_because: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def batch_size(self) -> int:
+        b = self.spec.train.batch_size
+        n = self.data.X_train.shape[0]
+        return n if b == "full" else min(int(b), n)
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return math.ceil(self.data.X_train.shape[0] / self.batch_size)
+
+
+class Callback(Protocol):
+    """Any of these methods may be defined; all are optional."""
+
+    def on_train_begin(self, state: TrainState) -> None: ...
+    def on_epoch_end(self, state: TrainState) -> None: ...
+    def on_train_end(self, state: TrainState) -> None: ...
+
+
+def _call(callbacks: list, hook: str, state: TrainState) -> None:
+    for cb in callbacks:
+        fn = getattr(cb, hook, None)
+        if fn is not None:
+            fn(state)
+
+
+@torch.no_grad()
+def evaluate_tensors(model: nn.Module, head: Head, X: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
+    """Mean loss and epoch metric over (X, y), in evaluation mode, chunked."""
+    if X.shape[0] == 0:
+        return math.nan, math.nan
+    was_training = model.training
+    model.eval()
+    loss_sum = torch.zeros((), device=X.device)
+    terms = None
+    for i in range(0, X.shape[0], EVAL_CHUNK):
+        xb, yb = X[i:i + EVAL_CHUNK], y[i:i + EVAL_CHUNK]
+        out = model(xb).float()
+        loss_sum += head.loss_fn(out, yb) * xb.shape[0]
+        t = head.metric_terms(out, yb)
+        terms = t if terms is None else terms + t
+    model.train(was_training)
+    values = torch.cat([loss_sum.reshape(1), terms]).cpu().numpy()
+    return float(values[0] / X.shape[0]), head.metric_value(values[1:])
+
+
+def make_step(state: TrainState) -> Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
+    """The per-batch update, with only the practices that are switched on."""
+    model, head, opt, reg = state.model, state.head, state.optimizer, state.spec.regularize
+    has_weight_pen = any((reg.l1, reg.l2, reg.bias_l1, reg.bias_l2))
+    has_activity = bool(reg.activity_l1 or reg.activity_l2)
+    clipping = reg.clip_norm is not None or reg.clip_value is not None
+    noise = reg.noise
+    params = [p for p in model.parameters() if p.requires_grad]
+    if has_activity:
+        model.record_activity = True
+
+    def step(xb: torch.Tensor, yb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if noise > 0:
+            xb = xb + noise * torch.randn_like(xb)
+        out = model(xb)
+        loss = head.loss_fn(out, yb)
+        total = loss
+        if has_weight_pen:
+            total = total + weight_penalty(model, reg)
+        if has_activity:
+            total = total + activity_penalty(model.activity, reg)
+        opt.zero_grad(set_to_none=True)
+        total.backward()
+        if clipping:
+            clip_gradients(params, reg)
+        opt.step()
+        return loss.detach(), head.metric_terms(out.detach(), yb)
+
+    return step
+
+
+def run_epoch(state: TrainState, step_fn) -> tuple[torch.Tensor, torch.Tensor]:
+    """One pass over a fresh permutation; returns on-device (loss_sum, metric terms)."""
+    data, b = state.data, state.batch_size
+    n = data.X_train.shape[0]
+    if state.permutation is None or state.batch_in_epoch == 0:
+        state.permutation = torch.randperm(n, generator=state.generator, device=state.generator.device)
+        state.permutation = state.permutation.to(data.X_train.device)
+        state.extra["epoch_loss"] = torch.zeros((), device=data.X_train.device)
+        state.extra["epoch_terms"] = None
+    perm = state.permutation
+    loss_sum, terms = state.extra["epoch_loss"], state.extra["epoch_terms"]
+    per_batch = state.schedule.per == "batch"
+    step_hooks = state.extra.get("step_hooks", [])
+    for start in range(state.batch_in_epoch * b, n, b):
+        idx = perm[start:start + b]
+        loss, t = step_fn(data.X_train[idx], data.y_train[idx])
+        loss_sum = loss_sum + loss * idx.shape[0]
+        terms = t if terms is None else terms + t
+        state.step += 1
+        state.batch_in_epoch += 1
+        if per_batch:
+            state.schedule.step_batch()
+        if step_hooks:
+            state.extra["epoch_loss"], state.extra["epoch_terms"] = loss_sum, terms
+            for hook in step_hooks:
+                hook(state)
+            if state.stop:
+                break
+    state.extra["epoch_loss"], state.extra["epoch_terms"] = loss_sum, terms
+    return loss_sum, terms
+
+
+def fit_loop(state: TrainState, callbacks: list | None = None,
+             on_epoch: Callable[[TrainState, dict], None] | None = None) -> TrainState:
+    """Train until the epoch budget or early stopping; restore the best weights."""
+    callbacks = callbacks or []
+    spec = state.spec
+    state.stopper.enabled = spec.stop.enabled
+    state.extra.setdefault("step_hooks", [cb.on_step_end for cb in callbacks if hasattr(cb, "on_step_end")])
+    step_fn = make_step(state)
+    state.model.train()
+    _call(callbacks, "on_train_begin", state)
+    n = state.data.X_train.shape[0]
+    while state.epoch < spec.train.epochs and not state.stop:
+        t0 = time.perf_counter()
+        loss_sum, terms = run_epoch(state, step_fn)
+        if state.stop:                       # interrupted mid-epoch by a step hook
+            break
+        lr = state.optimizer.param_groups[0]["lr"]
+        train_stats = torch.cat([loss_sum.reshape(1), terms]).cpu().numpy()   # the one sync per epoch
+        train_loss = float(train_stats[0] / n)
+        val_loss, val_metric = evaluate_tensors(state.model, state.head, state.data.X_val, state.data.y_val)
+        metric = state.head.metric
+        row = {"epoch": state.epoch + 1, "lr": lr, "train_loss": train_loss, "val_loss": val_loss,
+               f"train_{metric}": state.head.metric_value(train_stats[1:]), f"val_{metric}": val_metric,
+               "seconds": time.perf_counter() - t0}
+        state.history.append(row)
+        state.epoch += 1
+        state.batch_in_epoch = 0
+        if not math.isfinite(train_loss):
+            state.stop = True
+            state.stopped_because = "nan"
+            state.extra["nan_epoch"] = state.epoch
+        else:
+            monitored = row.get(state.stopper.monitor, val_loss)
+            if state.stopper.update(state.epoch, monitored):
+                state.stop = True
+                state.stopped_because = state.stopper.reason
+            if state.stopper.best_epoch == state.epoch and spec.stop.restore_best:
+                state.best_state = {k: v.detach().clone() for k, v in state.model.state_dict().items()}
+            if state.schedule.per == "epoch":
+                state.schedule.step_epoch(monitored)
+        if on_epoch is not None:
+            on_epoch(state, row)
+        _call(callbacks, "on_epoch_end", state)
+    if not state.stopped_because:
+        state.stopped_because = "interrupted" if state.stop else f"reached the epoch budget ({spec.train.epochs})"
+    if spec.stop.restore_best and state.best_state is not None and state.stopped_because != "interrupted":
+        state.model.load_state_dict(state.best_state)
+    _call(callbacks, "on_train_end", state)
+    return state
+
+
+def snapshot(model: nn.Module) -> dict[str, torch.Tensor]:
+    return copy.deepcopy({k: v.detach() for k, v in model.state_dict().items()})

@@ -1,0 +1,207 @@
+"""Each optimizer's update equals its formula, computed by hand in numpy (float64)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from trainwell.errors import UserError
+from trainwell.optim.optimizers import OPTIMIZERS, EMAMomentum, make_optimizer
+from trainwell.spec import OptimSpec
+
+W0 = np.array([0.5, -1.2, 2.0, 0.03])
+GRADS = np.random.default_rng(0).normal(size=(5, 4)) * np.array([1.0, 0.1, 3.0, 0.01])
+
+
+def run_torch(spec: OptimSpec, steps: int, *, grads=GRADS, w0=W0) -> np.ndarray:
+    """Apply the fixed gradient sequence through make_optimizer; return the weights."""
+    p = torch.nn.Parameter(torch.tensor(w0, dtype=torch.float64))
+    opt = make_optimizer([p], spec)
+    for t in range(steps):
+        p.grad = torch.tensor(grads[t], dtype=torch.float64)
+        opt.step()
+    return p.detach().numpy()
+
+
+# ---- the formulas, written out ------------------------------------------------------
+def sgd(s, steps, wd=0.0):
+    w = W0.copy()
+    for g in GRADS[:steps]:
+        w = w - s.lr * (g + wd * w)
+    return w
+
+
+def momentum_classic(s, steps):          # v = beta v - eta g; w <- w + v   (S4)
+    w, v = W0.copy(), np.zeros(4)
+    for g in GRADS[:steps]:
+        v = s.momentum * v - s.lr * g
+        w = w + v
+    return w
+
+
+def momentum_ema(s, steps):              # V = beta V + (1-beta) dW; w <- w - alpha V, V0 = 0   (S1, S3)
+    w, V = W0.copy(), np.zeros(4)
+    for g in GRADS[:steps]:
+        V = s.momentum * V + (1 - s.momentum) * g
+        w = w - s.lr * V
+    return w
+
+
+def nesterov(s, steps):                  # torch docs form: b = mu b + g; w <- w - lr (g + mu b)
+    w, b = W0.copy(), np.zeros(4)
+    for g in GRADS[:steps]:
+        b = s.momentum * b + g
+        w = w - s.lr * (g + s.momentum * b)
+    return w
+
+
+def adagrad(s, steps):                   # G += g^2; w <- w - lr g / (sqrt(G) + eps)
+    w, G = W0.copy(), np.zeros(4)
+    for g in GRADS[:steps]:
+        G = G + g * g
+        w = w - s.lr * g / (np.sqrt(G) + s.eps)
+    return w
+
+
+def rmsprop(s, steps):                   # S = rho S + (1-rho) g^2; w <- w - lr g / (sqrt(S) + eps)
+    w, S = W0.copy(), np.zeros(4)
+    for g in GRADS[:steps]:
+        S = s.rho * S + (1 - s.rho) * g * g
+        w = w - s.lr * g / (np.sqrt(S) + s.eps)
+    return w
+
+
+def adam(s, steps, wd=0.0, decoupled=False):
+    w, V, S = W0.copy(), np.zeros(4), np.zeros(4)
+    for t, g in enumerate(GRADS[:steps], start=1):
+        if decoupled:
+            w = w - s.lr * wd * w        # AdamW: decay outside the adaptive step
+        else:
+            g = g + wd * w               # coupled: L2 gradient inside
+        V = s.beta1 * V + (1 - s.beta1) * g
+        S = s.beta2 * S + (1 - s.beta2) * g * g
+        Vh, Sh = V / (1 - s.beta1 ** t), S / (1 - s.beta2 ** t)
+        w = w - s.lr * Vh / (np.sqrt(Sh) + s.eps)
+    return w
+
+
+def nadam(s, steps):                     # Dozat 2016 with torch's schedule mu_t = b1 (1 - 0.5 * 0.96^(t psi))
+    psi = 4e-3
+    mu = lambda t: s.beta1 * (1 - 0.5 * 0.96 ** (t * psi))  # noqa: E731
+    w, m, v, prod = W0.copy(), np.zeros(4), np.zeros(4), 1.0
+    for t, g in enumerate(GRADS[:steps], start=1):
+        prod_t = prod * mu(t)
+        prod_next = prod_t * mu(t + 1)
+        m = s.beta1 * m + (1 - s.beta1) * g
+        v = s.beta2 * v + (1 - s.beta2) * g * g
+        vh = v / (1 - s.beta2 ** t)
+        step = mu(t + 1) * m / (1 - prod_next) + (1 - mu(t)) * g / (1 - prod_t)
+        w = w - s.lr * step / (np.sqrt(vh) + s.eps)
+        prod = prod_t
+    return w
+
+
+def adamax(s, steps):                    # m = b1 m + (1-b1) g; u = max(b2 u, |g| + eps); w -= lr/(1-b1^t) m/u
+    w, m, u = W0.copy(), np.zeros(4), np.zeros(4)
+    for t, g in enumerate(GRADS[:steps], start=1):
+        m = s.beta1 * m + (1 - s.beta1) * g
+        u = np.maximum(s.beta2 * u, np.abs(g) + s.eps)
+        w = w - s.lr / (1 - s.beta1 ** t) * m / u
+    return w
+
+
+FORMULAS = {
+    "sgd": sgd, "momentum": momentum_classic, "momentum_ema": momentum_ema, "nesterov": nesterov,
+    "adagrad": adagrad, "rmsprop": rmsprop, "adam": adam, "nadam": nadam, "adamax": adamax,
+    "adamw": lambda s, n: adam(s, n, wd=s.weight_decay, decoupled=True),
+}
+
+
+def test_every_registered_optimizer_has_a_formula_test():
+    assert set(FORMULAS) == set(OPTIMIZERS)
+
+
+@pytest.mark.parametrize("name", sorted(FORMULAS))
+@pytest.mark.parametrize("steps", [1, 5])
+def test_update_matches_formula(name, steps):
+    spec = OptimSpec(name=name, lr=0.05, momentum=0.8, beta1=0.85, beta2=0.99, rho=0.7, eps=1e-6)
+    got = run_torch(spec, steps)
+    want = FORMULAS[name](spec, steps)
+    assert not np.allclose(got, W0)  # it moved
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=0)
+
+
+def test_default_adam_hyperparameters_are_the_notes():
+    s = OptimSpec()
+    assert (s.name, s.lr, s.beta1, s.beta2, s.eps) == ("adam", 1e-3, 0.9, 0.999, 1e-8)
+    np.testing.assert_allclose(run_torch(s, 5), adam(s, 5), rtol=1e-5)
+
+
+def test_momentum_ema_differs_from_torch_dampening():
+    """torch SGD(dampening=1-beta) starts its buffer at the raw gradient, not at (1-beta) g."""
+    s = OptimSpec(name="momentum_ema", lr=0.1, momentum=0.9)
+    p = torch.nn.Parameter(torch.tensor(W0))
+    damp = torch.optim.SGD([p], lr=0.1, momentum=0.9, dampening=0.1)
+    p.grad = torch.tensor(GRADS[0])
+    damp.step()
+    assert not np.allclose(p.detach().numpy(), momentum_ema(s, 1))
+    np.testing.assert_allclose(run_torch(s, 1), momentum_ema(s, 1), rtol=1e-12)
+
+
+def test_momentum_ema_foreach_and_loop_agree_with_weight_decay():
+    out = []
+    for foreach in (True, False):
+        p = torch.nn.Parameter(torch.tensor(W0))
+        opt = EMAMomentum([p], lr=0.1, momentum=0.9, weight_decay=0.01, foreach=foreach)
+        for g in GRADS:
+            p.grad = torch.tensor(g)
+            opt.step()
+        out.append(p.detach().numpy())
+    w, V = W0.copy(), np.zeros(4)
+    for g in GRADS:
+        V = 0.9 * V + 0.1 * (g + 0.01 * w)
+        w = w - 0.1 * V
+    np.testing.assert_allclose(out[0], w, rtol=1e-10)
+    np.testing.assert_allclose(out[1], w, rtol=1e-10)
+
+
+def test_nesterov_evaluates_the_gradient_ahead():
+    """On f = w^T A w / 2, Sutskever's look-ahead form v = mu v - lr grad(w + mu v); w += v
+    is torch's Nesterov with its parameters tracking the look-ahead point w + mu v."""
+    A = np.diag([3.0, 0.5, 1.0, 2.0])
+    mu, lr = 0.9, 0.05
+    p = torch.nn.Parameter(torch.tensor(W0))
+    opt = make_optimizer([p], OptimSpec(name="nesterov", lr=lr, momentum=mu))
+    w, v = W0.copy(), np.zeros(4)
+    for _ in range(10):
+        p.grad = torch.tensor(A) @ p.detach()
+        opt.step()
+        v = mu * v - lr * A @ (w + mu * v)
+        w = w + v
+    np.testing.assert_allclose(p.detach().numpy(), w + mu * v, rtol=1e-10)
+
+
+def test_weight_decay_coupled_vs_decoupled():
+    coupled = OptimSpec(name="adam", lr=0.05, weight_decay=0.1)
+    decoupled = OptimSpec(name="adamw", lr=0.05, weight_decay=0.1)
+    np.testing.assert_allclose(run_torch(coupled, 5), adam(coupled, 5, wd=0.1), rtol=1e-5)
+    np.testing.assert_allclose(run_torch(decoupled, 5), adam(decoupled, 5, wd=0.1, decoupled=True), rtol=1e-5)
+    assert not np.allclose(run_torch(coupled, 5), run_torch(decoupled, 5))
+    sgd_wd = OptimSpec(name="sgd", lr=0.05, weight_decay=0.1)
+    np.testing.assert_allclose(run_torch(sgd_wd, 5), sgd(sgd_wd, 5, wd=0.1), rtol=1e-5)
+
+
+@pytest.mark.parametrize("name", sorted(FORMULAS))
+def test_float32_matches_float64_formula(name):
+    spec = OptimSpec(name=name, lr=0.01)
+    p = torch.nn.Parameter(torch.tensor(W0, dtype=torch.float32))
+    opt = make_optimizer([p], spec)
+    for g in GRADS:
+        p.grad = torch.tensor(g, dtype=torch.float32)
+        opt.step()
+    np.testing.assert_allclose(p.detach().numpy(), FORMULAS[name](spec, 5), rtol=1e-5, atol=1e-7)
+
+
+def test_unknown_optimizer_suggests():
+    with pytest.raises(UserError, match='Did you mean "rmsprop"'):
+        make_optimizer([torch.nn.Parameter(torch.zeros(1))], OptimSpec(name="rmsprob"))

@@ -1,0 +1,198 @@
+"""Each schedule's learning rate at every step equals its formula."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from trainwell.errors import UserError
+from trainwell.optim.schedules import SCHEDULES, make_schedule
+from trainwell.spec import ScheduleSpec
+
+MU0 = 0.1
+
+
+def setup(spec: ScheduleSpec, epochs: int = 30, steps_per_epoch: int = 1, lr: float = MU0):
+    p = torch.nn.Parameter(torch.zeros(2))
+    opt = torch.optim.SGD([p], lr=lr)
+    return opt, make_schedule(opt, spec, epochs=epochs, steps_per_epoch=steps_per_epoch)
+
+
+def lrs_over(spec: ScheduleSpec, n: int = 30, *, by: str = "epoch", monitored=None, **kw) -> list[float]:
+    """The lr in effect at t = 0..n-1 when advanced by step_epoch or step_batch."""
+    opt, sched = setup(spec, **kw)
+    out = []
+    for t in range(n):
+        out.append(opt.param_groups[0]["lr"])
+        opt.step()
+        if by == "epoch":
+            sched.step_epoch(None if monitored is None else monitored[t])
+        else:
+            sched.step_batch()
+    return out
+
+
+def close(got, want):
+    assert len(got) == len(want)
+    for t, (g, w) in enumerate(zip(got, want)):
+        assert g == pytest.approx(w, rel=1e-9, abs=0), f"t={t}: {g} != {w}"
+
+
+def test_none_is_constant():
+    close(lrs_over(ScheduleSpec(name="none")), [MU0] * 30)
+
+
+def test_step_halves_every_T():
+    close(lrs_over(ScheduleSpec(name="step", step_size=4)), [MU0 / 2 ** (t // 4) for t in range(30)])
+    close(lrs_over(ScheduleSpec(name="step", step_size=3, gamma=0.1)), [MU0 * 0.1 ** (t // 3) for t in range(30)])
+
+
+def test_exponential_both_forms():
+    close(lrs_over(ScheduleSpec(name="exponential", decay_rate=0.1)), [MU0 * math.exp(-0.1 * t) for t in range(30)])
+    close(lrs_over(ScheduleSpec(name="exponential", decay_steps=7)), [MU0 * 0.1 ** (t / 7) for t in range(30)])
+
+
+def test_inverse_time():
+    close(lrs_over(ScheduleSpec(name="inverse_time", decay_t=5)), [MU0 / (1 + t / 5) for t in range(30)])
+
+
+def test_piecewise_values():
+    spec = ScheduleSpec(name="piecewise", boundaries=[5, 12], values=[0.2, 0.05, 0.01])
+    close(lrs_over(spec), [0.2 if t < 5 else 0.05 if t < 12 else 0.01 for t in range(30)])
+
+
+def test_piecewise_gamma_when_no_values():
+    spec = ScheduleSpec(name="piecewise", boundaries=[5, 12], gamma=0.1)
+    close(lrs_over(spec), [MU0 * 0.1 ** ((t >= 5) + (t >= 12)) for t in range(30)])
+
+
+@pytest.mark.parametrize("kw", [dict(boundaries=[5], values=[0.1]), dict(boundaries=[5, 3], values=[1, 2, 3]),
+                                dict(), dict(boundaries=[5], values=[0.1, -1.0])])
+def test_piecewise_validation(kw):
+    with pytest.raises(UserError):
+        setup(ScheduleSpec(name="piecewise", **kw))
+
+
+def test_warmup_linear_then_constant():
+    close(lrs_over(ScheduleSpec(name="warmup", warmup_steps=10), by="batch"),
+          [MU0 * min(1.0, (t + 1) / 10) for t in range(30)])
+
+
+def test_plateau_reduces_after_exactly_patience_bad_epochs():
+    losses = [5, 4, 3, 3.5, 3.2, 3.0, 3.1, 2.0, 2.5, 2.4, 2.2, 2.1, 2.0, 1.9] + [1.9] * 16
+    factor, patience = 0.5, 3
+
+    # Keras rule by hand: count epochs since the last strict improvement; at `patience`, cut and reset.
+    want, lr, best, bad = [], MU0, math.inf, 0
+    for v in losses:
+        want.append(lr)
+        if v < best:
+            best, bad = v, 0
+        else:
+            bad += 1
+            if bad >= patience:
+                lr, bad = lr * factor, 0
+    got = lrs_over(ScheduleSpec(name="plateau", factor=factor, patience=patience), monitored=losses)
+    close(got, want)
+    assert got[5] == MU0 and got[6] == MU0 * factor  # epochs 3, 4, 5 did not improve -> cut after epoch 5
+
+
+def test_plateau_needs_a_value_and_epoch_stepping():
+    opt, sched = setup(ScheduleSpec(name="plateau"))
+    with pytest.raises(UserError):
+        sched.step_epoch(None)
+    with pytest.raises(UserError):
+        setup(ScheduleSpec(name="plateau", per="batch"))
+
+
+def test_onecycle_peaks_at_max_lr_per_batch():
+    epochs, spe = 5, 8
+    got = lrs_over(ScheduleSpec(name="onecycle", max_lr=0.3), n=epochs * spe, by="batch",
+                   epochs=epochs, steps_per_epoch=spe)
+    assert max(got) == pytest.approx(0.3, rel=1e-12)
+    assert got[0] == pytest.approx(0.3 / 25)
+    peak = got.index(max(got))
+    assert all(a <= b for a, b in zip(got[:peak], got[1:peak + 1]))   # rises ...
+    assert all(a >= b for a, b in zip(got[peak:], got[peak + 1:]))    # ... then falls
+    assert got[-1] < got[0] / 100
+    default = lrs_over(ScheduleSpec(name="onecycle"), n=40, by="batch", epochs=5, steps_per_epoch=8)
+    assert max(default) == pytest.approx(10 * MU0, rel=1e-12)
+
+
+def test_onecycle_holds_after_the_planned_steps():
+    opt, sched = setup(ScheduleSpec(name="onecycle"), epochs=2, steps_per_epoch=3)
+    for _ in range(10):  # more steps than planned must not crash
+        opt.step()
+        sched.step_batch()
+    assert opt.param_groups[0]["lr"] > 0
+
+
+def test_per_routes_the_right_calls():
+    opt, sched = setup(ScheduleSpec(name="step", step_size=2))
+    assert sched.per == "epoch"
+    for _ in range(5):
+        sched.step_batch()
+    assert opt.param_groups[0]["lr"] == MU0
+    got = lrs_over(ScheduleSpec(name="step", step_size=4, per="batch"), by="batch")
+    close(got, [MU0 / 2 ** (t // 4) for t in range(30)])
+    opt, sched = setup(ScheduleSpec(name="step", step_size=1, per="batch"))
+    sched.step_epoch()
+    assert opt.param_groups[0]["lr"] == MU0
+    for name in SCHEDULES:
+        expected = "batch" if name in ("onecycle", "warmup") else "epoch"
+        spec = ScheduleSpec(name=name, boundaries=[3], values=[0.1, 0.01])
+        assert setup(spec)[1].per == expected
+
+
+ROUND_TRIP = {
+    "step": ScheduleSpec(name="step", step_size=3),
+    "exponential": ScheduleSpec(name="exponential", decay_rate=0.2),
+    "inverse_time": ScheduleSpec(name="inverse_time", decay_t=2),
+    "piecewise": ScheduleSpec(name="piecewise", boundaries=[4, 9], values=[0.3, 0.03, 0.003]),
+    "plateau": ScheduleSpec(name="plateau", patience=2),
+    "onecycle": ScheduleSpec(name="onecycle"),
+    "warmup": ScheduleSpec(name="warmup", warmup_steps=12),
+    "none": ScheduleSpec(name="none"),
+}
+
+
+def test_round_trip_covers_all():
+    assert set(ROUND_TRIP) == set(SCHEDULES)
+
+
+@pytest.mark.parametrize("name", sorted(ROUND_TRIP))
+@pytest.mark.parametrize("restore_optimizer", [True, False])
+def test_state_dict_round_trip_continues_identically(name, restore_optimizer):
+    spec = ROUND_TRIP[name]
+    losses = [3, 2, 2, 2, 1.5, 1.5, 1.5, 1.5, 1.5, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1]
+
+    def advance(opt, sched, ts):
+        out = []
+        for t in ts:
+            opt.step()
+            if sched.per == "batch":
+                sched.step_batch()
+            else:
+                sched.step_epoch(losses[t])
+            out.append(opt.param_groups[0]["lr"])
+        return out
+
+    opt, sched = setup(spec, epochs=20)
+    advance(opt, sched, range(7))
+    saved_opt, saved = opt.state_dict(), sched.state_dict()
+    reference = advance(opt, sched, range(7, 20))
+
+    opt2, sched2 = setup(spec, epochs=20)
+    if restore_optimizer:
+        opt2.load_state_dict(saved_opt)
+    sched2.load_state_dict(saved)
+    assert advance(opt2, sched2, range(7, 20)) == reference
+
+
+def test_unknown_schedule_and_mismatched_state():
+    with pytest.raises(UserError, match="Did you mean"):
+        setup(ScheduleSpec(name="exponentail"))
+    _, sched = setup(ScheduleSpec(name="step"))
+    with pytest.raises(UserError):
+        sched.load_state_dict(setup(ScheduleSpec(name="warmup"))[1].state_dict())
