@@ -94,14 +94,16 @@ def build_model(arch: dict[str, Any]) -> nn.Module:
 def auto_hidden(n_samples: int, n_inputs: int, n_outputs: int, gamma: float = 2.0) -> tuple[list[int], str]:
     """PRACTICES §2 width heuristic N_h = N_s / ((N_i + N_o) * gamma), with a floor.
 
-    The raw formula gives very narrow layers on small tables (digits: 9.7 units),
-    so the width is raised to at least 2 x max(N_o, 16) and capped at 512; large
-    data (>= 10,000 rows) gets a second, halved layer (the "pyramid").
+    The formula (gamma = 2, its most generous end) is rounded to a power of two.
+    On small tables it gives very narrow layers (digits: 9.7 units), so the width
+    is raised to at least 16 and to the power of two at or above 2 x N_o (a
+    bottleneck narrower than the output loses classes), and capped at 512.
+    Data of 10,000 rows or more gets a second, halved layer (the "pyramid").
     """
     raw = n_samples / ((n_inputs + n_outputs) * gamma)
-    floor = 2 * max(n_outputs, 16)
+    floor = max(16, 2 ** math.ceil(math.log2(2 * n_outputs)))
     width = int(min(512, max(floor, 2 ** round(math.log2(max(raw, 1.0))))))
-    hidden = [width] if n_samples < 10_000 else [width, max(width // 2, floor // 2)]
+    hidden = [width] if n_samples < 10_000 else [width, max(width // 2, floor)]
     reason = (f"hidden {hidden}: N_h = N_s/((N_i+N_o)*gamma) = {n_samples}/(({n_inputs}+{n_outputs})*{gamma:g})"
               f" = {raw:.1f}, rounded to a power of two within [{floor}, 512]; "
               f"{'1 layer (fewer than 10,000 rows)' if len(hidden) == 1 else '2 layers, halved (10,000 rows or more)'}")

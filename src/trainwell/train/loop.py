@@ -125,7 +125,7 @@ def make_step(state: TrainState) -> Callable[[torch.Tensor, torch.Tensor], tuple
         total = loss
         if has_weight_pen:
             total = total + weight_penalty(model, reg)
-        if has_activity:
+        if has_activity and model.activity:
             total = total + activity_penalty(model.activity, reg)
         opt.zero_grad(set_to_none=True)
         total.backward()
@@ -207,8 +207,8 @@ def fit_loop(state: TrainState, callbacks: list | None = None,
                 state.stopped_because = state.stopper.reason
             if state.stopper.best_epoch == state.epoch and spec.stop.restore_best:
                 state.best_state = {k: v.detach().clone() for k, v in state.model.state_dict().items()}
-            if state.schedule.per == "epoch":
-                state.schedule.step_epoch(monitored)
+            if state.schedule.per == "epoch":   # plateau expects lower-is-better
+                state.schedule.step_epoch(monitored if state.stopper.mode == "min" else -monitored)
         if on_epoch is not None:
             on_epoch(state, row)
         _call(callbacks, "on_epoch_end", state)

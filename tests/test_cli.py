@@ -1,0 +1,85 @@
+"""The command line: a full fit/evaluate/predict round, and bad input -> exit 2, one paragraph, no traceback."""
+import numpy as np
+import pandas as pd
+import pytest
+
+from trainwell.data.sources import load_source
+
+
+@pytest.fixture(scope="module")
+def labelled_csv(tmp_path_factory):
+    """Iris as a CSV with string labels, so predictions must be decoded back to names."""
+    d = tmp_path_factory.mktemp("csv")
+    t = load_source("iris")
+    frame = pd.DataFrame(t.X, columns=[f"f{i}" for i in range(t.X.shape[1])])
+    frame["species"] = np.array(["setosa", "versicolor", "virginica"])[t.y]
+    path = d / "iris.csv"
+    frame.to_csv(path, index=False)
+    return path
+
+
+def test_fit_evaluate_predict_round_trip(cli, labelled_csv, tmp_path):
+    run_dir = tmp_path / "run"
+    res = cli("fit", str(labelled_csv), "--target", "species", "--out", str(run_dir))
+    assert res.returncode == 0, res.stderr
+    assert "split" in res.stdout and "init:" in res.stdout
+    assert (run_dir / "report.html").exists()
+    res = cli("evaluate", str(run_dir))
+    assert res.returncode == 0 and "accuracy" in res.stdout
+    out = tmp_path / "pred.csv"
+    res = cli("predict", str(run_dir), str(labelled_csv), "--out", str(out), "--proba")
+    assert res.returncode == 0, res.stderr
+    pred = pd.read_csv(out)
+    truth = pd.read_csv(labelled_csv)["species"]
+    assert set(pred["prediction"]) <= {"setosa", "versicolor", "virginica"}
+    assert (pred["prediction"] == truth).mean() > 0.85
+    assert np.allclose(pred.filter(like="proba_").sum(axis=1), 1.0, atol=1e-5)
+
+
+GOOD = "a,b,y\n" + "".join(f"{i},{i % 7},{i % 2}\n" for i in range(40))
+
+# case -> (CSV text written to d.csv or None, extra CLI args, text the message must contain)
+BAD_INPUT = {
+    "missing_file": (None, ["fit", "nope.csv", "--target", "y"], "nope.csv"),
+    "unknown_target": (GOOD, ["fit", "d.csv", "--target", "yy"], "yy"),
+    "strings_in_numeric": (GOOD.replace("\n5,5,1", "\nfive,5,1"), ["fit", "d.csv", "--target", "y"], "five"),
+    "nan": (GOOD.replace("\n5,5,1", "\n,5,1"), ["fit", "d.csv", "--target", "y"], "NaN"),
+    "inf": (GOOD.replace("\n5,5,1", "\ninf,5,1"), ["fit", "d.csv", "--target", "y"], "inf"),
+    "one_class": (GOOD.replace(",1\n", ",0\n"), ["fit", "d.csv", "--target", "y", "--task", "binary"], "class"),
+    "empty": ("a,b,y\n", ["fit", "d.csv", "--target", "y"], "d.csv"),
+    "unknown_spec_key": ("optim:\n  learning_rate: 0.1\n", ["fit", "iris", "--spec", "d.csv"], "learning_rate"),
+    "bad_set_value": (None, ["fit", "iris", "--set", "train.batch_size=-4"], "batch_size"),
+    "unknown_dataset": (None, ["fit", "digitz"], "digits"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_INPUT))
+def test_bad_input_exits_2_with_one_paragraph(cli, tmp_path, case):
+    text, args, expect = BAD_INPUT[case]
+    if text is not None:
+        (tmp_path / "d.csv").write_text(text)
+    res = cli(*args, cwd=tmp_path)
+    assert res.returncode == 2, (res.stdout, res.stderr)
+    assert "Traceback" not in res.stderr and "Traceback" not in res.stdout
+    assert expect in res.stderr, res.stderr
+    assert res.stderr.startswith("error:")
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+def test_predict_on_a_file_missing_a_feature_column(cli, labelled_csv, tmp_path):
+    run_dir = tmp_path / "run"
+    assert cli("fit", str(labelled_csv), "--target", "species", "--out", str(run_dir),
+               "--set", "train.epochs=3").returncode == 0
+    frame = pd.read_csv(labelled_csv).drop(columns=["f2"])
+    bad = tmp_path / "bad.csv"
+    frame.to_csv(bad, index=False)
+    res = cli("predict", str(run_dir), str(bad), "--out", str(tmp_path / "p.csv"))
+    assert res.returncode == 2 and "f2" in res.stderr and "Traceback" not in res.stderr
+    assert not (tmp_path / "p.csv").exists()
+
+
+def test_list_prints_the_catalogue(cli):
+    res = cli("list")
+    assert res.returncode == 0
+    for name in ("he_uniform", "nadam", "onecycle", "selu", "clip_norm"):
+        assert name in res.stdout
