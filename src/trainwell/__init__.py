@@ -3,10 +3,11 @@
 Public API only; see docs/ for the guide.
 """
 from trainwell.api import fit
+from trainwell.diagnose import diagnose, lr_find
 from trainwell.errors import UserError
 from trainwell.run import Run, load
 from trainwell.sklearn import Classifier, Regressor
 from trainwell.spec import Spec
 
-__all__ = ["fit", "load", "Run", "Spec", "Classifier", "Regressor", "UserError"]
+__all__ = ["fit", "lr_find", "diagnose", "load", "Run", "Spec", "Classifier", "Regressor", "UserError"]
 __version__ = "0.1.0"

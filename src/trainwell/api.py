@@ -218,6 +218,9 @@ def fit(data: str | None = None, X: Any = None, y: Any = None, spec: Spec | dict
                   f" {spec.optim.name} lr {spec.optim.lr:g}, batch {state.batch_size}"
                   f" ({state.steps_per_epoch} steps/epoch)")
     run_dir = Path(out) if out is not None else new_run_dir(prep.name)
+    from trainwell.diagnose.session import attach, diagnose_failure, make_callbacks
+    monitor, doctor_callbacks = make_callbacks(spec)      # babysitting monitors (+ TensorBoard)
+    callbacks = [*(callbacks or []), *doctor_callbacks]
     t0 = time.perf_counter()
     if verbose and spec.train.progress:
         with _Progress(console, spec.train.epochs, state.head.metric) as bar:
@@ -228,15 +231,20 @@ def fit(data: str | None = None, X: Any = None, y: Any = None, spec: Spec | dict
     history = pd.DataFrame(state.history)
     run = Run(state.model, arch, prep.pre, spec, history, directory=None)
     if state.stopped_because == "nan":
+        diagnosis = diagnose_failure(run, state, prep, monitor, run_dir if save else None)
+        titles = "; ".join(f["title"] for f in diagnosis["findings"])
         raise UserError(
             f"Training diverged: the loss became NaN or inf in epoch {state.extra.get('nan_epoch')}. "
             f"Likely causes: a learning rate too high (optim.lr={spec.optim.lr:g}; try 10x lower), "
             f"exploding gradients (set regularize.clip_norm=1.0), or extreme input values."
+            + (f" Diagnosis: {titles}" if titles else "")
+            + (f" (written to {run_dir / 'diagnosis.json'})." if save else "")
         )
     best = state.stopper.best_epoch
     run.metrics = {"task": prep.pre.task, "best_epoch": best, "epochs_run": state.epoch,
                    "stopped_because": state.stopped_because, "seconds": seconds,
                    **split_metrics(run, prep, state)}
+    attach(run, state, prep, monitor)                      # run.diagnosis: the doctor's findings
     restored = f"; restored epoch {best}" if spec.stop.restore_best and best > 0 else ""
     console.print(f"[dim]·[/dim] stopped at epoch {state.epoch}: {state.stopped_because}{restored} ({seconds:.1f} s)")
     if save:
@@ -252,6 +260,8 @@ def write_run_directory(run: Run, run_dir: Path, best_epoch: int) -> None:
     (run_dir / "checkpoints").mkdir(exist_ok=True)
     if not run.history.empty:
         plot_curves(run.history, run.head.metric, run_dir / "curves.png", best_epoch)
+    from trainwell.diagnose.session import write_files
+    write_files(run, run_dir)                         # diagnostics.csv, diagnosis.json, data.json
     from trainwell.report.html import write_report   # late import: the report sits above the loop
     write_report(run, run_dir)
 

@@ -126,6 +126,62 @@ def list_catalogue() -> None:
 
 
 @app.command()
+def diagnose(
+    target: str = typer.Argument(..., help="A run directory; with --overfit-check: the data (built-in name or path)."),
+    bayes_error: float = typer.Option(0.0, "--bayes-error", help="Bayes (e.g. human) error as a fraction, for "
+                                                                  "the bias/variance verdict (S3)."),
+    overfit_check: bool = typer.Option(False, "--overfit-check", help="Can the model overfit a small batch? (S1)"),
+    n: int = typer.Option(32, "--n", help="Samples for --overfit-check."),
+    steps: int = typer.Option(300, "--steps", help="Full-batch steps for --overfit-check."),
+    set_: Optional[List[str]] = typer.Option(None, "--set", help="Override for --overfit-check: section.key=value."),
+    save: bool = typer.Option(False, "--save", help="Rewrite diagnosis.json (and report.html) of the run."),
+) -> None:
+    """The doctor: findings with evidence and remedies (or --overfit-check on data)."""
+    from trainwell.diagnose.report_cli import print_diagnosis, print_overfit
+    try:
+        if overfit_check:
+            from trainwell.diagnose.overfit import overfit_check as check
+            print_overfit(out, check(target, sets=list(set_ or []), n=n, steps=steps))
+            return
+        from trainwell.diagnose import diagnose as doctor
+        from trainwell.run import load
+        run = load(Path(target))
+        result = doctor(run, bayes_error=bayes_error)
+        print_diagnosis(out, result, Path(target))
+        if save:
+            from trainwell.diagnose.session import write_files
+            from trainwell.report.html import write_report
+            run.diagnosis = result
+            write_files(run, Path(target))
+            write_report(run, Path(target))
+    except UserError as exc:
+        _fail(exc)
+
+
+@app.command("lr-find")
+def lr_find(
+    data: str = typer.Argument("digits", help="Built-in name or a path, as for `fit`."),
+    target: Optional[List[str]] = typer.Option(None, "--target", help="Target column(s) of a table."),
+    spec: Optional[Path] = typer.Option(None, "--spec", help="Spec YAML file."),
+    set_: Optional[List[str]] = typer.Option(None, "--set", help="Override: section.key=value (repeatable)."),
+    out_dir: Optional[Path] = typer.Option(None, "--out", help="Folder for lr_find.png/.csv/.json "
+                                                                 "(default: runs/NAME-lr-find-TIMESTAMP)."),
+    steps: int = typer.Option(200, "--steps", help="Steps from 1e-7 to 10."),
+) -> None:
+    """LR range test: grow the lr geometrically, plot loss vs lr, suggest an lr (S2)."""
+    from trainwell.api import new_run_dir
+    from trainwell.diagnose.lr_finder import lr_find as finder
+    sets = list(set_ or [])
+    if target:
+        sets.insert(0, f"data.target={target[0] if len(target) == 1 else list(target)}")
+    try:
+        folder = out_dir or new_run_dir(f"{Path(data).stem}-lr-find")
+        finder(data, spec=spec, sets=sets, out=folder, steps=steps)
+    except UserError as exc:
+        _fail(exc)
+
+
+@app.command()
 def report(run_dir: Path = typer.Argument(..., help="A run directory.")) -> None:
     """Regenerate report.html of a run directory."""
     from trainwell.report.html import write_report

@@ -113,6 +113,8 @@ class TrainSpec(_Section):
     seed: int = 0
     fast: bool = False
     tensorboard: Optional[str] = None
+    monitor: bool = True                    # babysitting monitors -> diagnostics.csv, diagnosis.json
+    monitor_every: int = Field(0, ge=0)     # sample every K steps; 0 = auto (about 2 samples per epoch)
     progress: bool = True
 
     @field_validator("batch_size")

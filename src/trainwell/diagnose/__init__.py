@@ -1,0 +1,22 @@
+"""The training doctor: monitors (hooks), findings with remedies, the LR range test, the overfit check."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from trainwell.diagnose.doctor import bias_variance, diagnose_parts, diagnose_run
+from trainwell.diagnose.lr_finder import LRFindResult, lr_find, lr_range_test
+from trainwell.diagnose.monitors import Monitor
+from trainwell.diagnose.overfit import overfit_check
+
+
+def diagnose(run: Any, bayes_error: float = 0.0) -> dict:
+    """Findings for a Run or a run directory: ``{"findings": [...], "bias_variance": {...}}``."""
+    if isinstance(run, (str, Path)):
+        from trainwell.run import load
+        run = load(run)
+    return diagnose_run(run, bayes_error)
+
+
+__all__ = ["Monitor", "bias_variance", "diagnose", "diagnose_parts", "diagnose_run", "lr_find", "lr_range_test",
+           "LRFindResult", "overfit_check"]

@@ -36,3 +36,146 @@ def plot_curves(history: pd.DataFrame, metric: str, path: str | Path, best_epoch
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
+
+
+# -- the doctor's figures (report.html) ------------------------------------------
+def _short(name: str) -> str:
+    return name.replace("blocks.", "").replace(".linear", "")
+
+
+def plot_lr(history: pd.DataFrame, path: str | Path) -> Path:
+    """Learning rate over the epochs (log scale when it spans more than a factor 10)."""
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    ax.plot(history["epoch"], history["lr"], marker="." if len(history) < 40 else None)
+    lr = history["lr"][history["lr"] > 0]
+    if len(lr) and lr.max() / lr.min() > 10:
+        ax.set_yscale("log")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("learning rate")
+    ax.set_title("learning rate over time")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def plot_gradient_flow(diag: pd.DataFrame, path: str | Path) -> Path:
+    """Left: per-layer weight-gradient norm over the epochs. Right: back-propagated gradient by layer."""
+    import numpy as np
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4.2))
+    ax = axes[0]
+    layers = diag.drop_duplicates("index").sort_values("index")
+    cmap = plt.get_cmap("viridis")
+    n = max(len(layers) - 1, 1)
+    for k, (_, row) in enumerate(layers.iterrows()):
+        d = diag[diag["index"] == row["index"]].sort_values("epoch")
+        ax.plot(d["epoch"], d["grad_norm"].clip(lower=1e-30), color=cmap(k / n), label=_short(row["layer"]))
+    ax.set_yscale("log")
+    ax.set_xlabel("epoch (0 = first step)")
+    ax.set_ylabel("weight-gradient L2 norm")
+    ax.set_title("gradient flow: per-layer gradient norm over epochs")
+    ax.grid(alpha=0.3)
+    if len(layers) <= 12:
+        ax.legend(fontsize=7)
+    ax = axes[1]
+    stat = "out_grad_rms" if "out_grad_rms" in diag and diag["out_grad_rms"].notna().any() else "grad_norm"
+    epochs = sorted(diag["epoch"].unique())
+    for e, style in ((epochs[0], "o-"), (epochs[-1], "s--")):
+        d = diag[diag["epoch"] == e].sort_values("index")
+        ax.plot(d["index"] + 1, np.maximum(d[stat].to_numpy(dtype=float), 1e-30), style, label=f"epoch {e}")
+    ax.set_yscale("log")
+    ax.set_xlabel("layer (1 = input side)")
+    ax.set_ylabel("RMS of dLoss/d(layer output)" if stat == "out_grad_rms" else stat)
+    ax.set_title("back-propagated gradient by layer")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def plot_activation_stats(diag: pd.DataFrame, path: str | Path) -> Path:
+    """Activation mean +- std by layer (first and last epoch); dead and saturated shares over epochs."""
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4.2))
+    d = diag.dropna(subset=["act_mean"])
+    ax = axes[0]
+    epochs = sorted(d["epoch"].unique()) if not d.empty else []
+    for e, off in ((epochs[0], -0.1), (epochs[-1], 0.1)) if epochs else ():
+        x = d[d["epoch"] == e].sort_values("index")
+        ax.errorbar(x["index"] + 1 + off, x["act_mean"], yerr=x["act_std"], fmt="o", capsize=3, label=f"epoch {e}")
+    ax.set_xlabel("layer (1 = input side)")
+    ax.set_ylabel("activation mean +- std")
+    ax.set_title("activation statistics by layer")
+    ax.grid(alpha=0.3)
+    if epochs:
+        ax.legend(fontsize=8)
+    ax = axes[1]
+    for idx in sorted(d["index"].unique()):
+        x = d[d["index"] == idx].sort_values("epoch")
+        name = _short(str(x["layer"].iloc[0]))
+        if x["dead_frac"].max() > 0:
+            ax.plot(x["epoch"], x["dead_frac"], label=f"dead {name}")
+        if x["saturated_frac"].max() > 0:
+            ax.plot(x["epoch"], x["saturated_frac"], linestyle="--", label=f"saturated {name}")
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_xlabel("epoch (0 = first step)")
+    ax.set_ylabel("share of units")
+    ax.set_title("dead ReLU units / saturated sigmoid-tanh outputs")
+    ax.grid(alpha=0.3)
+    handles, _ = ax.get_legend_handles_labels()
+    if 0 < len(handles) <= 12:
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def plot_confusion(preds: pd.DataFrame, classes: list[str] | None, path: str | Path) -> Path:
+    """Confusion matrix of the test split (rows: true class, columns: predicted)."""
+    import numpy as np
+    k = int(max(preds["true"].max(), preds["pred"].max())) + 1
+    k = max(k, len(classes or []))
+    cm = np.zeros((k, k), dtype=int)
+    np.add.at(cm, (preds["true"].to_numpy(int), preds["pred"].to_numpy(int)), 1)
+    fig, ax = plt.subplots(figsize=(min(1 + 0.55 * k, 9), min(0.8 + 0.5 * k, 8)))
+    ax.imshow(cm, cmap="Blues")
+    labels = classes if classes and len(classes) == k else [str(i) for i in range(k)]
+    ax.set_xticks(range(k), labels, rotation=45 if k > 6 else 0)
+    ax.set_yticks(range(k), labels)
+    for i in range(k):
+        for j in range(k):
+            if cm[i, j]:
+                ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=8,
+                        color="white" if cm[i, j] > cm.max() / 2 else "black")
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title("confusion matrix (test split)")
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def plot_pred_vs_true(preds: pd.DataFrame, path: str | Path) -> Path:
+    """Predicted vs true values on the test split, with the identity line."""
+    fig, ax = plt.subplots(figsize=(5, 5))
+    t, p = preds.filter(like="true_").iloc[:, 0], preds.filter(like="pred_").iloc[:, 0]
+    ax.scatter(t, p, s=10, alpha=0.6)
+    lo, hi = float(min(t.min(), p.min())), float(max(t.max(), p.max()))
+    ax.plot([lo, hi], [lo, hi], color="grey", linestyle="--", linewidth=1)
+    ax.set_xlabel("true")
+    ax.set_ylabel("predicted")
+    ax.set_title("predicted vs true (test split)")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

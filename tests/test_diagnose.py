@@ -1,0 +1,157 @@
+"""The doctor finds the right problem on the seeds' scenarios (S1, S3) and raises no false alarms."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.datasets import load_digits
+
+import trainwell as tw
+from trainwell.diagnose import bias_variance, diagnose_parts
+from trainwell.diagnose.overfit import overfit_check
+from trainwell.errors import UserError
+
+FAST = ["train.progress=false"]
+PROBLEMS = {"vanishing_gradients", "exploding_gradients", "saturation", "dead_units", "lr_too_high",
+            "lr_too_low", "overfitting"}
+
+
+def ids(run_or_diag) -> set[str]:
+    d = run_or_diag if isinstance(run_or_diag, dict) else run_or_diag.diagnosis
+    return {f["id"] for f in d["findings"]}
+
+
+# -- S3's bias/variance table, as a pure function ---------------------------------
+@pytest.mark.parametrize("train,val,bayes,verdict", [
+    (0.01, 0.11, 0.005, "high variance"),   # A1
+    (0.15, 0.16, 0.005, "high bias"),       # A2
+    (0.15, 0.30, 0.005, "both"),            # A3
+    (0.005, 0.01, 0.005, "neither"),        # A4
+])
+def test_bias_variance_matches_s3_table(train, val, bayes, verdict):
+    bv = bias_variance(train, val, bayes)
+    assert bv["verdict"] == verdict
+    assert bv["bias"] == pytest.approx(train - bayes)
+    assert bv["variance"] == pytest.approx(val - train)
+    assert len(bv["next_steps"]) == {"neither": 0, "both": 2}.get(verdict, 1)
+
+
+def test_bias_variance_findings_from_metrics():
+    metrics = {"task": "multiclass", "train": {"accuracy": 0.85}, "val": {"accuracy": 0.70}}
+    d = diagnose_parts(pd.DataFrame(), None, {"hidden": [8]}, tw.Spec(), metrics, "", bayes_error=0.005)
+    assert {"high_bias", "high_variance"} <= ids(d) and d["bias_variance"]["verdict"] == "both"
+
+
+# -- the seeds' scenarios, each on digits in a few epochs ------------------------------
+def test_vanishing_gradients_deep_tanh_uniform(tmp_path):
+    run = tw.fit("digits", sets=[f"model.hidden={[8] * 20}", "model.activation=tanh", "model.init=uniform",
+                                 "model.init_limit=0.5", "train.epochs=2", *FAST], out=tmp_path / "r", verbose=False)
+    assert "vanishing_gradients" in ids(run)
+    assert "depth_recipe" in ids(run)           # S1: 20 tanh layers without residual + batch norm
+    f = next(f for f in run.diagnosis["findings"] if f["id"] == "vanishing_gradients")
+    assert f["evidence"]["first_to_last_ratio"] < 1e-2 and f["remedy"]
+    on_disk = json.loads((tmp_path / "r" / "diagnosis.json").read_text())
+    assert "vanishing_gradients" in ids(on_disk)
+    diag = pd.read_csv(tmp_path / "r" / "diagnostics.csv")
+    assert {"grad_norm", "weight_norm", "update_ratio", "act_mean", "act_std", "dead_frac",
+            "saturated_frac"} <= set(diag.columns)
+    assert sorted(diag["epoch"].unique()) == [0, 1, 2] and diag["layer"].nunique() == 21
+
+
+def test_saturation_sigmoid_normal_init():
+    run = tw.fit("digits", sets=["model.hidden=[64,64]", "model.activation=sigmoid", "model.init=normal",
+                                 "model.init_std=1.0", "train.epochs=3", *FAST], save=False, verbose=False)
+    assert "saturation" in ids(run)
+    assert "dead_units" not in ids(run)
+
+
+def test_dead_relus_large_negative_bias():
+    run = tw.fit("digits", sets=["model.hidden=[64,64]", "model.activation=relu", "model.bias_init=-5",
+                                 "train.epochs=3", *FAST], save=False, verbose=False)
+    assert "dead_units" in ids(run)
+    f = next(f for f in run.diagnosis["findings"] if f["id"] == "dead_units")
+    assert max(f["evidence"]["dead_share_by_layer"].values()) > 0.9
+
+
+def test_exploding_sgd_lr_10_diagnosis_written_before_error(tmp_path):
+    with pytest.raises(UserError, match="Exploding gradients"):
+        tw.fit("digits", sets=["optim.name=sgd", "optim.lr=10", "train.epochs=5", *FAST], out=tmp_path / "r",
+               verbose=False)
+    d = json.loads((tmp_path / "r" / "diagnosis.json").read_text())
+    assert "exploding_gradients" in ids(d)
+    f = next(f for f in d["findings"] if f["id"] == "exploding_gradients")
+    assert f["severity"] == "error" and f["evidence"]["nan_epoch"] == 1 and "clip" in f["remedy"]
+
+
+def _noisy_small_digits(n=120, flip=0.3, seed=0):
+    X, y = load_digits(return_X_y=True)
+    rng = np.random.default_rng(seed)
+    idx = rng.permutation(len(X))[:n]
+    X, y = X[idx], y[idx].copy()
+    noisy = rng.random(n) < flip
+    y[noisy] = rng.integers(0, 10, noisy.sum())
+    return X, y
+
+
+@pytest.mark.slow
+def test_overfitting_names_best_epoch():
+    X, y = _noisy_small_digits()
+    run = tw.fit(X=X, y=y, sets=["model.hidden=[256]", "train.epochs=300", "stop.enabled=false",
+                                 "train.batch_size=full", "optim.lr=0.003", *FAST], save=False, verbose=False)
+    assert "overfitting" in ids(run)
+    f = next(f for f in run.diagnosis["findings"] if f["id"] == "overfitting")
+    best = int(run.history["val_loss"].idxmin()) + 1
+    assert f["evidence"]["best_epoch"] == best < 300
+    assert f"epoch {best}" in f["title"]
+
+
+@pytest.mark.slow
+def test_healthy_relu_he_no_false_alarms(tmp_path):
+    run = tw.fit("digits", sets=["model.hidden=[64,64,64]", "model.activation=relu", "model.init=he_uniform",
+                                 "train.epochs=100", "train.batch_size=64", *FAST], out=tmp_path / "r", verbose=False)
+    assert run.metrics["stopped_because"] != "nan"
+    assert not (ids(run) & PROBLEMS), run.diagnosis
+    assert run.diagnosis["findings"] == []
+    assert json.loads((tmp_path / "r" / "diagnosis.json").read_text())["findings"] == []
+
+
+def test_monitor_off_and_every():
+    run = tw.fit("digits", sets=["train.epochs=2", "train.monitor=false", *FAST], save=False, verbose=False)
+    assert run.diagnostics is None
+    run = tw.fit("digits", sets=["train.epochs=2", "train.monitor_every=5", "train.batch_size=64", *FAST],
+                 save=False, verbose=False)
+    d = run.diagnostics
+    # 1437 samples / 64 = 23 steps per epoch: step 1 plus every 5th step -> 5 samples in epoch 1
+    assert d[d["epoch"] == 1]["samples"].iloc[0] == 5
+
+
+def test_overfit_check_small_batch():
+    r = overfit_check("digits", n=32, steps=200)
+    assert r["passed"] and r["metric_after"] == 1.0
+    assert r["metric_before"] < 0.5 and r["loss_after"] < r["loss_before"]
+
+
+def test_tensorboard_missing_is_a_user_error(tmp_path):
+    try:
+        import tensorboard  # noqa: F401
+        pytest.skip("tensorboard is installed")
+    except ImportError:
+        pass
+    with pytest.raises(UserError, match="pip install tensorboard"):
+        tw.fit("digits", sets=["train.epochs=1", f"train.tensorboard={tmp_path}", *FAST], save=False, verbose=False)
+
+
+@pytest.mark.slow
+def test_cli_diagnose(tmp_path, cli):
+    tw.fit("digits", sets=["model.hidden=[64,64]", "model.bias_init=-5", "train.epochs=2", *FAST],
+           out=tmp_path / "r", verbose=False)
+    r = cli("diagnose", str(tmp_path / "r"), "--bayes-error", "0.01")
+    assert r.returncode == 0, r.stderr
+    assert "dead_units" in r.stdout and "remedy" in r.stdout and "bias / variance" in r.stdout
+    r = cli("diagnose", "digits", "--overfit-check", "--steps", "150")
+    assert r.returncode == 0, r.stderr
+    assert "before training" in r.stdout and "PASSED" in r.stdout
+    r = cli("diagnose", str(tmp_path / "nope"))
+    assert r.returncode == 2 and "not a trainwell run directory" in r.stderr
