@@ -8,6 +8,7 @@ from trainwell.errors import UserError
 from trainwell.run import Run, load
 from trainwell.sklearn import Classifier, Regressor
 from trainwell.spec import Spec
+from trainwell.tune import TuneResult, tune
 
-__all__ = ["fit", "lr_find", "diagnose", "load", "Run", "Spec", "Classifier", "Regressor", "UserError"]
+__all__ = ["fit", "lr_find", "diagnose", "load", "Run", "Spec", "Classifier", "Regressor", "UserError", "tune", "TuneResult"]
 __version__ = "0.1.0"

@@ -191,13 +191,19 @@ class _Progress:
 
 def fit(data: str | None = None, X: Any = None, y: Any = None, spec: Spec | dict | str | None = None,
         *, sets: list[str] | None = None, out: str | Path | None = None, save: bool = True,
-        verbose: bool = True, callbacks: list | None = None, **overrides: Any) -> Run:
+        verbose: bool = True, callbacks: list | None = None, resume: str | Path | None = None,
+        **overrides: Any) -> Run:
     """Train a model well and return the Run.
 
     ``data`` is a built-in name or a path; or pass arrays as ``X``/``y``.
     ``spec`` is a Spec, dict or YAML path; keyword sections (``model={...}``,
     ``optim={...}``, ``task="binary"``, ...) and ``sets=["a.b=value"]`` override it.
+    ``resume=RUN_DIR`` continues a stopped run from its spec.yaml and newest good checkpoint.
     """
+    if resume is not None:   # the saved spec, the same folder; arrays-trained runs pass X, y again
+        from trainwell.train.checkpoint import resume_spec
+        spec, out = resume_spec(resume, data, spec, sets, overrides), resume
+        data, sets = None, None
     if data is not None:
         overrides.setdefault("data", {})
         if isinstance(overrides["data"], dict):
@@ -221,12 +227,14 @@ def fit(data: str | None = None, X: Any = None, y: Any = None, spec: Spec | dict
     from trainwell.diagnose.session import attach, diagnose_failure, make_callbacks
     monitor, doctor_callbacks = make_callbacks(spec)      # babysitting monitors (+ TensorBoard)
     callbacks = [*(callbacks or []), *doctor_callbacks]
+    from trainwell.train.checkpoint import make_checkpointer   # saves, resumes, signals, NaN rollback
+    ckpt = make_checkpointer(state, run_dir if save else None, arch, prep.pre, console, resume=resume is not None)
     t0 = time.perf_counter()
     if verbose and spec.train.progress:
         with _Progress(console, spec.train.epochs, state.head.metric) as bar:
-            fit_loop(state, callbacks, on_epoch=bar)
+            ckpt.train(state, callbacks, on_epoch=bar)
     else:
-        fit_loop(state, callbacks)
+        ckpt.train(state, callbacks)
     seconds = time.perf_counter() - t0
     history = pd.DataFrame(state.history)
     run = Run(state.model, arch, prep.pre, spec, history, directory=None)
@@ -234,9 +242,10 @@ def fit(data: str | None = None, X: Any = None, y: Any = None, spec: Spec | dict
         diagnosis = diagnose_failure(run, state, prep, monitor, run_dir if save else None)
         titles = "; ".join(f["title"] for f in diagnosis["findings"])
         raise UserError(
-            f"Training diverged: the loss became NaN or inf in epoch {state.extra.get('nan_epoch')}. "
-            f"Likely causes: a learning rate too high (optim.lr={spec.optim.lr:g}; try 10x lower), "
-            f"exploding gradients (set regularize.clip_norm=1.0), or extreme input values."
+            (state.extra.get("nan_diagnosis") or   # checkpoint replay: step, layer, causes, what is kept
+             f"Training diverged: the loss became NaN or inf in epoch {state.extra.get('nan_epoch')}. "
+             f"Likely causes: a learning rate too high (optim.lr={spec.optim.lr:g}; try 10x lower), "
+             f"exploding gradients (set regularize.clip_norm=1.0), or extreme input values.")
             + (f" Diagnosis: {titles}" if titles else "")
             + (f" (written to {run_dir / 'diagnosis.json'})." if save else "")
         )

@@ -33,6 +33,8 @@ def fit(
     set_: Optional[List[str]] = typer.Option(None, "--set", help="Override: section.key=value (repeatable)."),
     out_dir: Optional[Path] = typer.Option(None, "--out", help="Run directory (default: runs/NAME-TIMESTAMP)."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Seed for every random source."),
+    resume: Optional[Path] = typer.Option(None, "--resume", help="Continue the stopped run in this folder "
+                                          "from its newest good checkpoint (its own spec.yaml)."),
 ) -> None:
     """Train a model: split, scale, MLP, early stopping; writes a run directory and report."""
     from trainwell.api import fit as fit_fn
@@ -44,9 +46,15 @@ def fit(
     if seed is not None:
         sets.insert(0, f"train.seed={seed}")
     try:
-        fit_fn(data, spec=spec, sets=sets, out=out_dir)
+        if resume is not None:
+            fit_fn(None, spec=spec, sets=sets or None, resume=resume)
+        else:
+            fit_fn(data, spec=spec, sets=sets, out=out_dir)
     except UserError as exc:
         _fail(exc)
+    except KeyboardInterrupt as exc:   # SIGINT/SIGTERM: a checkpoint was saved; say how to resume
+        err.print(str(getattr(exc, "message", "")) or "interrupted")
+        raise typer.Exit(code=getattr(exc, "exit_code", 130)) from None
 
 
 @app.command()
@@ -54,13 +62,19 @@ def evaluate(
     run_dir: Path = typer.Argument(..., help="A run directory written by `trainwell fit`."),
     data: Optional[str] = typer.Argument(None, help="Data to score (default: the run's own test split)."),
     target: Optional[List[str]] = typer.Option(None, "--target"),
+    checkpoint: Optional[str] = typer.Option(None, "--checkpoint", help="Score a saved point instead of the "
+                                             "final model: best, last, epoch-N or step-N."),
 ) -> None:
     """Scores of a trained model on its test split, or on new labelled data."""
     from trainwell.data.sources import load_source
     from trainwell.run import load
     try:
-        run = load(run_dir)
-        if data is None:
+        run = load(run_dir, checkpoint=checkpoint)
+        if data is None and checkpoint is not None:
+            from trainwell.train.checkpoint import score_test_split
+            scores = score_test_split(run)
+            source = f"the run's held-out test split (checkpoint {run.checkpoint})"
+        elif data is None:
             scores = run.metrics.get("test", {})
             source = "the run's held-out test split"
         else:

@@ -1,0 +1,186 @@
+"""study.html: one self-contained page per study (PNG plots embedded as base64).
+
+Optimization history, per-trial validation curves (pruning visible), parameter
+importances (optuna.importance) and a parallel-coordinates plot.
+"""
+from __future__ import annotations
+
+import base64
+import html
+import io
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from trainwell.report.html import CSS  # noqa: E402
+
+if TYPE_CHECKING:
+    from trainwell.tune.search import TuneResult
+    from trainwell.tune.space import Space
+
+
+def _png(fig) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
+    plt.close(fig)
+    return f'<img alt="plot" src="data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}">'
+
+
+def history_plot(study: Any, objective: str, maximize: bool) -> str:
+    from optuna.trial import TrialState
+    trials = study.get_trials(deepcopy=False)
+    done = [t for t in trials if t.state == TrialState.COMPLETE]
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4.2))
+    ax = axes[0]
+    if done:
+        xs, ys = [t.number for t in done], [t.value for t in done]
+        ax.scatter(xs, ys, s=18, label="complete")
+        best = np.maximum.accumulate(ys) if maximize else np.minimum.accumulate(ys)
+        ax.step(xs, best, where="post", color="C3", label="best so far")
+    pruned = [t for t in trials if t.state == TrialState.PRUNED and t.intermediate_values]
+    if pruned:
+        ax.scatter([t.number for t in pruned], [t.intermediate_values[max(t.intermediate_values)] for t in pruned],
+                   marker="x", color="grey", s=18, label="pruned (last report)")
+    ax.set_xlabel("trial")
+    ax.set_ylabel(objective)
+    ax.set_title("optimization history")
+    ax.legend(fontsize=8)
+    ax = axes[1]
+    for t in trials:
+        if not t.intermediate_values:
+            continue
+        steps = sorted(t.intermediate_values)
+        color = "grey" if t.state == TrialState.PRUNED else None
+        ax.plot(steps, [t.intermediate_values[s] for s in steps], lw=0.8, color=color,
+                alpha=0.5 if color else 0.9)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(objective)
+    ax.set_title("validation curves per trial (grey: pruned)")
+    return _png(fig)
+
+
+def importance_plot(study: Any) -> tuple[str, dict]:
+    import warnings
+
+    import optuna
+    from optuna.trial import TrialState
+    if len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))) < 3:
+        return "<p>Parameter importances need at least three completed trials.</p>", {}
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            imp = optuna.importance.get_param_importances(study)
+    except Exception as exc:  # too few trials, a single value per param, ...
+        return f"<p>Parameter importances not available: {html.escape(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)}.</p>", {}
+    if not imp:
+        return "<p>Parameter importances not available (no varying parameter).</p>", {}
+    names = list(imp)[::-1]
+    fig, ax = plt.subplots(figsize=(7, 0.45 * len(names) + 1.2))
+    ax.barh(names, [imp[n] for n in names], color="C0")
+    ax.set_xlabel("importance (optuna default evaluator, normalised to sum 1)")
+    ax.set_title("parameter importances")
+    return _png(fig), dict(imp)
+
+
+def parallel_plot(frame: pd.DataFrame, space: "Space", objective: str, maximize: bool) -> str:
+    done = frame[frame["state"] == "complete"] if not frame.empty else frame
+    if len(done) < 2:
+        return "<p>Parallel coordinates need at least two completed trials.</p>"
+    cols = [p.path for p in space if p.path in done.columns]
+    axes_vals, labels = [], []
+    for p in space:
+        if p.path not in done.columns:
+            continue
+        col = done[p.path]
+        if p.kind in ("choice", "grid"):
+            cats = [str(c) if not isinstance(c, str) else c for c in p.grid_values()]
+            keyed = col.map(lambda v: str(v))
+            idx = keyed.map({c: i for i, c in enumerate(cats)}).astype(float)
+            scaled = idx / max(1, len(cats) - 1)
+            labels.append(f"{p.path}\n[{cats[0][:10]} .. {cats[-1][:10]}]")
+        else:
+            v = col.astype(float).to_numpy()
+            if p.kind == "one_minus_log":
+                v = np.log10(np.clip(1.0 - v, 1e-300, None))
+                name = f"log10(1-{p.path})"
+            elif p.log:
+                v = np.log10(v)
+                name = f"log10 {p.path}"
+            else:
+                name = p.path
+            lo, hi = float(np.nanmin(v)), float(np.nanmax(v))
+            scaled = pd.Series((v - lo) / (hi - lo) if hi > lo else np.full_like(v, 0.5))
+            labels.append(f"{name}\n[{lo:.3g} .. {hi:.3g}]")
+        axes_vals.append(np.asarray(scaled, dtype=float))
+    obj = done[objective].astype(float).to_numpy()
+    lo, hi = float(obj.min()), float(obj.max())
+    axes_vals.append((obj - lo) / (hi - lo) if hi > lo else np.full_like(obj, 0.5))
+    labels.append(f"{objective}\n[{lo:.4g} .. {hi:.4g}]")
+    data = np.vstack(axes_vals)           # (axes, trials)
+    fig, ax = plt.subplots(figsize=(max(7, 2.2 * len(labels)), 4.5))
+    cmap = plt.get_cmap("viridis" if maximize else "viridis_r")
+    norm = (obj - lo) / (hi - lo) if hi > lo else np.full_like(obj, 0.5)
+    order = np.argsort(norm if maximize else -norm)
+    x = np.arange(len(labels))
+    for j in order:
+        ax.plot(x, data[:, j], color=cmap(norm[j]), lw=1.0, alpha=0.8)
+    ax.plot(x, data[:, 0], color="C3", lw=2.5, label=f"best (trial {int(done.iloc[0]['trial'])})")
+    for xi in x:
+        ax.axvline(xi, color="k", lw=0.6)
+    ax.set_xticks(x)
+    ax.set_xticklabels(labels, fontsize=8)
+    ax.set_yticks([])
+    ax.set_title(f"parallel coordinates ({len(done)} completed trials, colour = {objective}); {len(cols)} parameters")
+    ax.legend(fontsize=8, loc="upper right")
+    return _png(fig)
+
+
+def write_study_html(study: Any, space: "Space", frame: pd.DataFrame, result: "TuneResult", path: Path) -> Path:
+    maximize = result.direction == "maximize"
+    objective = result.objective
+    parts = [f"<h1>trainwell study: {html.escape(study.study_name)}</h1>"]
+    n = frame["state"].value_counts().to_dict() if not frame.empty else {}
+    parts.append("<p>" + html.escape(", ".join(f"{v} {k}" for k, v in n.items()) or "no trials") + "</p>")
+    if result.best_trial is not None:
+        test = "".join(f"<tr><td>{html.escape(k)}</td><td>{v:.4f}</td></tr>" for k, v in result.test.items()
+                       if isinstance(v, (int, float)) and math.isfinite(v))
+        params = "".join(f"<tr><td>{html.escape(k)}</td><td>{html.escape(str(v))}</td></tr>"
+                         for k, v in result.best_params.items())
+        parts.append(f"<h2>Best trial: {result.best_trial}</h2><p>{html.escape(objective)} = "
+                     f"<b>{result.best_value:.4f}</b> (selected on validation). Run directory: "
+                     f"<code>{html.escape(str(result.best_run_dir))}</code></p>"
+                     f"<table><tr><th>parameter</th><th>value</th></tr>{params}</table>"
+                     f"<h3>Test split (evaluated once, not used for selection)</h3>"
+                     f"<table><tr><th>metric</th><th>test</th></tr>{test}</table>")
+    parts.append("<h2>Optimization history</h2>" + history_plot(study, objective, maximize))
+    imp_html, _ = importance_plot(study)
+    parts.append("<h2>Parameter importances</h2>" + imp_html)
+    parts.append("<h2>Parallel coordinates</h2>" + parallel_plot(frame, space, objective, maximize))
+    if not frame.empty:
+        shown = frame.head(50)
+        head = "".join(f"<th>{html.escape(str(c))}</th>" for c in shown.columns)
+        body = "".join("<tr>" + "".join(f"<td>{html.escape(_fmt(v))}</td>" for v in r) + "</tr>"
+                       for r in shown.itertuples(index=False))
+        parts.append(f"<h2>Trials (best first{', first 50' if len(frame) > 50 else ''})</h2>"
+                     f"<table><tr>{head}</tr>{body}</table>")
+    space_rows = "".join(f"<li><code>{html.escape(p.describe())}</code></li>" for p in space)
+    parts.append(f"<h2>Search space</h2><ul>{space_rows}</ul>")
+    page = (f"<!doctype html><html><head><meta charset='utf-8'><title>trainwell study — "
+            f"{html.escape(study.study_name)}</title><style>{CSS}</style></head><body>{''.join(parts)}</body></html>")
+    path.write_text(page)
+    return path
+
+
+def _fmt(v: Any) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)
