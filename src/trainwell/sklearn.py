@@ -53,7 +53,7 @@ class _Base(BaseEstimator):
             "optim": {"name": self.optimizer, "lr": self.lr, "weight_decay": self.weight_decay},
             "train": {"epochs": self.epochs, "batch_size": self.batch_size, "device": self.device,
                       "seed": 0 if self.random_state is None else int(self.random_state),
-                      "progress": False},
+                      "progress": False, "monitor": False},
             "stop": {"enabled": self.early_stopping, "patience": self.patience},
         }
 
