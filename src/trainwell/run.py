@@ -138,9 +138,16 @@ def _json_safe(obj: Any) -> Any:
     return obj
 
 
-def load(directory: str | Path, device: str = "cpu") -> Run:
-    """Load a run directory written by ``fit`` (weights from safetensors, no pickle)."""
+def load(directory: str | Path, device: str = "cpu", checkpoint: str | None = None) -> Run:
+    """Load a run directory written by ``fit`` (weights from safetensors, no pickle).
+
+    ``checkpoint="epoch-12"`` (or ``step-340``, ``best``, ``last``) loads that saved
+    point instead of the final model; it works on a run that was killed, too.
+    """
     d = Path(directory)
+    if checkpoint is not None:
+        from trainwell.train.checkpoint import load_checkpoint_run   # late: the loop sits below Run
+        return load_checkpoint_run(d, checkpoint, device)
     if not (d / "model.json").exists() or not (d / "model.safetensors").exists():
         raise UserError(
             f"{d} is not a trainwell run directory (model.json and model.safetensors are missing). "
