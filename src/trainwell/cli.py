@@ -209,6 +209,42 @@ def report(run_dir: Path = typer.Argument(..., help="A run directory.")) -> None
     out.print(f"wrote {path}")
 
 
+@app.command()
+def tune(
+    data: str = typer.Argument("digits", help="Built-in name or a path, as for `trainwell fit`."),
+    space: Optional[Path] = typer.Option(None, "--space", help="Search space YAML keyed by spec paths "
+                                         "(default: lr, momentum/beta1, batch size, units, layers)."),
+    trials: int = typer.Option(20, "--trials", help="Total trials in the study (a rerun resumes up to this)."),
+    sampler: str = typer.Option("tpe", "--sampler", help="grid|random|tpe|cmaes|nsga2"),
+    pruner: str = typer.Option("none", "--pruner", help="none|median|hyperband"),
+    storage: Optional[str] = typer.Option(None, "--storage", help="Optuna RDB URL, e.g. postgresql://u:p@host/db "
+                                          "(default: SQLite file in the study directory)."),
+    study: Optional[str] = typer.Option(None, "--study", help="Study name (default: the data name)."),
+    workers: int = typer.Option(1, "--workers", help="Worker processes on this machine sharing the study."),
+    objective: str = typer.Option("auto", "--objective", help="auto (val accuracy / val r2, maximised)|val_loss"),
+    target: Optional[List[str]] = typer.Option(None, "--target", help="Target column(s) of a table."),
+    spec: Optional[Path] = typer.Option(None, "--spec", help="Base spec YAML file."),
+    set_: Optional[List[str]] = typer.Option(None, "--set", help="Override of the base spec: section.key=value."),
+    out_dir: Optional[Path] = typer.Option(None, "--out", help="Study directory (default: runs/tune-STUDY)."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Seed of the sampler and of every trial."),
+    heartbeat: int = typer.Option(10, "--heartbeat", help="Seconds between worker heartbeats; a trial silent for "
+                                  "twice this is marked failed and retried."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="torch CPU threads per worker "
+                                          "(default: cores / workers)."),
+) -> None:
+    """Hyperparameter search (grid, random, TPE, CMA-ES, NSGA-II; median/Hyperband pruning), one machine or many."""
+    from trainwell.tune import tune as tune_fn
+    sets = list(set_ or [])
+    if target:
+        sets.insert(0, f"data.target={target[0] if len(target) == 1 else list(target)}")
+    try:
+        tune_fn(data, spec=spec, space=space, trials=trials, sampler=sampler, pruner=pruner, storage=storage,
+                study=study, workers=workers, objective=objective, sets=sets, out=out_dir, seed=seed,
+                heartbeat=heartbeat, threads=threads)
+    except UserError as exc:
+        _fail(exc)
+
+
 def main() -> None:
     """Console-script entry point: typer's usage errors already exit with 2."""
     try:
