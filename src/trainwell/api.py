@@ -189,13 +189,14 @@ class _Progress:
             self.last = now
 
 
-def fit(data: str | None = None, X: Any = None, y: Any = None, spec: Spec | dict | str | None = None,
+def fit(data: str | dict | None = None, X: Any = None, y: Any = None, spec: Spec | dict | str | None = None,
         *, sets: list[str] | None = None, out: str | Path | None = None, save: bool = True,
         verbose: bool = True, callbacks: list | None = None, resume: str | Path | None = None,
         **overrides: Any) -> Run:
     """Train a model well and return the Run.
 
-    ``data`` is a built-in name or a path; or pass arrays as ``X``/``y``.
+    ``data`` is a built-in name or a path (or a dict: the whole ``data`` section);
+    or pass arrays as ``X``/``y``.
     ``spec`` is a Spec, dict or YAML path; keyword sections (``model={...}``,
     ``optim={...}``, ``task="binary"``, ...) and ``sets=["a.b=value"]`` override it.
     ``resume=RUN_DIR`` continues a stopped run from its spec.yaml and newest good checkpoint.
@@ -204,10 +205,10 @@ def fit(data: str | None = None, X: Any = None, y: Any = None, spec: Spec | dict
         from trainwell.train.checkpoint import resume_spec
         spec, out = resume_spec(resume, data, spec, sets, overrides), resume
         data, sets = None, None
-    if data is not None:
-        overrides.setdefault("data", {})
-        if isinstance(overrides["data"], dict):
-            overrides["data"] = {**overrides["data"], "source": str(data)}
+    if isinstance(data, dict):
+        overrides["data"] = data
+    elif data is not None:
+        overrides["data"] = {"source": str(data)}
     spec = Spec.build(spec, sets=sets, **overrides)
     console = Console(quiet=not verbose, highlight=False)
     table = load_table(spec, X, y)
