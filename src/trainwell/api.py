@@ -192,7 +192,7 @@ class _Progress:
 def fit(data: str | dict | None = None, X: Any = None, y: Any = None, spec: Spec | dict | str | None = None,
         *, sets: list[str] | None = None, out: str | Path | None = None, save: bool = True,
         verbose: bool = True, callbacks: list | None = None, resume: str | Path | None = None,
-        **overrides: Any) -> Run:
+        ensemble: int = 1, **overrides: Any) -> Run:
     """Train a model well and return the Run.
 
     ``data`` is a built-in name or a path (or a dict: the whole ``data`` section);
@@ -200,6 +200,8 @@ def fit(data: str | dict | None = None, X: Any = None, y: Any = None, spec: Spec
     ``spec`` is a Spec, dict or YAML path; keyword sections (``model={...}``,
     ``optim={...}``, ``task="binary"``, ...) and ``sets=["a.b=value"]`` override it.
     ``resume=RUN_DIR`` continues a stopped run from its spec.yaml and newest good checkpoint.
+    ``ensemble=P`` trains a deep ensemble of P networks (seeds seed..seed+P-1) as one batched
+    population; ``Run.predict`` averages the members' probabilities.
     """
     if resume is not None:   # the saved spec, the same folder; arrays-trained runs pass X, y again
         from trainwell.train.checkpoint import resume_spec
@@ -210,6 +212,9 @@ def fit(data: str | dict | None = None, X: Any = None, y: Any = None, spec: Spec
     elif data is not None:
         overrides["data"] = {"source": str(data)}
     spec = Spec.build(spec, sets=sets, **overrides)
+    if ensemble > 1:   # P members as one batched computation (tune/population.py)
+        from trainwell.tune.population import fit_ensemble_run
+        return fit_ensemble_run(spec, ensemble, X, y, out=out, save=save, verbose=verbose)
     console = Console(quiet=not verbose, highlight=False)
     table = load_table(spec, X, y)
     if X is not None:

@@ -231,6 +231,8 @@ def tune(
                                   "twice this is marked failed and retried."),
     threads: Optional[int] = typer.Option(None, "--threads", help="torch CPU threads per worker "
                                           "(default: cores / workers)."),
+    population: int = typer.Option(1, "--population", help="Train this many trials at once as one batched "
+                                   "computation (random/grid search; same results as one at a time)."),
 ) -> None:
     """Hyperparameter search (grid, random, TPE, CMA-ES, NSGA-II; median/Hyperband pruning), one machine or many."""
     from trainwell.tune import tune as tune_fn
@@ -240,7 +242,7 @@ def tune(
     try:
         tune_fn(data, spec=spec, space=space, trials=trials, sampler=sampler, pruner=pruner, storage=storage,
                 study=study, workers=workers, objective=objective, sets=sets, out=out_dir, seed=seed,
-                heartbeat=heartbeat, threads=threads)
+                heartbeat=heartbeat, threads=threads, population=population)
     except UserError as exc:
         _fail(exc)
 

@@ -196,6 +196,7 @@ class _Config:
     arrays: str | None = None
     trial_reports: bool = False
     threads: int | None = None
+    population: int = 1
 
     def save(self, path: Path) -> None:
         path.write_text(json.dumps(self.__dict__, indent=2))
@@ -304,6 +305,9 @@ def run_worker(cfg: _Config, worker: int = 0, X=None, y=None, verbose: bool = Tr
     study.sampler = make_sampler(cfg.sampler, space, seed, trials=cfg.trials, workers=cfg.workers)
     study.pruner = make_pruner(cfg.pruner, max_epochs)
     tag = f"[dim]w{worker}[/dim] " if cfg.workers > 1 else ""
+    if cfg.population > 1:   # P trials at a time, trained as one batched computation (tune/population.py)
+        from trainwell.tune.population import run_population_trials
+        return run_population_trials(cfg, space, study, budget, X, y, say=lambda s: console.print(f"{tag}{s}"))
     objective = Objective(cfg, space, budget, worker, X, y, say=lambda s: console.print(f"{tag}{s}"))
     ran = 0
     while not objective.stop_worker:
@@ -455,7 +459,7 @@ def tune(data: str | None = None, X: Any = None, y: Any = None, spec: Spec | dic
          pruner: str = "none", storage: str | None = None, study: str | None = None, workers: int = 1,
          sets: list[str] | None = None, out: str | Path | None = None, seed: int | None = None,
          objective: str = "auto", heartbeat: int | None = 10, grace: int | None = None,
-         threads: int | None = None, trial_reports: bool = False, verbose: bool = True,
+         threads: int | None = None, trial_reports: bool = False, verbose: bool = True, population: int = 1,
          **overrides: Any) -> TuneResult:
     """Search hyperparameters; every trial is a full trainwell run. Returns a TuneResult.
 
@@ -465,7 +469,9 @@ def tune(data: str | None = None, X: Any = None, y: Any = None, spec: Spec | dic
     directory); ``workers`` > 1 starts that many worker processes in all on this machine.
     ``threads``: torch CPU threads per worker (default: cores / workers; 1 is fastest
     for tiny models on a busy machine). ``trial_reports`` also writes each trial's
-    curves.png and report.html (slower).
+    curves.png and report.html (slower). ``population`` = P > 1 asks P trials at a time and
+    trains them as one batched computation (``trainwell.tune.population``); members that
+    cannot be batched (batch norm, schedules, regularize, ...) are trained alone.
     """
     optuna = _optuna()
     choose("sampler", sampler, SAMPLERS)
@@ -479,6 +485,10 @@ def tune(data: str | None = None, X: Any = None, y: Any = None, spec: Spec | dic
         raise UserError(f"--trials must be at least 1; got {trials}.")
     if workers < 1:
         raise UserError(f"--workers must be at least 1; got {workers}.")
+    if population < 1:
+        raise UserError(f"--population must be at least 1; got {population}.")
+    if population > 1 and workers > 1:
+        raise UserError("--population trains many trials in one process; use it with --workers 1.")
     if data is not None:
         section = overrides.setdefault("data", {})
         if isinstance(section, dict):
@@ -502,7 +512,8 @@ def tune(data: str | None = None, X: Any = None, y: Any = None, spec: Spec | dic
     cfg = _Config(base=base.to_dict(), space=parsed.to_dict(), study=name, storage=url,
                   directory=str(directory.resolve()), trials=int(trials), sampler=sampler, pruner=pruner,
                   objective=objective, seed=int(base.train.seed), workers=int(workers), heartbeat=heartbeat,
-                  grace=grace, arrays=arrays, trial_reports=trial_reports, threads=threads)
+                  grace=grace, arrays=arrays, trial_reports=trial_reports, threads=threads,
+                  population=int(population))
     cfg.save(directory / CONFIG_FILE)
     st = make_storage(url, heartbeat, grace)
     try:

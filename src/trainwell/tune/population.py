@@ -1,0 +1,654 @@
+"""Population training: P models of one architecture trained at once as one batched computation.
+
+DESIGN.md: "many small models (a search, an ensemble, MC dropout samples) train
+together as one batched computation rather than one after another". On a small
+network the cost of a step is per-operation dispatch, not arithmetic, so
+stacking P networks' weights as ``[P, in, out]`` tensors and running every layer
+as one ``torch.baddbmm`` makes a step for P models cost little more than a step
+for one (docs/performance.md has the figures).
+
+What each member has of its own (``[P]`` tensors or per-member Python objects):
+
+* hyperparameters: ``optim.lr``, ``weight_decay``, ``momentum``, ``beta1``,
+  ``beta2``, ``eps``; ``model.dropout``; the initializer and its scale
+  (``model.init``, ``init_std``, ``init_limit``, ``bias_init``); ``train.seed``;
+  ``train.epochs``; the whole ``stop`` section;
+* its own batches: a per-member permutation drawn from a generator seeded with
+  the member's seed, exactly as a lone run draws it, so each member sees the
+  same batches in the same order as when trained alone;
+* its own optimizer state, history, early stopping and best weights. A member
+  that stops leaves the population (its slices are dropped), so the others run
+  faster.
+
+The optimizer is a batched re-implementation, with torch ops on the stacked
+tensors, of torch's SGD / momentum / Nesterov / Adam / AdamW update rules
+(the same formulas as torch's fused CPU kernels), so a member ends with the
+same weights as the same configuration trained alone by ``trainwell.fit`` to
+float tolerance (tests/test_population.py checks 1e-5). Dropout masks are drawn
+per member from the member's seed but not from the same stream as a lone run,
+so members with dropout match lone runs in distribution, not bit for bit.
+
+Everything that needs a per-member code path is refused with a reason by
+:func:`unsupported` (batch norm, schedules other than ``none``, the
+``regularize`` section, other optimizers); callers train those members alone.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from trainwell.data.pipeline import Prepared
+from trainwell.nn.activations import make_activation
+from trainwell.nn.heads import Head, make_head
+from trainwell.nn.models import build_model, initialize
+from trainwell.spec import Spec
+from trainwell.train.early_stopping import EarlyStopping, resolve_mode
+from trainwell.train.loop import EVAL_CHUNK
+
+OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "adamw")
+
+
+def unsupported(spec: Spec, arch: dict) -> str | None:
+    """Why this configuration cannot join a population (None when it can)."""
+    if arch.get("type", "mlp") != "mlp":
+        return f"model.type={arch.get('type')}"
+    if arch.get("batchnorm"):
+        return "batch norm (per-member running statistics)"
+    if arch.get("residual"):
+        return "residual blocks"
+    if arch.get("activation") == "prelu":
+        return "prelu (a learned activation parameter)"
+    if arch.get("activation") == "selu" and arch.get("dropout", 0.0) > 0:
+        return "selu with alpha dropout"
+    if spec.optim.name not in OPTIMIZERS:
+        return f"optim.name={spec.optim.name} (population optimizers: {', '.join(OPTIMIZERS)})"
+    if spec.schedule.name != "none":
+        return f"schedule.name={spec.schedule.name}"
+    reg = spec.regularize
+    if any((reg.l1, reg.l2, reg.bias_l1, reg.bias_l2, reg.activity_l1, reg.activity_l2, reg.noise,
+            reg.clip_norm, reg.clip_value)):
+        return "the regularize section (train those members alone)"
+    augment = getattr(spec.data, "augment", None)
+    if augment is not None and any(bool(v) for v in augment.model_dump().values() if not isinstance(v, str)):
+        return "data.augment"
+    return None
+
+
+def structure_key(spec: Spec, arch: dict) -> tuple:
+    """Members that share this key can be trained in one population."""
+    return (tuple(arch["hidden"]), arch["activation"], arch.get("residual", False), arch["n_inputs"],
+            arch["n_outputs"], arch.get("loss"), arch.get("output_activation"), spec.optim.name,
+            str(spec.train.batch_size))
+
+
+@dataclass
+class MemberResult:
+    """One member's outcome, shaped like a lone run's TrainState fields."""
+
+    spec: Spec
+    arch: dict
+    model: nn.Module
+    history: list[dict] = field(default_factory=list)
+    stopper: EarlyStopping | None = None
+    epochs_run: int = 0
+    stopped_because: str = ""
+    seconds: float = 0.0
+
+
+def member_losses(head: Head, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """The head's mean loss for each member: out [P, B, K], y [P, B, ...] -> [P]."""
+    P = out.shape[0]
+    if head.task == "multiclass":
+        return F.cross_entropy(out.flatten(0, 1), y.flatten(0, 1), reduction="none").view(P, -1).mean(1)
+    if head.task == "binary":
+        return F.binary_cross_entropy_with_logits(out.squeeze(-1), y, reduction="none").mean(1)
+    if head.task == "multilabel":
+        return F.binary_cross_entropy_with_logits(out, y, reduction="none").flatten(1).mean(1)
+    pred = head.transform(out)
+    fn = {"mae": F.l1_loss, "huber": F.huber_loss}.get(head.loss, F.mse_loss)
+    return fn(pred, y, reduction="none").flatten(1).mean(1)
+
+
+def member_terms(head: Head, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Each member's metric sufficient statistics (as Head.metric_terms): [P, k]."""
+    P = out.shape[0]
+    if head.task == "multiclass":
+        correct = (out.argmax(-1) == y).sum(1).to(out.dtype)
+        return torch.stack([correct, out.new_full((P,), float(y.shape[1]))], 1)
+    if head.task == "binary":
+        correct = ((out.squeeze(-1) > 0) == (y > 0.5)).sum(1).to(out.dtype)
+        return torch.stack([correct, out.new_full((P,), float(y.shape[1]))], 1)
+    if head.task == "multilabel":
+        correct = ((out > 0) == (y > 0.5)).flatten(1).sum(1).to(out.dtype)
+        return torch.stack([correct, out.new_full((P,), float(y[0].numel()))], 1)
+    pred = head.transform(out)
+    return torch.stack([y.flatten(1).sum(1), (y * y).flatten(1).sum(1), ((pred - y) ** 2).flatten(1).sum(1),
+                        out.new_full((P,), float(y[0].numel()))], 1)
+
+
+class StackedMLP:
+    """P MLPs as stacked tensors: weights [P, in, out], biases [P, 1, out]."""
+
+    def __init__(self, models: list[nn.Module], arch: dict, dropout: torch.Tensor):
+        self.arch = arch
+        linears = [[*[blk.linear for blk in m.blocks], m.out] for m in models]
+        self.residual = [bool(blk.residual) for blk in models[0].blocks]
+        self.weights, self.biases = [], []
+        for li in range(len(linears[0])):
+            lin = [layers[li] for layers in linears]
+            self.weights.append(torch.stack([x.weight.detach().t() for x in lin]).contiguous().requires_grad_())
+            self.biases.append(torch.stack([x.bias.detach().unsqueeze(0) for x in lin]).contiguous().requires_grad_())
+        self.act = make_activation(arch["activation"])
+        self.dropout = dropout                         # [P]
+        self.generators: list[torch.Generator] = []
+
+    def params(self) -> list[torch.Tensor]:
+        return [t for pair in zip(self.weights, self.biases) for t in pair]
+
+    def forward(self, x: torch.Tensor, train: bool) -> torch.Tensor:
+        h = x
+        last = len(self.weights) - 1
+        for li in range(last):
+            a = self.act(torch.baddbmm(self.biases[li], h, self.weights[li]))
+            if train and bool((self.dropout > 0).any()):
+                a = a * self._mask(a)
+            h = h + a if self.residual[li] else a
+        return torch.baddbmm(self.biases[last], h, self.weights[last])
+
+    def _mask(self, a: torch.Tensor) -> torch.Tensor:
+        keep = (1.0 - self.dropout).view(-1, 1, 1)
+        u = torch.stack([torch.rand(a.shape[1:], generator=g, device=a.device) for g in self.generators])
+        return (u < keep).to(a.dtype) / keep
+
+    def select(self, keep: torch.Tensor) -> None:
+        self.weights = [w.detach()[keep].requires_grad_() for w in self.weights]
+        self.biases = [b.detach()[keep].requires_grad_() for b in self.biases]
+        self.dropout = self.dropout[keep]
+
+    def member_state(self, i: int, template: nn.Module) -> dict[str, torch.Tensor]:
+        """Member i's weights under ``template``'s state_dict names."""
+        names = [*[f"blocks.{k}.linear" for k in range(len(self.weights) - 1)], "out"]
+        state = {}
+        for name, w, b in zip(names, self.weights, self.biases):
+            state[f"{name}.weight"] = w.detach()[i].t().clone()
+            state[f"{name}.bias"] = b.detach()[i, 0].clone()
+        return state
+
+
+class StackedOptimizer:
+    """torch's SGD / momentum / Nesterov / Adam / AdamW update on stacked params, hyperparameters per member."""
+
+    def __init__(self, name: str, params: list[torch.Tensor], hp: dict[str, torch.Tensor]):
+        self.name, self.params, self.hp = name, params, hp     # hp values: float64 [P]
+        self.steps = 0
+        self.state: list[list[torch.Tensor]] = [[] for _ in params]
+        self._views()
+
+    def _views(self) -> None:
+        """Per-member scalars as float32 [P, 1, ...] views, derived in float64 as torch's fused kernels do."""
+        dev = self.params[0].device
+        hp = dict(self.hp)
+        hp["one_minus_beta1"], hp["one_minus_beta2"] = 1 - hp["beta1"], 1 - hp["beta2"]
+        hp["decay"] = 1 - hp["lr"] * hp["weight_decay"]
+        self.v = {k: [v.to(device=dev, dtype=torch.float32).view(-1, *([1] * (p.dim() - 1))) for p in self.params]
+                  for k, v in hp.items()}
+        self.has_wd = bool((self.hp["weight_decay"] != 0).any())
+
+    def select(self, keep: torch.Tensor, params: list[torch.Tensor]) -> None:
+        self.params = params
+        self.hp = {k: v[keep.to(v.device)] for k, v in self.hp.items()}
+        self.state = [[s[keep] for s in st] for st in self.state]
+        self._views()
+
+    @torch.no_grad()
+    def step(self) -> None:
+        self.steps += 1
+        t = self.steps
+        adam = self.name in ("adam", "adamw")
+        if adam:   # float64 scalars, then float32, as in torch's fused CPU Adam
+            neg_step = -(self.hp["lr"] / (1 - self.hp["beta1"] ** t))
+            bc2_sqrt = torch.sqrt(1 - self.hp["beta2"] ** t)
+        for i, p in enumerate(self.params):
+            g, v = p.grad, self.v
+            if adam:
+                shape = (-1, *([1] * (p.dim() - 1)))
+                if self.has_wd:
+                    if self.name == "adamw":
+                        p.mul_(v["decay"][i])
+                    else:
+                        g = g + p * v["weight_decay"][i]
+                if not self.state[i]:
+                    self.state[i] = [torch.zeros_like(p), torch.zeros_like(p)]
+                m, sq = self.state[i]
+                m.lerp_(g, v["one_minus_beta1"][i])
+                sq.mul_(v["beta2"][i]).add_(v["one_minus_beta2"][i] * g * g)
+                denom = sq.sqrt().div_(bc2_sqrt.to(p.device, torch.float32).view(shape)).add_(v["eps"][i])
+                p.add_(neg_step.to(p.device, torch.float32).view(shape) * m / denom)
+            else:
+                if self.has_wd:
+                    g = g + p * v["weight_decay"][i]
+                if self.name != "sgd":
+                    mu = v["momentum"][i]
+                    if not self.state[i]:
+                        self.state[i] = [g.clone()]
+                    else:
+                        self.state[i][0].mul_(mu).add_(g)
+                    buf = self.state[i][0]
+                    g = g + mu * buf if self.name == "nesterov" else buf
+                p.sub_(v["lr"][i] * g)
+
+    def zero_grad(self) -> None:
+        for p in self.params:
+            p.grad = None
+
+
+def _hyper(specs: list[Spec]) -> dict[str, torch.Tensor]:
+    f = lambda key: torch.tensor([float(getattr(s.optim, key)) for s in specs], dtype=torch.float64)  # noqa: E731
+    return {k: f(k) for k in ("lr", "weight_decay", "momentum", "beta1", "beta2", "eps")}
+
+
+def _batch_size(spec: Spec, n: int) -> int:
+    b = spec.train.batch_size
+    return n if b == "full" else min(int(b), n)
+
+
+def train_population(specs: list[Spec], prep: Prepared, archs: list[dict], device: torch.device | str = "cpu",
+                     on_epoch: Callable[[int, dict], bool] | None = None) -> list[MemberResult]:
+    """Train ``specs`` (one architecture, see :func:`structure_key`) as one population.
+
+    ``archs[i]`` is member i's resolved architecture dict (as ``resolve_architecture``
+    gives). ``on_epoch(i, row)`` is called after each of member i's epochs with its
+    history row; returning True stops that member (a pruner). Returns one
+    :class:`MemberResult` per member, in order, with the member's best weights
+    restored when its ``stop.restore_best`` is on.
+    """
+    from trainwell.api import seed_everything
+    device = torch.device(device)
+    P = len(specs)
+    head = make_head(prep.pre.task, archs[0]["loss"], archs[0]["output_activation"])
+    metric = head.metric
+    as_t = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(device)  # noqa: E731
+    X, y, Xv, yv = as_t(prep.X_train), as_t(prep.y_train), as_t(prep.X_val), as_t(prep.y_val)
+    if X.dim() > 2:
+        X, Xv = X.flatten(1), Xv.flatten(1)
+    n = X.shape[0]
+    b = _batch_size(specs[0], n)
+    models, results = [], []
+    for spec, arch in zip(specs, archs):
+        seed_everything(spec.train.seed)                 # as build_state does for a lone run
+        model = build_model(arch)
+        initialize(model, arch, spec.train.seed)
+        models.append(model)
+        st = spec.stop
+        monitor = st.monitor if st.monitor in ("val_loss", "train_loss", f"val_{metric}", f"train_{metric}") \
+            else "val_loss"
+        stopper = EarlyStopping(monitor=monitor, mode=resolve_mode(monitor, st.mode), patience=st.patience,
+                                min_delta=st.min_delta, target=st.target, delta=st.delta, enabled=st.enabled)
+        results.append(MemberResult(spec=spec, arch=arch, model=model, stopper=stopper))
+    net = StackedMLP(models, archs[0], torch.tensor([float(a.get("dropout", 0.0)) for a in archs]))
+    net.weights = [w.detach().to(device).requires_grad_() for w in net.weights]
+    net.biases = [t.detach().to(device).requires_grad_() for t in net.biases]
+    net.dropout = net.dropout.to(device)
+    perm_gens, drop_gens = [], []
+    for spec in specs:
+        g = torch.Generator(device=device)
+        g.manual_seed(spec.train.seed)
+        perm_gens.append(g)
+        d = torch.Generator(device=device)
+        d.manual_seed(spec.train.seed + 1_000_003)
+        drop_gens.append(d)
+    net.generators = drop_gens
+    opt = StackedOptimizer(specs[0].optim.name, net.params(), _hyper(specs))
+    active = list(range(P))                               # member index of each population slot
+    best: dict[int, dict[str, torch.Tensor]] = {}
+    epochs = [s.train.epochs for s in specs]
+    t_start = time.perf_counter()
+    epoch = 0
+    while active:
+        t0 = time.perf_counter()
+        A = len(active)
+        perms = torch.stack([torch.randperm(n, generator=perm_gens[m], device=device) for m in active])
+        loss_sum = torch.zeros(A, device=device)
+        terms = None
+        for start in range(0, n, b):
+            idx = perms[:, start:start + b]
+            out = net.forward(X[idx], train=True)
+            yb = y[idx]
+            losses = member_losses(head, out, yb)
+            opt.zero_grad()
+            losses.sum().backward()
+            opt.step()
+            with torch.no_grad():
+                loss_sum += losses.detach() * idx.shape[1]
+                t = member_terms(head, out.detach(), yb)
+                terms = t if terms is None else terms + t
+        epoch += 1
+        val_loss, val_terms = _evaluate(net, head, Xv, yv, A)
+        stats = torch.cat([loss_sum[:, None], terms, val_loss[:, None], val_terms], 1).cpu().numpy()
+        k = terms.shape[1]
+        seconds = time.perf_counter() - t0
+        keep = []
+        for slot, m in enumerate(active):
+            r = results[m]
+            s = stats[slot]
+            train_loss = float(s[0] / n)
+            row = {"epoch": epoch, "lr": float(opt.hp["lr"][slot]), "train_loss": train_loss,
+                   "val_loss": float(s[1 + k]) if Xv.shape[0] else math.nan,
+                   f"train_{metric}": head.metric_value(s[1:1 + k]),
+                   f"val_{metric}": head.metric_value(s[2 + k:]) if Xv.shape[0] else math.nan,
+                   "seconds": seconds / A}
+            r.history.append(row)
+            r.epochs_run = epoch
+            stop = False
+            if not math.isfinite(train_loss):
+                stop, r.stopped_because = True, "nan"
+            else:
+                monitored = row.get(r.stopper.monitor, row["val_loss"])
+                if r.stopper.update(epoch, monitored):
+                    stop, r.stopped_because = True, r.stopper.reason
+                if r.stopper.best_epoch == epoch and r.spec.stop.restore_best:
+                    best[m] = net.member_state(slot, r.model)
+            if not stop and on_epoch is not None and on_epoch(m, row):
+                stop, r.stopped_because = True, r.stopped_because or "stopped by the caller"
+            if not stop and epoch >= epochs[m]:
+                stop, r.stopped_because = True, f"reached the epoch budget ({epochs[m]})"
+            if stop:
+                r.model.load_state_dict(net.member_state(slot, r.model))
+                r.seconds = time.perf_counter() - t_start
+            else:
+                keep.append(slot)
+        if len(keep) < A:
+            if keep:
+                sel = torch.tensor(keep, device=device)
+                net.select(sel)
+                net.generators = [drop_gens[active[s]] for s in keep]
+                opt.select(sel, net.params())
+            active = [active[s] for s in keep]
+    for m, r in enumerate(results):
+        if r.spec.stop.restore_best and m in best and r.stopped_because != "nan":
+            r.model.load_state_dict(best[m])
+        r.model.to(device)
+    return results
+
+
+@torch.no_grad()
+def _evaluate(net: StackedMLP, head: Head, Xv: torch.Tensor, yv: torch.Tensor, A: int):
+    """Each member's mean loss and metric terms on the validation split, in chunks."""
+    if Xv.shape[0] == 0:
+        k = 4 if head.task == "regression" else 2
+        return torch.zeros(A, device=Xv.device), torch.zeros(A, k, device=Xv.device)
+    loss_sum, terms = torch.zeros(A, device=Xv.device), None
+    for i in range(0, Xv.shape[0], EVAL_CHUNK):
+        xb, yb = Xv[i:i + EVAL_CHUNK], yv[i:i + EVAL_CHUNK]
+        out = net.forward(xb.expand(A, *xb.shape), train=False)
+        ybe = yb.expand(A, *yb.shape)
+        loss_sum += member_losses(head, out, ybe) * xb.shape[0]
+        t = member_terms(head, out, ybe)
+        terms = t if terms is None else terms + t
+    return loss_sum / Xv.shape[0], terms
+
+
+class Ensemble(nn.Module):
+    """A deep ensemble: the average of its members' probabilities, returned as logits of that average.
+
+    ``Run.predict``/``predict_proba`` apply the head's softmax / sigmoid to the output,
+    which gives back exactly the mean of the members' probabilities; regression
+    returns the mean of the members' outputs.
+    """
+
+    def __init__(self, members: list[nn.Module], task: str):
+        super().__init__()
+        self.members = nn.ModuleList(members)
+        self.task = task
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        outs = torch.stack([m(x).float() for m in self.members])
+        if self.task == "multiclass":
+            return torch.log(torch.softmax(outs, -1).mean(0).clamp_min(1e-30))
+        if self.task in ("binary", "multilabel"):
+            return torch.logit(torch.sigmoid(outs).mean(0), eps=1e-7)
+        return outs.mean(0)
+
+
+# -- helpers shared by ``tune --population`` and ``fit(ensemble=P)`` ------------------
+def _prepare_cached(spec: Spec, X, y, cache: dict):
+    """Prepared data for ``spec`` (split, scaling), shared by members whose data settings agree."""
+    import json
+
+    from trainwell.api import load_table
+    from trainwell.data.pipeline import prepare
+    key = json.dumps([spec.to_dict().get("data"), spec.train.seed, spec.task], sort_keys=True, default=str)
+    if key not in cache:
+        table = load_table(spec, X, y)
+        if X is not None:
+            spec = Spec.build(spec, sets=["data.source=arrays"])
+        cache[key] = prepare(table, spec)
+    return key, cache[key]
+
+
+def member_run(result: MemberResult, prep: Prepared, device: torch.device, seconds: float | None = None):
+    """A trainwell Run for one member, with the metrics ``trainwell.fit`` would give it."""
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    from trainwell.api import split_metrics
+    from trainwell.run import Run
+    from trainwell.train.loop import Tensors
+    as_t = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(device)  # noqa: E731
+    data = Tensors(*(as_t(a) for a in (prep.X_train, prep.y_train, prep.X_val, prep.y_val, prep.X_test, prep.y_test)))
+    run = Run(result.model, result.arch, prep.pre, result.spec, pd.DataFrame(result.history), directory=None)
+    run.metrics = {"task": prep.pre.task, "best_epoch": result.stopper.best_epoch, "epochs_run": result.epochs_run,
+                   "stopped_because": result.stopped_because,
+                   "seconds": result.seconds if seconds is None else seconds,
+                   **split_metrics(run, prep, SimpleNamespace(data=data))}
+    return run
+
+
+def run_population_trials(cfg, space, study, budget: int, X=None, y=None, say=print) -> int:
+    """``tune --population P``: ask P trials, train them as populations, tell the results; repeat.
+
+    Members are grouped by prepared data (data section, seed) and by architecture
+    (:func:`structure_key`); a member that cannot join a population (see
+    :func:`unsupported`) is trained alone by ``trainwell.fit``, as without
+    ``--population``. Per-epoch validation scores go to the pruner; a pruned member
+    leaves its population at once.
+    """
+    import json
+    from pathlib import Path
+
+    import optuna
+    from optuna.trial import TrialState
+
+    from trainwell.api import resolve_architecture, resolve_device
+    from trainwell.tune.search import _consumed, _Report, _short
+    from trainwell.tune.space import apply_values
+    P = int(cfg.population)
+    cache: dict = {}
+    ran = 0
+    prune = cfg.pruner != "none"
+    while True:
+        k = min(P, budget - len(_consumed(study.get_trials(deepcopy=False))))
+        if k <= 0:
+            break
+        trials, members = [], []
+        for _ in range(k):
+            trial = study.ask()
+            values = space.suggest(trial)
+            tree = apply_values(json.loads(json.dumps(cfg.base)), values)
+            tree.setdefault("train", {})["progress"] = False
+            spec = Spec.from_dict(tree)
+            trial.set_user_attr("run_dir", f"trial-{trial.number:04d}")
+            trial.set_user_attr("values", json.loads(json.dumps(values)))
+            trial.set_user_attr("worker", 0)
+            trials.append(trial)
+            members.append((trial, values, spec))
+        groups: dict[tuple, list] = {}
+        alone = []
+        for trial, values, spec in members:
+            pkey, prep = _prepare_cached(spec, X, y, cache)
+            arch = resolve_architecture(spec, prep)[0]
+            why = unsupported(spec, arch)
+            if why:
+                alone.append((trial, values, spec, why))
+            else:
+                groups.setdefault((pkey, structure_key(spec, arch)), []).append((trial, values, spec, arch, prep))
+        for (pkey, _), group in groups.items():
+            prep = group[0][4]
+            head = make_head(prep.pre.task, group[0][3]["loss"], group[0][3]["output_activation"])
+            key = f"val_{head.metric}" if cfg.objective == "auto" else cfg.objective
+            pruned: set[int] = set()
+
+            def on_epoch(i: int, row: dict, group=group, key=key, pruned=pruned) -> bool:
+                value = row.get(key)
+                if value is None or not math.isfinite(value):
+                    return False
+                t = group[i][0]
+                t.report(float(value), row["epoch"])
+                if prune and t.should_prune():
+                    pruned.add(i)
+                    return True
+                return False
+
+            device = resolve_device(group[0][2].train.device)
+            t0 = time.perf_counter()
+            results = train_population([g[2] for g in group], prep, [g[3] for g in group], device, on_epoch)
+            wall = time.perf_counter() - t0
+            for i, ((trial, values, spec, arch, _), r) in enumerate(zip(group, results)):
+                shown = ", ".join(f"{kk}={_short(v)}" for kk, v in values.items())
+                if i in pruned:
+                    r.stopped_because = f"pruned by the {cfg.pruner} pruner at epoch {r.epochs_run}"
+                run = member_run(r, prep, device, seconds=wall / len(group))
+                run.save(Path(cfg.directory) / f"trial-{trial.number:04d}")
+                for kk in ("epochs_run", "best_epoch", "stopped_because", "seconds"):
+                    trial.set_user_attr(kk, run.metrics.get(kk))
+                trial.set_user_attr("objective", key)
+                trial.set_user_attr("population", len(group))
+                name = "loss" if key == "val_loss" else key[4:]
+                value = float(run.metrics["val"].get(name, math.nan))
+                if i in pruned or r.stopped_because == "nan" or not math.isfinite(value):
+                    if r.stopped_because == "nan":
+                        trial.set_user_attr("stopped_because", "diverged (loss NaN/inf)")
+                    study.tell(trial, state=TrialState.PRUNED)
+                    say(f"trial {trial.number:>4}: {shown} -> pruned/diverged at epoch {r.epochs_run}")
+                else:
+                    study.tell(trial, value)
+                    say(f"trial {trial.number:>4}: {shown} -> {key} {value:.4f} "
+                        f"(epoch {r.stopper.best_epoch}/{r.epochs_run}; population of {len(group)})")
+                ran += 1
+        for trial, values, spec, why in alone:
+            from trainwell.api import fit
+            say(f"trial {trial.number:>4}: trained alone ({why})")
+            report = _Report(trial, cfg.objective, prune, cfg.pruner)
+            try:
+                run = fit(spec=spec, X=X, y=y, save=False, verbose=False, callbacks=[report])
+            except Exception as exc:   # noqa: BLE001 - a failed trial must not end the study
+                trial.set_user_attr("error", str(exc))
+                study.tell(trial, state=TrialState.FAIL)
+                continue
+            run.save(Path(cfg.directory) / f"trial-{trial.number:04d}")
+            for kk in ("epochs_run", "best_epoch", "stopped_because", "seconds"):
+                trial.set_user_attr(kk, run.metrics.get(kk))
+            trial.set_user_attr("objective", report.key)
+            name = "loss" if report.key == "val_loss" else report.key[4:]
+            value = float(run.metrics["val"].get(name, math.nan))
+            if report.pruned or not math.isfinite(value):
+                study.tell(trial, state=TrialState.PRUNED)
+            else:
+                study.tell(trial, value)
+            ran += 1
+        del optuna
+    return ran
+
+
+def fit_ensemble(spec: Spec, members: int, X=None, y=None, device: str | None = None):
+    """A deep ensemble of ``members`` networks (seeds seed, seed+1, ...) trained as one population.
+
+    All members share the data split of ``spec.train.seed``; member i's
+    initialization, batch order and dropout masks come from seed + i. Returns
+    ``(run, member_runs)``: ``run.model`` is an :class:`Ensemble` whose output,
+    after the head's softmax / sigmoid, is the mean of the members' probabilities.
+    """
+    import pandas as pd
+
+    from trainwell.api import resolve_architecture, resolve_device, split_metrics
+    from trainwell.errors import UserError
+    from trainwell.run import Run
+    from trainwell.train.loop import Tensors
+    _, prep = _prepare_cached(spec, X, y, {})
+    if X is not None:
+        spec = Spec.build(spec, sets=["data.source=arrays"])
+    arch = resolve_architecture(spec, prep)[0]
+    why = unsupported(spec, arch)
+    if why:
+        raise UserError(f"fit(ensemble={members}) trains the members as one population, which does not "
+                        f"support {why} yet. Remove it, or train the members one by one.")
+    seed = spec.train.seed
+    specs = []
+    for i in range(members):
+        tree = spec.to_dict()
+        tree["train"]["seed"] = seed + i
+        specs.append(Spec.from_dict(tree))
+    dev = resolve_device(device or spec.train.device)
+    t0 = time.perf_counter()
+    results = train_population(specs, prep, [arch] * members, dev)
+    seconds = time.perf_counter() - t0
+    member_runs = [member_run(r, prep, dev, seconds) for r in results]
+    ensemble = Ensemble([r.model for r in results], prep.pre.task).to(dev)
+    frames = pd.concat([pd.DataFrame(r.history) for r in results])
+    history = frames.groupby("epoch", as_index=False).mean(numeric_only=True)
+    run = Run(ensemble, {**arch, "ensemble": members}, prep.pre, spec, history, directory=None)
+    as_t = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(dev)  # noqa: E731
+    data = Tensors(*(as_t(a) for a in (prep.X_train, prep.y_train, prep.X_val, prep.y_val, prep.X_test, prep.y_test)))
+    from types import SimpleNamespace
+    run.metrics = {"task": prep.pre.task, "ensemble": members,
+                   "best_epoch": max(r.stopper.best_epoch for r in results),
+                   "epochs_run": max(r.epochs_run for r in results),
+                   "stopped_because": "; ".join(sorted({r.stopped_because for r in results})),
+                   "seconds": seconds, **split_metrics(run, prep, SimpleNamespace(data=data)),
+                   "members": [{"seed": s.train.seed, "epochs_run": r.epochs_run,
+                                "best_epoch": r.stopper.best_epoch,
+                                "test": m.metrics.get("test", {})} for s, r, m in zip(specs, results, member_runs)]}
+    return run, member_runs
+
+
+def fit_ensemble_run(spec: Spec, members: int, X=None, y=None, *, out=None, save: bool = True,
+                     verbose: bool = True):
+    """``trainwell.fit(..., ensemble=P)``: train, report, and write the run directory.
+
+    The directory holds ``spec.yaml``, ``history.csv`` (members' mean per epoch),
+    ``metrics.json`` (the ensemble's scores, and each member's) and one ordinary,
+    loadable run directory per member under ``members/NN/``.
+    """
+    import json
+    from pathlib import Path
+
+    from rich.console import Console
+
+    from trainwell.api import new_run_dir, summary_table
+    from trainwell.run import _json_safe
+    console = Console(quiet=not verbose, highlight=False)
+    run, member_runs = fit_ensemble(spec, members, X, y)
+    console.print(f"[dim]·[/dim] deep ensemble: {members} members (seeds {spec.train.seed}..{spec.train.seed + members - 1})"
+                  f" trained as one population in {run.metrics['seconds']:.1f} s; predictions average their "
+                  f"probabilities")
+    if save:
+        d = Path(out) if out is not None else new_run_dir("ensemble")
+        d.mkdir(parents=True, exist_ok=True)
+        run.spec.to_yaml(d / "spec.yaml")
+        run.history.to_csv(d / "history.csv", index=False)
+        (d / "metrics.json").write_text(json.dumps(_json_safe(run.metrics), indent=2))
+        for i, m in enumerate(member_runs):
+            m.save(d / "members" / f"{i:02d}")
+        run.directory = d
+        console.print(f"[dim]·[/dim] run directory: {d} (members in {d / 'members'})")
+    if verbose:
+        console.print(summary_table({k: v for k, v in run.metrics.items() if k != "members"}))
+    return run

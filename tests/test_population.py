@@ -1,0 +1,122 @@
+"""Population training: P models at once give each member the weights it would have alone."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import trainwell as tw
+from trainwell.api import build_state, load_table, resolve_architecture
+from trainwell.data.pipeline import prepare
+from trainwell.spec import Spec
+from trainwell.train.loop import fit_loop
+from trainwell.tune.population import train_population, unsupported
+
+TOL = 1e-5
+
+
+def _prep(sets):
+    base = Spec.build(None, sets=["data.source=digits", *sets])
+    return base, prepare(load_table(base), base)
+
+
+def _alone(spec, prep, arch):
+    state = build_state(spec, prep, arch, torch.device("cpu"))
+    state.stopper.enabled = spec.stop.enabled
+    return fit_loop(state)
+
+
+def _max_diff(a: torch.nn.Module, b: torch.nn.Module) -> float:
+    sa, sb = a.state_dict(), b.state_dict()
+    assert sa.keys() == sb.keys()
+    return max(float((sa[k] - sb[k]).abs().max()) for k in sa)
+
+
+def test_population_of_8_matches_members_trained_alone():
+    base, prep = _prep(["train.epochs=3", "model.hidden=[32]", "stop.enabled=false"])
+    configs = [  # lr, weight decay, beta1, beta2, seed, init
+        (1e-3, 0.0, 0.9, 0.999, 0, "auto"), (3e-3, 1e-4, 0.8, 0.999, 1, "he_normal"),
+        (1e-2, 0.0, 0.9, 0.99, 2, "auto"), (3e-4, 1e-3, 0.95, 0.999, 3, "glorot_uniform"),
+        (1e-3, 0.0, 0.9, 0.999, 4, "normal"), (5e-3, 0.0, 0.5, 0.9, 5, "auto"),
+        (2e-3, 1e-2, 0.9, 0.999, 6, "lecun_normal"), (1e-3, 0.0, 0.99, 0.999, 7, "uniform"),
+    ]
+    specs = [Spec.build(base, sets=[f"optim.lr={lr}", f"optim.weight_decay={wd}", f"optim.beta1={b1}",
+                                    f"optim.beta2={b2}", f"train.seed={s}", f"model.init={init}",
+                                    "model.init_std=0.05", "model.init_limit=0.1"])
+             for lr, wd, b1, b2, s, init in configs]
+    archs = [resolve_architecture(s, prep)[0] for s in specs]
+    results = train_population(specs, prep, archs)
+    assert len(results) == 8
+    for spec, arch, r in zip(specs, archs, results):
+        alone = _alone(spec, prep, arch)
+        assert _max_diff(alone.model, r.model) < TOL, spec.optim
+        assert r.epochs_run == alone.epoch == 3
+        np.testing.assert_allclose([h["val_loss"] for h in r.history], [h["val_loss"] for h in alone.history],
+                                   rtol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["sgd", "momentum", "nesterov", "adamw"])
+def test_population_optimizers_match_torch(name):
+    base, prep = _prep(["train.epochs=2", "model.hidden=[16]", "stop.enabled=false", f"optim.name={name}",
+                        "data.split=[0.5, 0.25, 0.25]"])
+    specs = [Spec.build(base, sets=[f"optim.lr={lr}", f"optim.weight_decay={wd}", f"optim.momentum={mu}",
+                                    f"train.seed={s}"])
+             for lr, wd, mu, s in [(0.05, 0.0, 0.9, 0), (0.01, 1e-3, 0.5, 1)]]
+    archs = [resolve_architecture(s, prep)[0] for s in specs]
+    for spec, arch, r in zip(specs, archs, train_population(specs, prep, archs)):
+        assert _max_diff(_alone(spec, prep, arch).model, r.model) < TOL
+
+
+def test_members_stop_early_independently():
+    base, prep = _prep(["train.epochs=25", "model.hidden=[16]", "data.split=[0.5, 0.25, 0.25]"])
+    sets = [["optim.lr=0.03", "stop.patience=0"],        # stops at the first epoch without progress
+            ["optim.lr=0.03", "stop.patience=3", "train.seed=1"],
+            ["optim.lr=0.0001", "stop.patience=25"]]    # too low to stop: runs the whole budget
+    specs = [Spec.build(base, sets=s) for s in sets]
+    archs = [resolve_architecture(s, prep)[0] for s in specs]
+    results = train_population(specs, prep, archs)
+    epochs = [r.epochs_run for r in results]
+    assert len(set(epochs)) == 3, epochs
+    assert epochs[2] == 25 and epochs[0] < epochs[1] < 25
+    for spec, arch, r in zip(specs, archs, results):
+        alone = _alone(spec, prep, arch)
+        assert r.epochs_run == alone.epoch
+        assert r.stopper.best_epoch == alone.stopper.best_epoch
+        assert r.stopped_because == alone.stopped_because
+        assert len(r.history) == r.epochs_run
+        assert _max_diff(alone.model, r.model) < 1e-4   # restored best weights, after many epochs
+
+
+def test_population_tune_finds_the_sequential_best(tmp_path):
+    space = {"optim.lr": {"grid": [0.0003, 0.003, 0.03]}, "optim.weight_decay": {"grid": [0.0, 0.001]}}
+    common = dict(space=space, sampler="grid", trials=6, objective="val_loss", verbose=False,
+                  sets=["train.epochs=3", "model.hidden=[16]", "stop.enabled=false"], seed=0)
+    seq = tw.tune("digits", out=tmp_path / "seq", **common)
+    pop = tw.tune("digits", out=tmp_path / "pop", population=6, **common)
+    assert seq.best_params == pop.best_params
+    assert pop.best_value == pytest.approx(seq.best_value, rel=1e-5)
+    assert len(pop.trials) == len(seq.trials) == 6
+    a = seq.trials.sort_values("trial")["val_loss"].to_numpy()
+    b = pop.trials.sort_values("trial")["val_loss"].to_numpy()
+    np.testing.assert_allclose(np.sort(a), np.sort(b), rtol=1e-5)
+
+
+def test_ensemble_averages_member_probabilities():
+    run = tw.fit("digits", ensemble=3, save=False, verbose=False,
+                 sets=["train.epochs=3", "model.hidden=[16]", "stop.enabled=false"])
+    members = run.model.members
+    assert len(members) == 3
+    X = load_table(Spec.build(None, sets=["data.source=digits"])).X[:20]
+    p = run.predict_proba(X)
+    Xp = torch.from_numpy(run.pre.transform_X(X))
+    with torch.no_grad():
+        mean = torch.stack([torch.softmax(m(Xp), -1) for m in members]).mean(0).numpy()
+    np.testing.assert_allclose(p, mean, atol=1e-5)
+    assert run.metrics["test"]["accuracy"] > 0.8
+    assert run.predict(X).shape == (20,)
+
+
+def test_unsupported_is_explained():
+    base, prep = _prep(["model.batchnorm=true"])
+    arch = resolve_architecture(base, prep)[0]
+    assert "batch norm" in unsupported(base, arch)
