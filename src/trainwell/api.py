@@ -115,7 +115,7 @@ def build_state(spec: Spec, prep: Prepared, arch: dict, device: torch.device) ->
     model.to(device)
     head = make_head(prep.pre.task, arch["loss"], arch["output_activation"])
     as_t = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(device)  # noqa: E731
-    data = Tensors(as_t(prep.X_train), as_t(prep.y_train), as_t(prep.X_val), as_t(prep.y_val),
+    data = prep.tensors(device) if hasattr(prep, "tensors") else Tensors(as_t(prep.X_train), as_t(prep.y_train), as_t(prep.X_val), as_t(prep.y_val),
                    as_t(prep.X_test), as_t(prep.y_test))
     optimizer = make_optimizer(model.parameters(), spec.optim, device_type=device.type)
     gen = torch.Generator(device=device)
@@ -139,6 +139,9 @@ def build_state(spec: Spec, prep: Prepared, arch: dict, device: torch.device) ->
 
 def split_metrics(run: Run, prep: Prepared, state: TrainState) -> dict:
     """Full metrics on train and validation, and once on the held-out test split."""
+    if getattr(prep, "streaming", False):      # splits on disk: scored by streaming
+        from trainwell.data.streaming import stream_split_metrics
+        return stream_split_metrics(run, prep, state)
     out = {}
     d = state.data
     run.model.eval()
@@ -216,25 +219,38 @@ def fit(data: str | dict | None = None, X: Any = None, y: Any = None, spec: Spec
         from trainwell.tune.population import fit_ensemble_run
         return fit_ensemble_run(spec, ensemble, X, y, out=out, save=save, verbose=verbose)
     console = Console(quiet=not verbose, highlight=False)
-    table = load_table(spec, X, y)
+    from trainwell.train.distributed import Distributed   # torchrun ranks: DDP; only rank 0 writes
+    dist = Distributed.from_env(spec)
+    if dist.rank != 0:
+        console, verbose = Console(quiet=True), False
+    from trainwell.data.streaming import wants_streaming
+    streaming, stream_why = (False, "") if X is not None else wants_streaming(spec)
+    table = None if streaming else load_table(spec, X, y)
     if X is not None:
         spec = Spec.build(spec, sets=["data.source=arrays"])
-    prep = prepare(table, spec)
+    if streaming:                          # larger than memory: data/streaming.py
+        from trainwell.data.streaming import prepare_streaming
+        console.print(f"[dim]·[/dim] {stream_why}")
+        prep = prepare_streaming(spec, rank=dist.rank, world=dist.world)
+    else:
+        prep = prepare(table, spec)
     arch, arch_notes = resolve_architecture(spec, prep)
-    device = resolve_device(spec.train.device)
+    device = dist.device(resolve_device(spec.train.device))
     state = build_state(spec, prep, arch, device)
+    dist.wrap(state)
     for note in [*prep.notes, *arch_notes]:
         console.print(f"[dim]·[/dim] {note}")
     console.print(f"[dim]·[/dim] model: {arch['n_inputs']}-{'-'.join(map(str, arch['hidden']))}-{arch['n_outputs']}"
                   f" {arch['activation']}, {count_parameters(state.model):,} parameters, on {device.type};"
                   f" {spec.optim.name} lr {spec.optim.lr:g}, batch {state.batch_size}"
                   f" ({state.steps_per_epoch} steps/epoch)")
-    run_dir = Path(out) if out is not None else new_run_dir(prep.name)
+    run_dir = dist.same_path(Path(out) if out is not None else new_run_dir(prep.name))
     from trainwell.diagnose.session import attach, diagnose_failure, make_callbacks
     monitor, doctor_callbacks = make_callbacks(spec)      # babysitting monitors (+ TensorBoard)
     callbacks = [*(callbacks or []), *doctor_callbacks]
     from trainwell.train.checkpoint import make_checkpointer   # saves, resumes, signals, NaN rollback
-    ckpt = make_checkpointer(state, run_dir if save else None, arch, prep.pre, console, resume=resume is not None)
+    ckpt = dist.checkpointer(make_checkpointer, state, run_dir if save else None, arch, prep.pre, console,
+                             resume=resume is not None)
     t0 = time.perf_counter()
     if verbose and spec.train.progress:
         with _Progress(console, spec.train.epochs, state.head.metric) as bar:
@@ -262,11 +278,12 @@ def fit(data: str | dict | None = None, X: Any = None, y: Any = None, spec: Spec
     attach(run, state, prep, monitor)                      # run.diagnosis: the doctor's findings
     restored = f"; restored epoch {best}" if spec.stop.restore_best and best > 0 else ""
     console.print(f"[dim]·[/dim] stopped at epoch {state.epoch}: {state.stopped_because}{restored} ({seconds:.1f} s)")
-    if save:
+    if save and dist.rank == 0:
         write_run_directory(run, run_dir, best)
         console.print(f"[dim]·[/dim] run directory: {run_dir}")
     if verbose:
         console.print(summary_table(run.metrics))
+    dist.finish()
     return run
 
 

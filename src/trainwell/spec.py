@@ -29,7 +29,9 @@ class DataSpec(_Section):
     split: Union[Literal["auto"], list[float]] = "auto"
     scale: Literal["standard", "none"] = "standard"
     features: list[Literal["squares"]] = Field(default_factory=list)
-    streaming: bool = False
+    streaming: Union[bool, Literal["auto"]] = "auto"   # auto: stream files larger than 1/4 of free RAM
+    row_id: Optional[str] = None            # streaming: column whose hash decides the split (else row index)
+    shuffle_buffer: int = Field(65536, ge=1)   # streaming: rows held for shuffling
 
     @field_validator("split")
     @classmethod

@@ -116,17 +116,20 @@ def make_step(state: TrainState) -> Callable[[torch.Tensor, torch.Tensor], tuple
     params = [p for p in model.parameters() if p.requires_grad]
     if has_activity:
         model.record_activity = True
+    forward = state.extra.get("forward") or model    # the DDP wrapper when data-parallel
 
-    def step(xb: torch.Tensor, yb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def step(xb: torch.Tensor, yb: torch.Tensor, weight: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         if noise > 0:
             xb = xb + noise * torch.randn_like(xb)
-        out = model(xb)
+        out = forward(xb)
         loss = head.loss_fn(out, yb)
         total = loss
         if has_weight_pen:
             total = total + weight_penalty(model, reg)
         if has_activity and model.activity:
             total = total + activity_penalty(model.activity, reg)
+        if weight is not None and weight != 1.0:   # data-parallel: local rows / (global rows / world)
+            total = total * weight
         opt.zero_grad(set_to_none=True)
         total.backward()
         if clipping:
@@ -139,7 +142,10 @@ def make_step(state: TrainState) -> Callable[[torch.Tensor, torch.Tensor], tuple
 
 def run_epoch(state: TrainState, step_fn) -> tuple[torch.Tensor, torch.Tensor]:
     """One pass over a fresh permutation; returns on-device (loss_sum, metric terms)."""
+    if getattr(state.data, "streaming", False):     # data on disk: trainwell.data.streaming
+        return state.data.run_epoch(state, step_fn)
     data, b = state.data, state.batch_size
+    shard = state.extra.get("shard")                # (rank, world): this rank's slice of each batch
     n = data.X_train.shape[0]
     if state.permutation is None or state.batch_in_epoch == 0:
         state.permutation = torch.randperm(n, generator=state.generator, device=state.generator.device)
@@ -152,8 +158,17 @@ def run_epoch(state: TrainState, step_fn) -> tuple[torch.Tensor, torch.Tensor]:
     step_hooks = state.extra.get("step_hooks", [])
     for start in range(state.batch_in_epoch * b, n, b):
         idx = perm[start:start + b]
-        loss, t = step_fn(data.X_train[idx], data.y_train[idx])
-        loss_sum = loss_sum + loss * idx.shape[0]
+        if shard is None:
+            loss, t = step_fn(data.X_train[idx], data.y_train[idx])
+            loss_sum = loss_sum + loss * idx.shape[0]
+        else:
+            rank, world = shard
+            local = idx[rank::world]
+            count = local.shape[0]
+            loss, t = step_fn(data.X_train[local if count else idx[:1]], data.y_train[local if count else idx[:1]],
+                              count * world / idx.shape[0])
+            loss_sum = loss_sum + loss * count
+            t = t if count else t * 0
         terms = t if terms is None else terms + t
         state.step += 1
         state.batch_in_epoch += 1
@@ -186,9 +201,15 @@ def fit_loop(state: TrainState, callbacks: list | None = None,
         if state.stop:                       # interrupted mid-epoch by a step hook
             break
         lr = state.optimizer.param_groups[0]["lr"]
-        train_stats = torch.cat([loss_sum.reshape(1), terms]).cpu().numpy()   # the one sync per epoch
+        train_stats = torch.cat([loss_sum.reshape(1), terms])
+        if state.extra.get("all_reduce") is not None:     # data-parallel: sums over all ranks
+            train_stats = state.extra["all_reduce"](train_stats)
+        train_stats = train_stats.cpu().numpy()   # the one sync per epoch
         train_loss = float(train_stats[0] / n)
-        val_loss, val_metric = evaluate_tensors(state.model, state.head, state.data.X_val, state.data.y_val)
+        if getattr(state.data, "streaming", False):
+            val_loss, val_metric = state.data.evaluate(state.model, state.head, "val")
+        else:
+            val_loss, val_metric = evaluate_tensors(state.model, state.head, state.data.X_val, state.data.y_val)
         metric = state.head.metric
         row = {"epoch": state.epoch + 1, "lr": lr, "train_loss": train_loss, "val_loss": val_loss,
                f"train_{metric}": state.head.metric_value(train_stats[1:]), f"val_{metric}": val_metric,
