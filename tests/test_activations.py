@@ -94,8 +94,10 @@ def test_unknown_activation():
 
 def test_catalogue_lists_every_registry_entry():
     cat = catalogue()
+    from trainwell.nn.presets import MODEL_TYPES, PRESETS
     registries = {"activations": ACTIVATIONS, "initializers": INITIALIZERS, "optimizers": OPTIMIZERS,
-                  "schedules": SCHEDULES, "regularizers": REGULARIZERS}
+                  "schedules": SCHEDULES, "regularizers": REGULARIZERS,
+                  "model types": MODEL_TYPES, "model presets": PRESETS}
     assert set(cat) == set(registries)
     for area, registry in registries.items():
         assert list(cat[area]) == list(registry) and registry

@@ -94,7 +94,8 @@ def resolve_architecture(spec: Spec, prep: Prepared) -> tuple[dict, list[str]]:
             "bias_init": m.bias_init, "dropout": m.dropout, "batchnorm": m.batchnorm,
             "residual": m.residual, "loss": m.loss, "output_activation": m.output_activation,
             "task": prep.pre.task}
-    return arch, notes
+    from trainwell.nn.presets import finish_architecture   # perceptron, self_normalizing, residual notes
+    return finish_architecture(spec, arch, notes), notes
 
 
 def new_run_dir(name: str, root: str | Path = "runs") -> Path:
@@ -228,6 +229,12 @@ def fit(data: str | dict | None = None, X: Any = None, y: Any = None, spec: Spec
     table = None if streaming else load_table(spec, X, y)
     if X is not None:
         spec = Spec.build(spec, sets=["data.source=arrays"])
+    if spec.model.type == "perceptron":   # the perceptron rule = plain SGD on the perceptron criterion
+        from trainwell.nn.perceptron import perceptron_spec_changes
+        changes, notes = perceptron_spec_changes(spec)
+        spec = Spec.build(spec, **changes)
+        for note in notes:
+            console.print(f"[dim]·[/dim] {note}")
     if streaming:                          # larger than memory: data/streaming.py
         from trainwell.data.streaming import prepare_streaming
         console.print(f"[dim]·[/dim] {stream_why}")

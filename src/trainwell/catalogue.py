@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from trainwell.nn.activations import ACTIVATIONS
 from trainwell.nn.init import INITIALIZERS
+from trainwell.nn.presets import MODEL_TYPES, PRESETS
 from trainwell.optim.optimizers import OPTIMIZERS
 from trainwell.optim.regularizers import REGULARIZERS
 from trainwell.optim.schedules import SCHEDULES
@@ -16,4 +17,6 @@ def catalogue() -> dict[str, dict[str, str]]:
         "optimizers": dict(OPTIMIZERS),
         "schedules": dict(SCHEDULES),
         "regularizers": dict(REGULARIZERS),
+        "model types": dict(MODEL_TYPES),
+        "model presets": dict(PRESETS),
     }

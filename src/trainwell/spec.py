@@ -58,6 +58,7 @@ class ModelSpec(_Section):
     dropout: float = Field(0.0, ge=0.0, lt=1.0)
     batchnorm: Literal[False, True, "before", "after"] = False
     residual: bool = False
+    preset: Literal["none", "self_normalizing"] = "none"   # self_normalizing: SELU + LeCun normal + alpha dropout
     output_activation: Literal["auto", "none", "relu", "softplus", "sigmoid", "tanh"] = "auto"
     loss: Literal["auto", "mse", "mae", "huber", "bce", "cross_entropy"] = "auto"
 

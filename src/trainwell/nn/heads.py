@@ -20,6 +20,7 @@ LOSSES = {
     "huber": "Huber loss (regression, robust to outliers)",
     "bce": "binary cross-entropy on logits (binary, multilabel)",
     "cross_entropy": "categorical cross-entropy on logits (multiclass)",
+    "perceptron": "perceptron criterion sum (H(z) - y) z; SGD on it is the perceptron rule (model.type=perceptron)",
 }
 DEFAULT_LOSS = {"regression": "mse", "binary": "bce", "multilabel": "bce", "multiclass": "cross_entropy"}
 EPOCH_METRIC = {"regression": "r2", "binary": "accuracy", "multilabel": "accuracy", "multiclass": "accuracy"}
@@ -38,6 +39,9 @@ class Head:
         return EPOCH_METRIC[self.task]
 
     def loss_fn(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if self.loss == "perceptron":
+            from trainwell.nn.perceptron import perceptron_criterion
+            return perceptron_criterion(self.task, out, y)
         if self.task == "multiclass":
             return F.cross_entropy(out, y)
         if self.task == "binary":
@@ -99,10 +103,10 @@ class Head:
 def make_head(task: str, loss: str = "auto", output_activation: str = "auto") -> Head:
     """The head for ``task``; ``loss='auto'`` picks the table's default."""
     loss = DEFAULT_LOSS[task] if loss == "auto" else loss
-    allowed = {"regression": ("mse", "mae", "huber")}.get(task, (DEFAULT_LOSS[task],))
+    allowed = {"regression": ("mse", "mae", "huber")}.get(task, (DEFAULT_LOSS[task], "perceptron"))
     if loss not in allowed:
         raise UserError(
-            f'Loss "{loss}" does not fit a {task} task. Use one of: {", ".join(allowed)} '
+            f'Loss "{loss}" does not fit a {task} task. Use one of: {", ".join(allowed[:3])} '
             f"(set model.loss=auto to pick the standard one)."
         )
     act = "none" if output_activation == "auto" else output_activation

@@ -14,22 +14,31 @@ from torch import nn
 from trainwell.nn.activations import activation_family, make_activation
 from trainwell.nn.init import init_layer
 
+# PRACTICES §2: running statistics mu <- mu * momentum + mu_B * (1 - momentum) with momentum 0.9.
+# torch's BatchNorm1d(momentum=m) writes the same update the other way round: (1 - m) mu + m mu_B.
+BN_MOMENTUM = 0.9
+
 
 class DenseBlock(nn.Module):
-    """Linear -> [batch norm before] -> activation -> [batch norm after] -> dropout."""
+    """Linear -> [batch norm before] -> activation -> [batch norm after] -> dropout.
+
+    With ``residual`` the block returns ``a + F(a)`` (S1); where the widths differ
+    the skip path is a learned linear projection ``P a + F(a)`` (no bias).
+    """
 
     def __init__(self, n_in: int, n_out: int, activation: str, dropout: float,
                  batchnorm: str | bool, residual: bool = False, alpha_dropout: bool = False):
         super().__init__()
         self.linear = nn.Linear(n_in, n_out)
-        self.bn_before = nn.BatchNorm1d(n_out) if batchnorm in (True, "before") else None
+        self.bn_before = nn.BatchNorm1d(n_out, momentum=1 - BN_MOMENTUM) if batchnorm in (True, "before") else None
         self.act = make_activation(activation)
-        self.bn_after = nn.BatchNorm1d(n_out) if batchnorm == "after" else None
+        self.bn_after = nn.BatchNorm1d(n_out, momentum=1 - BN_MOMENTUM) if batchnorm == "after" else None
         if dropout > 0:
             self.drop = nn.AlphaDropout(dropout) if alpha_dropout else nn.Dropout(dropout)
         else:
             self.drop = None
-        self.residual = residual and n_in == n_out
+        self.residual = bool(residual)
+        self.proj = nn.Linear(n_in, n_out, bias=False) if residual and n_in != n_out else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.linear(x)
@@ -40,7 +49,9 @@ class DenseBlock(nn.Module):
             h = self.bn_after(h)
         if self.drop is not None:
             h = self.drop(h)
-        return x + h if self.residual else h
+        if not self.residual:
+            return h
+        return (x if self.proj is None else self.proj(x)) + h
 
 
 class MLP(nn.Module):
@@ -87,8 +98,16 @@ def build_model(arch: dict[str, Any]) -> nn.Module:
     """Modules for an architecture dict (weights not initialised by trainwell yet)."""
     kind = arch.get("type", "mlp")
     if kind == "mlp":
-        return MLP(arch)
-    raise NotImplementedError(f"model.type={kind} is not available yet")
+        model: nn.Module = MLP(arch)
+    elif kind == "perceptron":
+        from trainwell.nn.perceptron import Perceptron
+        model = Perceptron(arch["n_inputs"], arch["n_outputs"])
+    else:
+        raise NotImplementedError(f"model.type={kind} is not available yet")
+    if arch.get("batchnorm_folded"):   # saved by Run.fold(): the same modules, BN fused into Linear
+        from trainwell.nn.fold import fold_batchnorm
+        model = fold_batchnorm(model, inplace=True)
+    return model
 
 
 def auto_hidden(n_samples: int, n_inputs: int, n_outputs: int, gamma: float = 2.0) -> tuple[list[int], str]:
