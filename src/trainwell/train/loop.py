@@ -24,6 +24,7 @@ from trainwell.spec import Spec
 from trainwell.train.early_stopping import EarlyStopping
 
 EVAL_CHUNK = 8192
+_NO_TERMS = {"regression": torch.full((4,), math.nan), "multiclass": torch.full((2,), math.nan)}
 
 
 @dataclass
@@ -117,11 +118,18 @@ def make_step(state: TrainState) -> Callable[[torch.Tensor, torch.Tensor], tuple
     if has_activity:
         model.record_activity = True
     forward = state.extra.get("forward") or model    # the DDP wrapper when data-parallel
+    fast = bool(getattr(state.spec.train, "fast", False))   # train.fast: docs/performance.md
+    autocast = fast and next(model.parameters()).device.type == "cuda"
 
     def step(xb: torch.Tensor, yb: torch.Tensor, weight: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         if noise > 0:
             xb = xb + noise * torch.randn_like(xb)
-        out = forward(xb)
+        if autocast:   # bf16 matmuls on the GPU; the loss in float32
+            with torch.autocast("cuda", dtype=torch.bfloat16):
+                out = forward(xb)
+            out = out.float()
+        else:
+            out = forward(xb)
         loss = head.loss_fn(out, yb)
         total = loss
         if has_weight_pen:
@@ -135,6 +143,8 @@ def make_step(state: TrainState) -> Callable[[torch.Tensor, torch.Tensor], tuple
         if clipping:
             clip_gradients(params, reg)
         opt.step()
+        if fast:       # no per-step metric work: train_<metric> is left out of the history (NaN)
+            return loss.detach(), _NO_TERMS.get(head.task, _NO_TERMS["multiclass"]).to(out.device)
         return loss.detach(), head.metric_terms(out.detach(), yb)
 
     return step
@@ -192,6 +202,9 @@ def fit_loop(state: TrainState, callbacks: list | None = None,
     state.stopper.enabled = spec.stop.enabled
     state.extra.setdefault("step_hooks", [cb.on_step_end for cb in callbacks if hasattr(cb, "on_step_end")])
     step_fn = make_step(state)
+    flush = bool(getattr(spec.train, "fast", False)) and state.data.X_train.device.type == "cpu"
+    if flush:          # train.fast on CPU: denormals flushed to zero (Adam's tiny moments slow x86 FP)
+        torch.set_flush_denormal(True)
     state.model.train()
     _call(callbacks, "on_train_begin", state)
     n = state.data.X_train.shape[0]
@@ -237,6 +250,8 @@ def fit_loop(state: TrainState, callbacks: list | None = None,
         state.stopped_because = "interrupted" if state.stop else f"reached the epoch budget ({spec.train.epochs})"
     if spec.stop.restore_best and state.best_state is not None and state.stopped_because != "interrupted":
         state.model.load_state_dict(state.best_state)
+    if flush:
+        torch.set_flush_denormal(False)
     _call(callbacks, "on_train_end", state)
     return state
 
