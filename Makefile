@@ -3,7 +3,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test install install-test bench clean
+.PHONY: run test install install-test bench bench-env clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -27,8 +27,19 @@ run: install
 test: install-test
 	$(BIN)/python -m pytest -q
 
+# Peers (Lightning, skorch, Keras, scikit-learn) live in their own venv: never trainwell dependencies.
+bench/.venv/.installed: pyproject.toml
+	$(PY) -m venv bench/.venv
+	bench/.venv/bin/pip install -q torch==2.13.0
+	bench/.venv/bin/pip install -q -e . lightning==2.6.6 skorch==1.4.0 keras==3.15.1 scikit-learn optuna
+	touch $@
+
+bench-env: bench/.venv/.installed
+
 bench: install
-	$(BIN)/python bench/loop_overhead.py
+	if [ -x bench/.venv/bin/python ]; then bench/.venv/bin/python bench/run_all.py; \
+	else $(BIN)/python bench/run_all.py; fi
+	$(BIN)/python bench/search_throughput.py
 
 clean:
 	rm -rf $(VENV) runs
