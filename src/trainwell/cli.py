@@ -35,9 +35,16 @@ def fit(
     seed: Optional[int] = typer.Option(None, "--seed", help="Seed for every random source."),
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue the stopped run in this folder "
                                           "from its newest good checkpoint (its own spec.yaml)."),
+    nproc: int = typer.Option(1, "--nproc", min=1, help="Data-parallel processes on this machine (launches "
+                              "torchrun; gloo on CPU, nccl on GPU). Several machines: see docs/scaling.md."),
 ) -> None:
     """Train a model: split, scale, MLP, early stopping; writes a run directory and report."""
     from trainwell.api import fit as fit_fn
+    from trainwell.train.distributed import in_torchrun, launch
+    if nproc > 1 and not in_torchrun():          # relaunch as N torchrun workers; rank 0 writes out_dir
+        from trainwell.api import new_run_dir
+        folder = None if (out_dir is not None or resume is not None) else new_run_dir(Path(data).stem)
+        raise typer.Exit(code=launch(sys.argv[1:], nproc, folder))
     sets = list(set_ or [])
     if target:
         sets.insert(0, f"data.target={target[0] if len(target) == 1 else list(target)}")
