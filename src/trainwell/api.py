@@ -78,6 +78,12 @@ def load_table(spec: Spec, X: Any = None, y: Any = None) -> Table:
 def resolve_architecture(spec: Spec, prep: Prepared) -> tuple[dict, list[str]]:
     """Fill in ``auto`` choices (width, init) and say why."""
     m = spec.model
+    if m.type in ("cnn", "rnn", "autoencoder"):          # nn/topology.py: conv, recurrent, autoencoder
+        from trainwell.nn.topology import resolve_topology
+        return resolve_topology(spec, prep)
+    if m.type == "custom":                                # the user's own nn.Module (nn/custom.py)
+        from trainwell.nn.custom import custom_arch
+        return custom_arch(spec, prep)
     n_inputs = int(np.prod(prep.X_train.shape[1:]))
     n_outputs = prep.pre.coder.n_outputs
     notes = []
@@ -111,8 +117,10 @@ def new_run_dir(name: str, root: str | Path = "runs") -> Path:
 def build_state(spec: Spec, prep: Prepared, arch: dict, device: torch.device) -> TrainState:
     """Model, optimizer, schedule and early stopping, seeded, with data on the device."""
     seed_everything(spec.train.seed)
-    model = build_model(arch)
-    initialize(model, arch, spec.train.seed)
+    instance = arch.pop("_instance", None)               # fit(module=an nn.Module instance)
+    model = instance if instance is not None else build_model(arch)
+    if arch.get("init") != "keep":                       # "keep": a user module's own initialisation
+        initialize(model, arch, spec.train.seed)
     model.to(device)
     head = make_head(prep.pre.task, arch["loss"], arch["output_activation"])
     as_t = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(device)  # noqa: E731
@@ -156,7 +164,7 @@ def split_metrics(run: Run, prep: Prepared, state: TrainState) -> dict:
             loss = float(run.head.loss_fn(logits, y))
             o = run.head.transform(logits).cpu().numpy()
         yn = y.cpu().numpy()
-        if prep.pre.task == "regression":
+        if prep.pre.task in ("regression", "reconstruction"):
             out[split] = regression_metrics(prep.pre.decode_regression(yn), prep.pre.decode_regression(o))
         else:
             out[split] = classification_metrics(prep.pre.task, yn, o)
@@ -196,7 +204,7 @@ class _Progress:
 def fit(data: str | dict | None = None, X: Any = None, y: Any = None, spec: Spec | dict | str | None = None,
         *, sets: list[str] | None = None, out: str | Path | None = None, save: bool = True,
         verbose: bool = True, callbacks: list | None = None, resume: str | Path | None = None,
-        ensemble: int = 1, **overrides: Any) -> Run:
+        module: Any = None, module_kwargs: dict | None = None, ensemble: int = 1, **overrides: Any) -> Run:
     """Train a model well and return the Run.
 
     ``data`` is a built-in name or a path (or a dict: the whole ``data`` section);
@@ -204,6 +212,8 @@ def fit(data: str | dict | None = None, X: Any = None, y: Any = None, spec: Spec
     ``spec`` is a Spec, dict or YAML path; keyword sections (``model={...}``,
     ``optim={...}``, ``task="binary"``, ...) and ``sets=["a.b=value"]`` override it.
     ``resume=RUN_DIR`` continues a stopped run from its spec.yaml and newest good checkpoint.
+    ``module=`` trains your own ``torch.nn.Module`` (an instance, a class, or "file.py:ClassName";
+    ``module_kwargs=`` are its constructor arguments, saved so ``load`` can rebuild it).
     ``ensemble=P`` trains a deep ensemble of P networks (seeds seed..seed+P-1) as one batched
     population; ``Run.predict`` averages the members' probabilities.
     """
@@ -219,6 +229,11 @@ def fit(data: str | dict | None = None, X: Any = None, y: Any = None, spec: Spec
     if ensemble > 1:   # P members as one batched computation (tune/population.py)
         from trainwell.tune.population import fit_ensemble_run
         return fit_ensemble_run(spec, ensemble, X, y, out=out, save=save, verbose=verbose)
+    if module is not None:
+        from trainwell.nn.custom import module_spec
+        spec = module_spec(spec, module, module_kwargs)
+    from trainwell.nn.topology import topology_defaults   # batch 128 for conv/recurrent nets, rnn clipping
+    spec, topo_notes = topology_defaults(spec)
     console = Console(quiet=not verbose, highlight=False)
     from trainwell.train.distributed import Distributed   # torchrun ranks: DDP; only rank 0 writes
     dist = Distributed.from_env(spec)
@@ -242,13 +257,16 @@ def fit(data: str | dict | None = None, X: Any = None, y: Any = None, spec: Spec
     else:
         prep = prepare(table, spec)
     arch, arch_notes = resolve_architecture(spec, prep)
+    if module is not None and not isinstance(module, (str, type)):
+        arch["_instance"] = module                       # train the very object the user passed
     device = dist.device(resolve_device(spec.train.device))
     state = build_state(spec, prep, arch, device)
     dist.wrap(state)
-    for note in [*prep.notes, *arch_notes]:
+    for note in [*prep.notes, *topo_notes, *arch_notes]:
         console.print(f"[dim]·[/dim] {note}")
-    console.print(f"[dim]·[/dim] model: {arch['n_inputs']}-{'-'.join(map(str, arch['hidden']))}-{arch['n_outputs']}"
-                  f" {arch['activation']}, {count_parameters(state.model):,} parameters, on {device.type};"
+    console.print(f"[dim]·[/dim] model: " + (arch.get("summary") or
+                  f"{arch['n_inputs']}-{'-'.join(map(str, arch['hidden']))}-{arch['n_outputs']}")
+                  + f" {arch['activation']}, {count_parameters(state.model):,} parameters, on {device.type};"
                   f" {spec.optim.name} lr {spec.optim.lr:g}, batch {state.batch_size}"
                   f" ({state.steps_per_epoch} steps/epoch)")
     run_dir = dist.same_path(Path(out) if out is not None else new_run_dir(prep.name))
@@ -267,6 +285,7 @@ def fit(data: str | dict | None = None, X: Any = None, y: Any = None, spec: Spec
     seconds = time.perf_counter() - t0
     history = pd.DataFrame(state.history)
     run = Run(state.model, arch, prep.pre, spec, history, directory=None)
+    run.sample_inputs = (state.data.X_test if state.data.X_test.shape[0] else state.data.X_val)[:8].cpu()
     if state.stopped_because == "nan":
         diagnosis = diagnose_failure(run, state, prep, monitor, run_dir if save else None)
         titles = "; ".join(f["title"] for f in diagnosis["findings"])
@@ -301,6 +320,9 @@ def write_run_directory(run: Run, run_dir: Path, best_epoch: int) -> None:
         plot_curves(run.history, run.head.metric, run_dir / "curves.png", best_epoch)
     from trainwell.diagnose.session import write_files
     write_files(run, run_dir)                         # diagnostics.csv, diagnosis.json, data.json
+    if run.arch.get("type") == "autoencoder" and getattr(run, "sample_inputs", None) is not None:
+        from trainwell.nn.autoencoder import plot_reconstructions   # inputs / noisy / reconstructions
+        plot_reconstructions(run, run.sample_inputs, run_dir / "reconstructions.png")
     from trainwell.report.html import write_report   # late import: the report sits above the loop
     write_report(run, run_dir)
 

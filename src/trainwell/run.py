@@ -86,6 +86,9 @@ class Run:
 
     def _decode(self, out: np.ndarray) -> np.ndarray:
         task = self.pre.task
+        if task == "reconstruction":       # autoencoder: reconstructions in the data's original units
+            out = out.reshape(len(out), *self.pre.input_shape)
+            return self.pre.scaler.inverse(out) if self.pre.scaler is not None else out
         if task == "regression":
             return self.pre.coder.decode(self.pre.decode_regression(out))
         if task == "binary":
@@ -97,6 +100,8 @@ class Run:
     def evaluate(self, X: Any, y: Any) -> dict:
         """All metrics of the task on raw (X, y)."""
         out = self._outputs(X).cpu().numpy()
+        if self.pre.task == "reconstruction":   # y is ignored: the target is the input itself
+            return regression_metrics(self.pre.transform_X(X), out)
         codes = self.pre.coder.encode(np.asarray(y))
         if self.pre.task == "regression":
             return regression_metrics(codes, self.pre.decode_regression(out))
@@ -112,6 +117,16 @@ class Run:
         model = fold_batchnorm(self.model).eval()
         arch = {**self.arch, "batchnorm_folded": True}
         return Run(model, arch, self.pre, self.spec, self.history, dict(self.metrics), None, self.diagnosis)
+
+    @torch.no_grad()
+    def encode(self, X: Any) -> np.ndarray:
+        """Bottleneck codes [N, bottleneck] of an autoencoder for raw inputs X."""
+        if not hasattr(self.model, "encode"):
+            raise UserError("encode needs an autoencoder run (model.type=autoencoder); this model has no encoder.")
+        Xp = torch.from_numpy(self.pre.transform_X(X)).to(self.device)
+        self.model.eval()
+        chunks = [self.model.encode(Xp[i:i + PREDICT_CHUNK]).float() for i in range(0, Xp.shape[0], PREDICT_CHUNK)]
+        return torch.cat(chunks).cpu().numpy()
 
     # -- persistence ---------------------------------------------------------
     def save(self, directory: str | Path) -> Path:

@@ -27,11 +27,12 @@ class DataSpec(_Section):
     source: str = "digits"
     target: Optional[Union[str, list[str]]] = None
     split: Union[Literal["auto"], list[float]] = "auto"
-    scale: Literal["standard", "none"] = "standard"
+    scale: Literal["auto", "standard", "channel", "pixels", "none"] = "auto"   # auto: standard for tables; channel/pixels for images
     features: list[Literal["squares"]] = Field(default_factory=list)
     streaming: Union[bool, Literal["auto"]] = "auto"   # auto: stream files larger than 1/4 of free RAM
     row_id: Optional[str] = None            # streaming: column whose hash decides the split (else row index)
     shuffle_buffer: int = Field(65536, ge=1)   # streaming: rows held for shuffling
+    augment: "AugmentSpec" = Field(default_factory=lambda: AugmentSpec())   # train-only, on the device
 
     @field_validator("split")
     @classmethod
@@ -47,7 +48,24 @@ class DataSpec(_Section):
 
 
 class ModelSpec(_Section):
-    type: Literal["mlp", "cnn", "rnn", "autoencoder", "perceptron"] = "mlp"
+    type: Literal["mlp", "cnn", "rnn", "autoencoder", "perceptron", "custom"] = "mlp"
+    # cnn (and conv autoencoders): conv blocks, then the dense head `hidden`
+    channels: list[int] = Field(default_factory=lambda: [32, 64])
+    kernel_size: int = Field(3, ge=1)
+    pool: int = Field(2, ge=1)
+    conv_dims: Literal["auto", 1, 2] = "auto"
+    # rnn
+    cell: Literal["elman", "lstm", "gru"] = "gru"
+    layers: int = Field(1, ge=1)
+    hidden_size: int = Field(64, ge=1)
+    bidirectional: bool = False
+    # autoencoder
+    bottleneck: int = Field(32, ge=1)
+    denoise: float = Field(0.0, ge=0)
+    encoder: Literal["auto", "dense", "conv"] = "auto"
+    # custom: the user's own torch module, "path/to/file.py:ClassName"
+    module: Optional[str] = None
+    module_kwargs: dict[str, Any] = Field(default_factory=dict)
     hidden: Union[Literal["auto"], list[int]] = "auto"
     activation: str = "relu"
     init: str = "auto"
@@ -68,6 +86,11 @@ class ModelSpec(_Section):
         if isinstance(v, list) and any(int(w) < 1 for w in v):
             raise ValueError("hidden widths must be positive integers")
         return v
+
+
+class AugmentSpec(_Section):
+    shift: int = Field(0, ge=0)       # random shifts of up to this many pixels / steps
+    noise: float = Field(0.0, ge=0)   # Gaussian noise sigma (in scaled units)
 
 
 class OptimSpec(_Section):
@@ -146,11 +169,14 @@ class CheckpointSpec(_Section):
     keep: int = Field(3, ge=1)
 
 
+DataSpec.model_rebuild()
+
+
 class Spec(_Section):
     """The whole run. ``Spec()`` is a complete, sensible default."""
 
     data: DataSpec = Field(default_factory=DataSpec)
-    task: Literal["auto", "regression", "binary", "multiclass", "multilabel"] = "auto"
+    task: Literal["auto", "regression", "binary", "multiclass", "multilabel", "reconstruction"] = "auto"
     model: ModelSpec = Field(default_factory=ModelSpec)
     optim: OptimSpec = Field(default_factory=OptimSpec)
     schedule: ScheduleSpec = Field(default_factory=ScheduleSpec)

@@ -106,6 +106,9 @@ class Prepared:
 
 def prepare(table: Table, spec: Spec) -> Prepared:
     """Apply PRACTICES §1 to a loaded table: encode labels, split, engineer features, scale."""
+    if spec.task == "reconstruction" or spec.model.type == "autoencoder":
+        from trainwell.data.layout import prepare_reconstruction   # inputs are their own targets
+        return prepare_reconstruction(table, spec)
     if table.y is None:
         raise UserError("The data has no target. Pass --target COLUMN (or data.target in the spec).")
     notes: list[str] = []
@@ -129,10 +132,16 @@ def prepare(table: Table, spec: Spec) -> Prepared:
         X_tr, X_va, X_te = (add_features(a, features) for a in (X_tr, X_va, X_te))
         notes.append(f"features: {', '.join(features)} appended ({X_tr.shape[-1]} inputs)")
     scaler = None
-    if spec.data.scale == "standard":
+    if spec.data.scale in ("standard", "auto") and X_tr.ndim == 2 and spec.model.type in ("mlp", "perceptron"):
         scaler = Standardizer.fit(X_tr)
         X_tr, X_va, X_te = (scaler.transform(a) for a in (X_tr, X_va, X_te))
         notes.append("scale: z-score fitted on the training split only")
+    elif spec.data.scale != "none":          # images, signals, sequences: per channel, pixels, per feature
+        from trainwell.data.layout import choose_scaler
+        scaler, note = choose_scaler(X_tr, spec.data.scale, spec.model.type, spec.model.conv_dims)
+        if scaler is not None:
+            X_tr, X_va, X_te = (scaler.transform(a) for a in (X_tr, X_va, X_te))
+            notes.append(note)
     y_tr, y_va = y_enc[tr], y_enc[va]
     target_scaler = None
     if coder.task == "regression":

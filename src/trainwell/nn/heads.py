@@ -22,8 +22,10 @@ LOSSES = {
     "cross_entropy": "categorical cross-entropy on logits (multiclass)",
     "perceptron": "perceptron criterion sum (H(z) - y) z; SGD on it is the perceptron rule (model.type=perceptron)",
 }
-DEFAULT_LOSS = {"regression": "mse", "binary": "bce", "multilabel": "bce", "multiclass": "cross_entropy"}
-EPOCH_METRIC = {"regression": "r2", "binary": "accuracy", "multilabel": "accuracy", "multiclass": "accuracy"}
+DEFAULT_LOSS = {"regression": "mse", "binary": "bce", "multilabel": "bce", "multiclass": "cross_entropy",
+                "reconstruction": "mse"}
+EPOCH_METRIC = {"regression": "r2", "binary": "accuracy", "multilabel": "accuracy", "multiclass": "accuracy",
+                "reconstruction": "r2"}   # reconstruction: autoencoders, target = input
 
 
 @dataclass(frozen=True)
@@ -93,7 +95,7 @@ class Head:
         return torch.stack([y.sum(), (y * y).sum(), ((pred - y) ** 2).sum(), out.new_tensor(float(y.numel()))])
 
     def metric_value(self, terms: np.ndarray) -> float:
-        if self.task == "regression":
+        if self.task in ("regression", "reconstruction"):
             s, s2, sse, n = (float(t) for t in terms)
             sst = s2 - s * s / max(n, 1.0)
             return 1.0 - sse / sst if sst > 0 else float("nan")
@@ -103,14 +105,14 @@ class Head:
 def make_head(task: str, loss: str = "auto", output_activation: str = "auto") -> Head:
     """The head for ``task``; ``loss='auto'`` picks the table's default."""
     loss = DEFAULT_LOSS[task] if loss == "auto" else loss
-    allowed = {"regression": ("mse", "mae", "huber")}.get(task, (DEFAULT_LOSS[task], "perceptron"))
+    allowed = {"regression": ("mse", "mae", "huber"), "reconstruction": ("mse", "mae", "huber")}.get(task, (DEFAULT_LOSS[task], "perceptron"))
     if loss not in allowed:
         raise UserError(
             f'Loss "{loss}" does not fit a {task} task. Use one of: {", ".join(allowed[:3])} '
             f"(set model.loss=auto to pick the standard one)."
         )
     act = "none" if output_activation == "auto" else output_activation
-    if task != "regression" and act != "none":
+    if task not in ("regression", "reconstruction") and act != "none":
         raise UserError(
             f"model.output_activation={act} applies to regression only; {task} heads use "
             f"{'softmax' if task == 'multiclass' else 'sigmoid'} by construction. Remove the setting."

@@ -102,6 +102,9 @@ def build_model(arch: dict[str, Any]) -> nn.Module:
     elif kind == "perceptron":
         from trainwell.nn.perceptron import Perceptron
         model = Perceptron(arch["n_inputs"], arch["n_outputs"])
+    elif kind in ("cnn", "rnn", "autoencoder", "custom"):   # nn/cnn.py, rnn.py, autoencoder.py, custom.py
+        from trainwell.nn.topology import build_topology
+        model = build_topology(arch)
     else:
         raise NotImplementedError(f"model.type={kind} is not available yet")
     if arch.get("batchnorm_folded"):   # saved by Run.fold(): the same modules, BN fused into Linear
