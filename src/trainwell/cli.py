@@ -35,6 +35,8 @@ def fit(
     seed: Optional[int] = typer.Option(None, "--seed", help="Seed for every random source."),
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue the stopped run in this folder "
                                           "from its newest good checkpoint (its own spec.yaml)."),
+    model: Optional[str] = typer.Option(None, "--model", help="Train your own torch module: path/to/file.py:ClassName "
+                                        "(constructor args: --set model.module_kwargs={...}); load() imports that file."),
     nproc: int = typer.Option(1, "--nproc", min=1, help="Data-parallel processes on this machine (launches "
                               "torchrun; gloo on CPU, nccl on GPU). Several machines: see docs/scaling.md."),
 ) -> None:
@@ -56,7 +58,7 @@ def fit(
         if resume is not None:
             fit_fn(None, spec=spec, sets=sets or None, resume=resume)
         else:
-            fit_fn(data, spec=spec, sets=sets, out=out_dir)
+            fit_fn(data, spec=spec, sets=sets, out=out_dir, module=model)
     except UserError as exc:
         _fail(exc)
     except KeyboardInterrupt as exc:   # SIGINT/SIGTERM: a checkpoint was saved; say how to resume
@@ -129,6 +131,28 @@ def predict(
         _fail(exc)
         return
     out.print(f"wrote {len(frame)} predictions to {out_file}")
+
+
+@app.command()
+def encode(
+    run_dir: Path = typer.Argument(..., help="An autoencoder run directory (model.type=autoencoder)."),
+    data: str = typer.Argument(..., help="Inputs to encode (.csv, .parquet, .npz, IDX folder)."),
+    out_file: Path = typer.Option(Path("codes.csv"), "--out", help="Where to write the codes (.csv)."),
+) -> None:
+    """Bottleneck codes of an autoencoder for new inputs, one row per input, written as CSV."""
+    from trainwell.data.sources import load_features
+    from trainwell.run import load
+    try:
+        run = load(run_dir)
+        X = load_features(data, run.pre.feature_names, None)
+        codes = run.encode(X)
+        frame = pd.DataFrame(codes, columns=[f"code_{j}" for j in range(codes.shape[1])])
+        out_file.parent.mkdir(parents=True, exist_ok=True)
+        frame.to_csv(out_file, index=False)
+    except UserError as exc:
+        _fail(exc)
+        return
+    out.print(f"wrote {len(frame)} codes of size {codes.shape[1]} to {out_file}")
 
 
 @app.command("list")
