@@ -142,7 +142,7 @@ def test_early_stopping_and_streamed_validation(small: Path):
     old = st.CACHE_BYTES
     st.CACHE_BYTES = 0
     try:
-        run = tw.fit(str(small), sets=["data.streaming=true", "train.epochs=60", "stop.patience=2",
+        run = tw.fit(str(small), sets=["data.streaming=true", "train.epochs=60", "train.batch_size=256", "stop.patience=2",
                                        "stop.min_delta=0.05", *QUIET], save=False, verbose=False)
     finally:
         st.CACHE_BYTES = old
