@@ -61,7 +61,11 @@ def lean_search(trials: int, epochs: int, seed: int) -> dict:
 
 
 def population_search(trials: int, epochs: int, seed: int) -> dict:
+    import optuna  # noqa: F401  (imports before the clock starts, as for the lean search)
+
     import trainwell as tw
+    import trainwell.tune.population  # noqa: F401
+    import trainwell.tune.search  # noqa: F401
     space = {"optim.lr": {"log": [1e-4, 1e-1]}, "optim.weight_decay": {"log": [1e-6, 1e-2]}}
     with tempfile.TemporaryDirectory() as d:
         t0 = time.perf_counter()

@@ -88,7 +88,7 @@ def test_members_stop_early_independently():
 
 
 def test_population_tune_finds_the_sequential_best(tmp_path):
-    space = {"optim.lr": {"grid": [0.0003, 0.003, 0.03]}, "optim.weight_decay": {"grid": [0.0, 0.001]}}
+    space = {"optim.lr": {"choice": [0.0003, 0.003, 0.03]}, "optim.weight_decay": {"choice": [0.0, 0.001]}}
     common = dict(space=space, sampler="grid", trials=6, objective="val_loss", verbose=False,
                   sets=["train.epochs=3", "model.hidden=[16]", "stop.enabled=false"], seed=0)
     seq = tw.tune("digits", out=tmp_path / "seq", **common)

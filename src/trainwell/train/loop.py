@@ -147,6 +147,9 @@ def make_step(state: TrainState) -> Callable[[torch.Tensor, torch.Tensor], tuple
             return loss.detach(), _NO_TERMS.get(head.task, _NO_TERMS["multiclass"]).to(out.device)
         return loss.detach(), head.metric_terms(out.detach(), yb)
 
+    if fast and not autocast:   # train.fast on CPU: the MLP backward by hand (train/fast.py), else autograd
+        from trainwell.train.fast import analytic_step
+        return analytic_step(state, step) or step
     return step
 
 

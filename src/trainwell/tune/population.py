@@ -147,6 +147,7 @@ class StackedMLP:
             self.biases.append(torch.stack([x.bias.detach().unsqueeze(0) for x in lin]).contiguous().requires_grad_())
         self.act = make_activation(arch["activation"])
         self.dropout = dropout                         # [P]
+        self.has_dropout = bool((dropout > 0).any())
         self.generators: list[torch.Generator] = []
 
     def params(self) -> list[torch.Tensor]:
@@ -157,7 +158,7 @@ class StackedMLP:
         last = len(self.weights) - 1
         for li in range(last):
             a = self.act(torch.baddbmm(self.biases[li], h, self.weights[li]))
-            if train and bool((self.dropout > 0).any()):
+            if train and self.has_dropout:
                 a = a * self._mask(a)
             h = h + a if self.residual[li] else a
         return torch.baddbmm(self.biases[last], h, self.weights[last])
@@ -171,6 +172,7 @@ class StackedMLP:
         self.weights = [w.detach()[keep].requires_grad_() for w in self.weights]
         self.biases = [b.detach()[keep].requires_grad_() for b in self.biases]
         self.dropout = self.dropout[keep]
+        self.has_dropout = bool((self.dropout > 0).any())
 
     def member_state(self, i: int, template: nn.Module) -> dict[str, torch.Tensor]:
         """Member i's weights under ``template``'s state_dict names."""
@@ -296,6 +298,7 @@ def train_population(specs: list[Spec], prep: Prepared, archs: list[dict], devic
     net.weights = [w.detach().to(device).requires_grad_() for w in net.weights]
     net.biases = [t.detach().to(device).requires_grad_() for t in net.biases]
     net.dropout = net.dropout.to(device)
+    net.has_dropout = bool((net.dropout > 0).any())
     perm_gens, drop_gens = [], []
     for spec in specs:
         g = torch.Generator(device=device)
@@ -474,10 +477,19 @@ def run_population_trials(cfg, space, study, budget: int, X=None, y=None, say=pr
     cache: dict = {}
     ran = 0
     prune = cfg.pruner != "none"
+    # The trials run in an in-memory copy of the study and are written to the shared storage
+    # once per round with add_trials: one storage commit per trial instead of one per
+    # reported epoch and attribute (SQLite commits cost ~20 ms each on a busy disk).
+    shared = study
+    study = optuna.create_study(direction=shared.direction, sampler=shared.sampler, pruner=shared.pruner)
+    study.add_trials(shared.get_trials(deepcopy=True))
+    left = budget - len(_consumed(shared.get_trials(deepcopy=False)))
     while True:
-        k = min(P, budget - len(_consumed(study.get_trials(deepcopy=False))))
+        n_before = len(study.get_trials(deepcopy=False))
+        k = min(P, left)
         if k <= 0:
             break
+        left -= k
         trials, members = [], []
         for _ in range(k):
             trial = study.ask()
@@ -536,10 +548,10 @@ def run_population_trials(cfg, space, study, budget: int, X=None, y=None, say=pr
                 if i in pruned or r.stopped_because == "nan" or not math.isfinite(value):
                     if r.stopped_because == "nan":
                         trial.set_user_attr("stopped_because", "diverged (loss NaN/inf)")
-                    study.tell(trial, state=TrialState.PRUNED)
+                    _tell(study, trial, state=TrialState.PRUNED)
                     say(f"trial {trial.number:>4}: {shown} -> pruned/diverged at epoch {r.epochs_run}")
                 else:
-                    study.tell(trial, value)
+                    _tell(study, trial, value)
                     say(f"trial {trial.number:>4}: {shown} -> {key} {value:.4f} "
                         f"(epoch {r.stopper.best_epoch}/{r.epochs_run}; population of {len(group)})")
                 ran += 1
@@ -551,7 +563,7 @@ def run_population_trials(cfg, space, study, budget: int, X=None, y=None, say=pr
                 run = fit(spec=spec, X=X, y=y, save=False, verbose=False, callbacks=[report])
             except Exception as exc:   # noqa: BLE001 - a failed trial must not end the study
                 trial.set_user_attr("error", str(exc))
-                study.tell(trial, state=TrialState.FAIL)
+                _tell(study, trial, state=TrialState.FAIL)
                 continue
             run.save(Path(cfg.directory) / f"trial-{trial.number:04d}")
             for kk in ("epochs_run", "best_epoch", "stopped_because", "seconds"):
@@ -560,12 +572,26 @@ def run_population_trials(cfg, space, study, budget: int, X=None, y=None, say=pr
             name = "loss" if report.key == "val_loss" else report.key[4:]
             value = float(run.metrics["val"].get(name, math.nan))
             if report.pruned or not math.isfinite(value):
-                study.tell(trial, state=TrialState.PRUNED)
+                _tell(study, trial, state=TrialState.PRUNED)
             else:
-                study.tell(trial, value)
+                _tell(study, trial, value)
             ran += 1
-        del optuna
+        shared.add_trials(study.get_trials(deepcopy=True)[n_before:])   # this round, to the shared study
+    del optuna
     return ran
+
+
+def _tell(study, trial, value=None, state=None) -> None:
+    """study.tell; optuna's GridSampler calls study.stop() once the grid is used up, which
+    raises outside study.optimize after the trial has been recorded: that is the end, not an error."""
+    try:
+        if state is None:
+            study.tell(trial, value)
+        else:
+            study.tell(trial, state=state)
+    except RuntimeError as exc:
+        if "Study.stop" not in str(exc):
+            raise
 
 
 def fit_ensemble(spec: Spec, members: int, X=None, y=None, device: str | None = None):
