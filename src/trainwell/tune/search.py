@@ -53,7 +53,6 @@ def make_storage(url: str, heartbeat: int | None = 10, grace: int | None = None,
     engine_kwargs: dict[str, Any] = {}
     if url.startswith("sqlite"):
         engine_kwargs = {"connect_args": {"timeout": 120}}
-        _sqlite_wal()
     retry_cls = getattr(storages, "RetryHeartbeatStaleTrialCallback", None) or storages.RetryFailedTrialCallback
     kwargs: dict[str, Any] = {}
     if heartbeat:
@@ -76,24 +75,6 @@ def make_storage(url: str, heartbeat: int | None = 10, grace: int | None = None,
                             f"Check the --storage URL (e.g. postgresql://user:password@host:5432/db or "
                             f"sqlite:///path/study.db) and that the server is running.") from None
         raise
-
-
-def _sqlite_wal() -> None:
-    """SQLite studies in WAL mode with synchronous=NORMAL: a commit no longer waits for an fsync
-    (~20 ms on a busy disk, paid several times per trial); the file stays consistent after a crash."""
-    from sqlalchemy import event
-    from sqlalchemy.engine import Engine
-    if getattr(_sqlite_wal, "done", False):
-        return
-
-    @event.listens_for(Engine, "connect")
-    def _pragmas(dbapi_connection, _record) -> None:
-        if type(dbapi_connection).__module__.startswith("sqlite3"):
-            cur = dbapi_connection.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA synchronous=NORMAL")
-            cur.close()
-    _sqlite_wal.done = True
 
 
 def _driver(url: str) -> str:
