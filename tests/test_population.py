@@ -120,3 +120,16 @@ def test_unsupported_is_explained():
     base, prep = _prep(["model.batchnorm=true"])
     arch = resolve_architecture(base, prep)[0]
     assert "batch norm" in unsupported(base, arch)
+
+
+@pytest.mark.parametrize("sets", [["model.dropout=0.2"], ["model.activation=tanh", "model.hidden=[16, 8]"],
+                                  ["data.source=breast_cancer"], ["data.source=diabetes", "model.activation=leaky_relu"]])
+def test_fast_cpu_step_matches_autograd(sets):
+    """train.fast=true on CPU (hand-written MLP backward) ends with the autograd run's weights."""
+    models = []
+    for fast in ("false", "true"):
+        spec = Spec.build(None, sets=["data.source=digits", "train.epochs=2", "stop.enabled=false",
+                                      "model.hidden=[16]", f"train.fast={fast}", *sets])
+        prep = prepare(load_table(spec), spec)
+        models.append(_alone(spec, prep, resolve_architecture(spec, prep)[0]).model)
+    assert _max_diff(*models) < TOL
