@@ -164,7 +164,10 @@ def split_metrics(run: Run, prep: Prepared, state: TrainState) -> dict:
             loss = float(run.head.loss_fn(logits, y))
             o = run.head.transform(logits).cpu().numpy()
         yn = y.cpu().numpy()
-        if prep.pre.task in ("regression", "reconstruction"):
+        if prep.pre.task == "reconstruction":
+            from trainwell.nn.autoencoder import reconstruction_metrics
+            out[split] = reconstruction_metrics(yn, o)
+        elif prep.pre.task == "regression":
             out[split] = regression_metrics(prep.pre.decode_regression(yn), prep.pre.decode_regression(o))
         else:
             out[split] = classification_metrics(prep.pre.task, yn, o)

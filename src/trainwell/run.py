@@ -101,7 +101,8 @@ class Run:
         """All metrics of the task on raw (X, y)."""
         out = self._outputs(X).cpu().numpy()
         if self.pre.task == "reconstruction":   # y is ignored: the target is the input itself
-            return regression_metrics(self.pre.transform_X(X), out)
+            from trainwell.nn.autoencoder import reconstruction_metrics
+            return reconstruction_metrics(self.pre.transform_X(X), out)
         codes = self.pre.coder.encode(np.asarray(y))
         if self.pre.task == "regression":
             return regression_metrics(codes, self.pre.decode_regression(out))

@@ -136,3 +136,15 @@ def plot_reconstructions(run: Any, X: torch.Tensor, path: str | Path) -> Path | 
     fig.savefig(path, dpi=90)
     plt.close(fig)
     return Path(path)
+
+
+def reconstruction_metrics(target: np.ndarray, recon: np.ndarray) -> dict:
+    """MSE, MAE, RMSE and R^2 over every input value (R^2 = 1 - SSE / total variance around the
+    per-feature means, i.e. variance-weighted, so constant border pixels cannot dominate it)."""
+    t = np.asarray(target, dtype=np.float64).reshape(len(target), -1)
+    r = np.asarray(recon, dtype=np.float64).reshape(len(recon), -1)
+    sse = float(((t - r) ** 2).sum())
+    sst = float(((t - t.mean(axis=0)) ** 2).sum())
+    mse = sse / max(t.size, 1)
+    return {"mse": mse, "mae": float(np.abs(t - r).mean()), "rmse": float(np.sqrt(mse)),
+            "r2": 1.0 - sse / sst if sst > 0 else None}

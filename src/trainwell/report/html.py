@@ -140,6 +140,8 @@ def sections(run: "Run", run_dir: Path) -> list[tuple[str, str]]:
     if "outputs" in figs:
         title = "Confusion matrix" if figs["outputs"].name.startswith("confusion") else "Predicted vs true"
         out.append((title, embed_png(figs["outputs"])))
+    if (run_dir / "reconstructions.png").exists():        # autoencoders: inputs / noisy / reconstructions
+        out.append(("Reconstructions", embed_png(run_dir / "reconstructions.png")))
     out.append(("Model", model))
     out.append(("Resolved hyperparameters", spec))
     return out
