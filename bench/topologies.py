@@ -8,7 +8,7 @@ Every run is ``trainwell.fit`` with the defaults of its ``model.type`` (the
 image runs are exactly ``trainwell fit DATA --set model.type=cnn`` with the
 epoch budget capped and early-stopping patience 3, so the bench ends in minutes
 on a CPU). Prints test accuracy, epochs and seconds per epoch; writes
-bench/topologies.json.
+bench/topologies-<which>.json.
 """
 from __future__ import annotations
 
@@ -65,7 +65,7 @@ def main(argv: list[str]) -> None:
         rows.append(one("mnist1d mlp", src, ["model.type=mlp", "train.epochs=200"]))
         rows.append(one("mnist1d cnn", src, ["model.type=cnn", "model.kernel_size=5", "train.epochs=100"]))
         rows.append(one("mnist1d gru", src, ["model.type=rnn", "model.cell=gru", "train.epochs=100"]))
-    out = ROOT / "bench" / "topologies.json"
+    out = ROOT / "bench" / f"topologies-{'-'.join(which)}.json"
     out.write_text(json.dumps(rows, indent=2))
     print(f"wrote {out}")
 

@@ -86,3 +86,17 @@ def test_cnn_mnist_subset_95(mnist_small, tmp_path):
     run = tw.fit(str(mnist_small), model={"type": "cnn"}, train={"epochs": 5, "batch_size": 64}, save=False,
                  verbose=False)
     assert run.metrics["test"]["accuracy"] >= 0.95, run.metrics["test"]
+
+
+def test_cnn_with_augmentation_resumes_exactly_after_kills(tmp_path):
+    """Augmentation draws from the checkpointed torch RNG: killed twice, the run ends bit-identical."""
+    import sys
+    from pathlib import Path
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_checkpoint import drive, same_weights
+    sets = ["model.type=cnn", "model.channels=[4]", "model.hidden=[16]", "data.augment.shift=1",
+            "data.augment.noise=0.05", "train.epochs=3", "train.progress=false", "checkpoint.every_steps=4"]
+    result = drive(tmp_path, sets, [{"fault": "kill@step=6"}, {"fault": "kill@step=25"}, {}])
+    assert result["reference"] == "exit:0"
+    assert [a["ended"] for a in result["attempts"]] == ["signal:9", "signal:9", "exit:0"]
+    same_weights(tmp_path / "ref", tmp_path / "run")
