@@ -436,8 +436,13 @@ def _prepare_cached(spec: Spec, X, y, cache: dict):
     return key, cache[key]
 
 
-def member_run(result: MemberResult, prep: Prepared, device: torch.device, seconds: float | None = None):
-    """A trainwell Run for one member, with the metrics ``trainwell.fit`` would give it."""
+def member_run(result: MemberResult, prep: Prepared, device: torch.device, seconds: float | None = None,
+               full: bool = True):
+    """A trainwell Run for one member, with the metrics ``trainwell.fit`` would give it.
+
+    ``full=False``: per split only the loss and the head's metric (accuracy or r2),
+    computed in torch; the search fills in the full set for its best trial.
+    """
     from types import SimpleNamespace
 
     import pandas as pd
@@ -451,8 +456,23 @@ def member_run(result: MemberResult, prep: Prepared, device: torch.device, secon
     run.metrics = {"task": prep.pre.task, "best_epoch": result.stopper.best_epoch, "epochs_run": result.epochs_run,
                    "stopped_because": result.stopped_because,
                    "seconds": result.seconds if seconds is None else seconds,
-                   **split_metrics(run, prep, SimpleNamespace(data=data))}
+                   **(split_metrics(run, prep, SimpleNamespace(data=data)) if full else _quick_metrics(run, data))}
     return run
+
+
+@torch.no_grad()
+def _quick_metrics(run, data) -> dict:
+    out = {}
+    run.model.eval()
+    for split, (X, y) in {"train": (data.X_train, data.y_train), "val": (data.X_val, data.y_val),
+                          "test": (data.X_test, data.y_test)}.items():
+        if X.shape[0] == 0:
+            out[split] = {}
+            continue
+        logits = torch.cat([run.model(X[i:i + EVAL_CHUNK]).float() for i in range(0, X.shape[0], EVAL_CHUNK)])
+        terms = run.head.metric_terms(logits, y).cpu().numpy()
+        out[split] = {run.head.metric: run.head.metric_value(terms), "loss": float(run.head.loss_fn(logits, y))}
+    return out
 
 
 def run_population_trials(cfg, space, study, budget: int, X=None, y=None, say=print) -> int:
@@ -484,6 +504,7 @@ def run_population_trials(cfg, space, study, budget: int, X=None, y=None, say=pr
     study = optuna.create_study(direction=shared.direction, sampler=shared.sampler, pruner=shared.pruner)
     study.add_trials(shared.get_trials(deepcopy=True))
     left = budget - len(_consumed(shared.get_trials(deepcopy=False)))
+    best = None
     while True:
         n_before = len(study.get_trials(deepcopy=False))
         k = min(P, left)
@@ -537,7 +558,7 @@ def run_population_trials(cfg, space, study, budget: int, X=None, y=None, say=pr
                 shown = ", ".join(f"{kk}={_short(v)}" for kk, v in values.items())
                 if i in pruned:
                     r.stopped_because = f"pruned by the {cfg.pruner} pruner at epoch {r.epochs_run}"
-                run = member_run(r, prep, device, seconds=wall / len(group))
+                run = member_run(r, prep, device, seconds=wall / len(group), full=False)
                 run.save(Path(cfg.directory) / f"trial-{trial.number:04d}")
                 for kk in ("epochs_run", "best_epoch", "stopped_because", "seconds"):
                     trial.set_user_attr(kk, run.metrics.get(kk))
@@ -552,6 +573,9 @@ def run_population_trials(cfg, space, study, budget: int, X=None, y=None, say=pr
                     say(f"trial {trial.number:>4}: {shown} -> pruned/diverged at epoch {r.epochs_run}")
                 else:
                     _tell(study, trial, value)
+                    sign = 1.0 if study.direction.name == "MINIMIZE" else -1.0
+                    if best is None or sign * value < sign * best[0]:
+                        best = (value, run, prep, trial.number)
                     say(f"trial {trial.number:>4}: {shown} -> {key} {value:.4f} "
                         f"(epoch {r.stopper.best_epoch}/{r.epochs_run}; population of {len(group)})")
                 ran += 1
@@ -577,6 +601,18 @@ def run_population_trials(cfg, space, study, budget: int, X=None, y=None, say=pr
                 _tell(study, trial, value)
             ran += 1
         shared.add_trials(study.get_trials(deepcopy=True)[n_before:])   # this round, to the shared study
+    if best is not None:   # the best population trial gets the full metrics a lone run writes
+        from types import SimpleNamespace
+
+        from trainwell.api import split_metrics
+        from trainwell.train.loop import Tensors
+        _, run, prep, number = best
+        dev = next(run.model.parameters()).device
+        as_t = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(dev)  # noqa: E731
+        data = Tensors(*(as_t(a) for a in (prep.X_train, prep.y_train, prep.X_val, prep.y_val, prep.X_test,
+                                           prep.y_test)))
+        run.metrics.update(split_metrics(run, prep, SimpleNamespace(data=data)))
+        run.save(Path(cfg.directory) / f"trial-{number:04d}")
     del optuna
     return ran
 
