@@ -46,7 +46,11 @@ def _optuna():
 
 
 def make_storage(url: str, heartbeat: int | None = 10, grace: int | None = None, max_retry: int = 3):
-    """An RDBStorage with heartbeats and a retry-on-stale-trial callback."""
+    """An RDBStorage with heartbeats and a retry-on-stale-trial callback (``memory``: optuna's
+    in-memory storage, one per process: no study file, nothing to resume, one worker)."""
+    if url == "memory":
+        optuna = _optuna()
+        return _MEMORY.setdefault(url, optuna.storages.InMemoryStorage())
     optuna = _optuna()
     from optuna import storages
     url = _driver(url)
@@ -75,6 +79,9 @@ def make_storage(url: str, heartbeat: int | None = 10, grace: int | None = None,
                             f"Check the --storage URL (e.g. postgresql://user:password@host:5432/db or "
                             f"sqlite:///path/study.db) and that the server is running.") from None
         raise
+
+
+_MEMORY: dict = {}
 
 
 def _driver(url: str) -> str:
@@ -487,6 +494,8 @@ def tune(data: str | None = None, X: Any = None, y: Any = None, spec: Spec | dic
         raise UserError(f"--workers must be at least 1; got {workers}.")
     if population < 1:
         raise UserError(f"--population must be at least 1; got {population}.")
+    if storage == "memory" and workers > 1:
+        raise UserError("--storage memory keeps the study in this process; use it with --workers 1.")
     if population > 1 and workers > 1:
         raise UserError("--population trains many trials in one process; use it with --workers 1.")
     if data is not None:
