@@ -215,8 +215,8 @@ class StackedOptimizer:
         t = self.steps
         adam = self.name in ("adam", "adamw")
         if adam:   # float64 scalars, then float32, as in torch's fused CPU Adam
-            neg_step = -(self.hp["lr"] / (1 - self.hp["beta1"] ** t))
-            bc2_sqrt = torch.sqrt(1 - self.hp["beta2"] ** t)
+            neg_step = (-(self.hp["lr"] / (1 - self.hp["beta1"] ** t))).to(self.params[0].device, torch.float32)
+            bc2_sqrt = torch.sqrt(1 - self.hp["beta2"] ** t).to(self.params[0].device, torch.float32)
         for i, p in enumerate(self.params):
             g, v = p.grad, self.v
             if adam:
@@ -230,9 +230,9 @@ class StackedOptimizer:
                     self.state[i] = [torch.zeros_like(p), torch.zeros_like(p)]
                 m, sq = self.state[i]
                 m.lerp_(g, v["one_minus_beta1"][i])
-                sq.mul_(v["beta2"][i]).add_(v["one_minus_beta2"][i] * g * g)
-                denom = sq.sqrt().div_(bc2_sqrt.to(p.device, torch.float32).view(shape)).add_(v["eps"][i])
-                p.add_(neg_step.to(p.device, torch.float32).view(shape) * m / denom)
+                sq.mul_(v["beta2"][i]).addcmul_(v["one_minus_beta2"][i] * g, g)
+                denom = sq.sqrt().div_(bc2_sqrt.view(shape)).add_(v["eps"][i])
+                p.addcdiv_(neg_step.view(shape) * m, denom)
             else:
                 if self.has_wd:
                     g = g + p * v["weight_decay"][i]
