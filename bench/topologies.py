@@ -62,9 +62,9 @@ def main(argv: list[str]) -> None:
         rows.append(one("fashion-mnist cnn", str(DATA / "fashion-mnist"), image))
     if "mnist1d" in which:
         src = str(mnist1d_npz(Path("/tmp/mnist1d.npz")))
-        rows.append(one("mnist1d mlp", src, ["model.type=mlp", "train.epochs=200"]))
-        rows.append(one("mnist1d cnn", src, ["model.type=cnn", "model.kernel_size=5", "train.epochs=100"]))
-        rows.append(one("mnist1d gru", src, ["model.type=rnn", "model.cell=gru", "train.epochs=100"]))
+        rows.append(one("mnist1d mlp", src, ["model.type=mlp", "train.epochs=60"]))
+        rows.append(one("mnist1d cnn", src, ["model.type=cnn", "model.kernel_size=5", "train.epochs=60"]))
+        rows.append(one("mnist1d gru", src, ["model.type=rnn", "model.cell=gru", "optim.lr=0.003", "train.epochs=40"]))
     out = ROOT / "bench" / f"topologies-{'-'.join(which)}.json"
     out.write_text(json.dumps(rows, indent=2))
     print(f"wrote {out}")
