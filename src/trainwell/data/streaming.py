@@ -678,6 +678,7 @@ class StreamData:
     # -- training ------------------------------------------------------------------------
     def run_epoch(self, state: Any, step_fn: Callable) -> tuple[torch.Tensor, torch.Tensor]:
         """``loop.run_epoch`` for streamed data (same accumulators, exact mid-epoch resume)."""
+        from trainwell.train.loop import after_step   # late import: the loop sits above the data layer
         dev = self.device
         if state.permutation is None or state.batch_in_epoch == 0:
             state.batch_in_epoch = 0
@@ -703,16 +704,8 @@ class StreamData:
                     loss, t = step_fn(xb, yb)
                 loss_sum = loss_sum + loss * n_local
                 terms = t if terms is None else terms + t
-                state.step += 1
-                state.batch_in_epoch += 1
-                if per_batch:
-                    state.schedule.step_batch()
-                if step_hooks:
-                    state.extra["epoch_loss"], state.extra["epoch_terms"] = loss_sum, terms
-                    for hook in step_hooks:
-                        hook(state)
-                    if state.stop:
-                        break
+                if after_step(state, loss_sum, terms, per_batch, step_hooks):
+                    break
         finally:
             batches.close()
         state.extra["epoch_loss"], state.extra["epoch_terms"] = loss_sum, terms

@@ -117,9 +117,7 @@ def _suggest(lrs: list[float], losses: list[float], smoothed: list[float], stopp
 
 
 def plot_lr_find(result: LRFindResult, path: str | Path) -> Path:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from trainwell.report.plots import plt, save_figure   # Agg backend, shared figure writer
     fig, ax = plt.subplots(figsize=(7, 4.2))
     ax.plot(result.lrs, result.losses, color="#bbb", linewidth=0.8, label="loss")
     ax.plot(result.lrs, result.smoothed, color="C0", label="smoothed loss (EMA, bias-corrected)")
@@ -140,11 +138,7 @@ def plot_lr_find(result: LRFindResult, path: str | Path) -> Path:
     ax.set_title("LR range test")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def lr_find(data: str | None = None, X: Any = None, y: Any = None, spec: Any = None, *,

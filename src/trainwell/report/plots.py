@@ -31,11 +31,7 @@ def plot_curves(history: pd.DataFrame, metric: str, path: str | Path, best_epoch
             ax.axvline(best_epoch, color="grey", linestyle=":", linewidth=1, label=f"best epoch {best_epoch}")
         ax.grid(alpha=0.3)
         ax.legend()
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 # -- the doctor's figures (report.html) ------------------------------------------
@@ -54,11 +50,7 @@ def plot_lr(history: pd.DataFrame, path: str | Path) -> Path:
     ax.set_ylabel("learning rate")
     ax.set_title("learning rate over time")
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def plot_gradient_flow(diag: pd.DataFrame, path: str | Path) -> Path:
@@ -91,11 +83,7 @@ def plot_gradient_flow(diag: pd.DataFrame, path: str | Path) -> Path:
     ax.set_title("back-propagated gradient by layer")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def plot_activation_stats(diag: pd.DataFrame, path: str | Path) -> Path:
@@ -129,11 +117,7 @@ def plot_activation_stats(diag: pd.DataFrame, path: str | Path) -> Path:
     handles, _ = ax.get_legend_handles_labels()
     if 0 < len(handles) <= 12:
         ax.legend(fontsize=7)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def plot_confusion(preds: pd.DataFrame, classes: list[str] | None, path: str | Path) -> Path:
@@ -156,11 +140,7 @@ def plot_confusion(preds: pd.DataFrame, classes: list[str] | None, path: str | P
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title("confusion matrix (test split)")
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def plot_pred_vs_true(preds: pd.DataFrame, path: str | Path) -> Path:
@@ -174,6 +154,11 @@ def plot_pred_vs_true(preds: pd.DataFrame, path: str | Path) -> Path:
     ax.set_ylabel("predicted")
     ax.set_title("predicted vs true (test split)")
     ax.grid(alpha=0.3)
+    return save_figure(fig, path)
+
+
+def save_figure(fig, path: str | Path) -> Path:
+    """Lay out, write the PNG, free the figure (matplotlib keeps figures alive until closed)."""
     fig.tight_layout()
     path = Path(path)
     fig.savefig(path, dpi=100)

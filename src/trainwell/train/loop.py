@@ -183,18 +183,27 @@ def run_epoch(state: TrainState, step_fn) -> tuple[torch.Tensor, torch.Tensor]:
             loss_sum = loss_sum + loss * count
             t = t if count else t * 0
         terms = t if terms is None else terms + t
-        state.step += 1
-        state.batch_in_epoch += 1
-        if per_batch:
-            state.schedule.step_batch()
-        if step_hooks:
-            state.extra["epoch_loss"], state.extra["epoch_terms"] = loss_sum, terms
-            for hook in step_hooks:
-                hook(state)
-            if state.stop:
-                break
+        if after_step(state, loss_sum, terms, per_batch, step_hooks):
+            break
     state.extra["epoch_loss"], state.extra["epoch_terms"] = loss_sum, terms
     return loss_sum, terms
+
+
+def after_step(state: TrainState, loss_sum: torch.Tensor, terms: torch.Tensor, per_batch: bool,
+               step_hooks: list) -> bool:
+    """Bookkeeping after each optimizer step (counters, batch schedules, step hooks).
+
+    Shared by the in-memory and the streaming epoch; returns True when a hook asked to stop.
+    """
+    state.step += 1
+    state.batch_in_epoch += 1
+    if per_batch:
+        state.schedule.step_batch()
+    if step_hooks:
+        state.extra["epoch_loss"], state.extra["epoch_terms"] = loss_sum, terms
+        for hook in step_hooks:
+            hook(state)
+    return state.stop
 
 
 def fit_loop(state: TrainState, callbacks: list | None = None,
