@@ -15,8 +15,8 @@ import trainwell as tw
 from trainwell.tune.search import make_storage
 
 SETS = ["train.epochs=8", "model.hidden=[16]", "stop.patience=100"]
-# digits, so that a trial outlasts the second worker's start-up and both take part
-SLOW_SETS = ["train.epochs=12", "stop.patience=100"]
+# digits, 60 epochs: the eight trials together outlast the second worker's start-up (~5 s), so both take part
+SLOW_SETS = ["train.epochs=60", "stop.patience=100"]
 
 
 def _states(study):
