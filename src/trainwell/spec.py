@@ -140,7 +140,7 @@ class TrainSpec(_Section):
     fast: bool = False
     tensorboard: Optional[str] = None
     monitor: bool = True                    # babysitting monitors -> diagnostics.csv, diagnosis.json
-    monitor_every: int = Field(0, ge=0)     # sample every K steps; 0 = auto (about 2 samples per epoch)
+    monitor_every: int = Field(0, ge=0)     # sample every K steps; 0 = auto (one sample per epoch, at most every 100 steps)
     progress: bool = True
 
     @field_validator("batch_size")
