@@ -32,7 +32,7 @@ from trainwell.report.plots import plot_curves
 from trainwell.run import Run, _json_safe
 from trainwell.spec import Spec
 from trainwell.train.early_stopping import EarlyStopping, resolve_mode
-from trainwell.train.loop import Tensors, TrainState, fit_loop
+from trainwell.train.loop import Tensors, TrainState
 from trainwell.train.metrics import classification_metrics, regression_metrics
 
 
@@ -73,6 +73,25 @@ def load_table(spec: Spec, X: Any = None, y: Any = None) -> Table:
     if not np.isfinite(Xa).all():
         raise UserError("X contains NaN or inf values; drop or impute them before fitting.")
     return Table(X=Xa, y=ya, feature_names=names, name="arrays")
+
+
+def spec_for(data: Any, spec: Any, sets: list[str] | None, overrides: dict) -> Spec:
+    """The run's Spec: a base spec, then ``data`` (a name, a path, or the whole data section),
+    keyword sections, then ``--set`` overrides."""
+    if isinstance(data, dict):
+        overrides["data"] = data
+    elif data is not None:
+        section = overrides.get("data", {})
+        overrides["data"] = {**(section if isinstance(section, dict) else {}), "source": str(data)}
+    return Spec.build(spec, sets=sets, **overrides)
+
+
+def load_prepared(spec: Spec, X: Any = None, y: Any = None) -> tuple[Spec, Prepared]:
+    """Load and prepare in-memory data (split, scaling); arrays mark the spec's source as ``arrays``."""
+    table = load_table(spec, X, y)
+    if X is not None:
+        spec = Spec.build(spec, sets=["data.source=arrays"])
+    return spec, prepare(table, spec)
 
 
 def resolve_architecture(spec: Spec, prep: Prepared) -> tuple[dict, list[str]]:
@@ -224,11 +243,7 @@ def fit(data: str | dict | None = None, X: Any = None, y: Any = None, spec: Spec
         from trainwell.train.checkpoint import resume_spec
         spec, out = resume_spec(resume, data, spec, sets, overrides), resume
         data, sets = None, None
-    if isinstance(data, dict):
-        overrides["data"] = data
-    elif data is not None:
-        overrides["data"] = {"source": str(data)}
-    spec = Spec.build(spec, sets=sets, **overrides)
+    spec = spec_for(data, spec, sets, overrides)
     if ensemble > 1:   # P members as one batched computation (tune/population.py)
         from trainwell.tune.population import fit_ensemble_run
         return fit_ensemble_run(spec, ensemble, X, y, out=out, save=save, verbose=verbose)
@@ -267,7 +282,7 @@ def fit(data: str | dict | None = None, X: Any = None, y: Any = None, spec: Spec
     dist.wrap(state)
     for note in [*prep.notes, *topo_notes, *arch_notes]:
         console.print(f"[dim]·[/dim] {note}")
-    console.print(f"[dim]·[/dim] model: " + (arch.get("summary") or
+    console.print("[dim]·[/dim] model: " + (arch.get("summary") or
                   f"{arch['n_inputs']}-{'-'.join(map(str, arch['hidden']))}-{arch['n_outputs']}")
                   + f" {arch['activation']}, {count_parameters(state.model):,} parameters, on {device.type};"
                   f" {spec.optim.name} lr {spec.optim.lr:g}, batch {state.batch_size}"

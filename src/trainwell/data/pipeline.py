@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from trainwell.data.labels import LabelCoder, make_coder
-from trainwell.data.scaling import Standardizer, add_features, feature_names_after
+from trainwell.data.scaling import Standardizer, add_features
 from trainwell.data.sources import Table
 from trainwell.data.split import split_indices
 from trainwell.errors import UserError

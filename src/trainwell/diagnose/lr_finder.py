@@ -152,16 +152,8 @@ def lr_find(data: str | None = None, X: Any = None, y: Any = None, spec: Any = N
     """
     from rich.console import Console
 
-    from trainwell.api import build_state, load_table, resolve_architecture, resolve_device
-    from trainwell.data.pipeline import prepare
-    from trainwell.spec import Spec
-    if data is not None:
-        overrides["data"] = {**overrides.get("data", {}), "source": str(data)}
-    spec = Spec.build(spec, sets=sets, **overrides)
-    table = load_table(spec, X, y)
-    if X is not None:
-        spec = Spec.build(spec, sets=["data.source=arrays"])
-    prep = prepare(table, spec)
+    from trainwell.api import build_state, load_prepared, resolve_architecture, resolve_device, spec_for
+    spec, prep = load_prepared(spec_for(data, spec, sets, overrides), X, y)
     arch, _ = resolve_architecture(spec, prep)
     state = build_state(spec, prep, arch, resolve_device(spec.train.device))
     result = lr_range_test(state.model, state.optimizer, state.head.loss_fn, state.data.X_train, state.data.y_train,

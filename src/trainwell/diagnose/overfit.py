@@ -19,19 +19,12 @@ def overfit_check(data: str | None = None, X: Any = None, y: Any = None, spec: A
     "passed", "verdict"}``. Passed: accuracy 100 % (classification) or the loss fell below 1 % of its start
     (regression) -- the model has the capacity to fit the data and the training machinery works.
     """
-    from trainwell.api import build_state, load_table, resolve_architecture, resolve_device
-    from trainwell.data.pipeline import prepare
+    from trainwell.api import build_state, load_prepared, resolve_architecture, resolve_device, spec_for
     from trainwell.spec import Spec
-    if data is not None:
-        overrides["data"] = {**overrides.get("data", {}), "source": str(data)}
-    spec = Spec.build(spec, sets=sets, **overrides)
-    table = load_table(spec, X, y)
-    if X is not None:
-        spec = Spec.build(spec, sets=["data.source=arrays"])
+    spec, prep = load_prepared(spec_for(data, spec, sets, overrides), X, y)
     spec = Spec.build(spec, sets=[f"train.epochs={int(steps)}", "train.batch_size=full", "stop.enabled=false",
                                   "stop.restore_best=false", "train.monitor=false", "regularize.l1=0",
                                   "regularize.l2=0", "model.dropout=0", "regularize.noise=0"])
-    prep = prepare(table, spec)
     arch, _ = resolve_architecture(spec, prep)
     state = build_state(spec, prep, arch, resolve_device(spec.train.device))
     d = state.data

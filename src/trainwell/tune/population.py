@@ -425,14 +425,10 @@ def _prepare_cached(spec: Spec, X, y, cache: dict):
     """Prepared data for ``spec`` (split, scaling), shared by members whose data settings agree."""
     import json
 
-    from trainwell.api import load_table
-    from trainwell.data.pipeline import prepare
+    from trainwell.api import load_prepared
     key = json.dumps([spec.to_dict().get("data"), spec.train.seed, spec.task], sort_keys=True, default=str)
     if key not in cache:
-        table = load_table(spec, X, y)
-        if X is not None:
-            spec = Spec.build(spec, sets=["data.source=arrays"])
-        cache[key] = prepare(table, spec)
+        cache[key] = load_prepared(spec, X, y)[1]
     return key, cache[key]
 
 

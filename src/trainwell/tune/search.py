@@ -498,17 +498,13 @@ def tune(data: str | None = None, X: Any = None, y: Any = None, spec: Spec | dic
         raise UserError("--storage memory keeps the study in this process; use it with --workers 1.")
     if population > 1 and workers > 1:
         raise UserError("--population trains many trials in one process; use it with --workers 1.")
-    if data is not None:
-        section = overrides.setdefault("data", {})
-        if isinstance(section, dict):
-            overrides["data"] = {**section, "source": str(data)}
     if seed is not None:
         sets = [f"train.seed={seed}", *(sets or [])]
-    base = Spec.build(spec, sets=sets, **overrides)
+    from trainwell.api import load_table, spec_for
+    base = spec_for(data, spec, sets, overrides)
     if X is not None:
         base = Spec.build(base, sets=["data.source=arrays"])
     parsed = parse_space(space, base, sampler)
-    from trainwell.api import load_table
     load_table(base, X, y)   # bad data fails here, once, with its own message
     name = study or Path(str(base.data.source)).stem or "study"
     directory = Path(out) if out is not None else Path("runs") / f"tune-{name}"
