@@ -67,6 +67,32 @@ def test_population_optimizers_match_torch(name):
         assert _max_diff(_alone(spec, prep, arch).model, r.model) < TOL
 
 
+@pytest.mark.parametrize("sets,manual", [
+    (["model.activation=tanh", "model.hidden=[16, 8]"], True),
+    (["model.activation=sigmoid"], True),
+    (["model.activation=leaky_relu", "optim.name=momentum"], True),
+    (["data.source=breast_cancer"], True),
+    (["data.source=diabetes"], True),
+    (["model.activation=elu"], False),                     # no hand-written backward: autograd on the flat tensor
+    (["data.source=diabetes", "model.loss=mae"], False),
+])
+def test_population_tasks_and_activations_match_alone(sets, manual):
+    """The hand-written population backward (and its autograd fallback) match lone runs per task and activation."""
+    base, prep = _prep(["train.epochs=2", "stop.enabled=false", "model.hidden=[16]", *sets])
+    specs = [Spec.build(base, sets=[f"optim.lr={lr}", f"train.seed={s}"]) for lr, s in [(3e-3, 0), (1e-2, 1)]]
+    archs = [resolve_architecture(s, prep)[0] for s in specs]
+    from trainwell.nn.heads import make_head
+    from trainwell.tune.stacked import StackedMLP
+    from trainwell.nn.models import build_model
+    head = make_head(prep.pre.task, archs[0]["loss"], archs[0]["output_activation"])
+    assert StackedMLP([build_model(archs[0])], archs[0], torch.zeros(1)).manual(head) == manual
+    for spec, arch, r in zip(specs, archs, train_population(specs, prep, archs)):
+        alone = _alone(spec, prep, arch)
+        assert _max_diff(alone.model, r.model) < TOL
+        key = f"train_{alone.head.metric}"
+        np.testing.assert_allclose([h[key] for h in r.history], [h[key] for h in alone.history], rtol=1e-5)
+
+
 def test_members_stop_early_independently():
     base, prep = _prep(["train.epochs=25", "model.hidden=[16]", "data.split=[0.5, 0.25, 0.25]"])
     sets = [["optim.lr=0.03", "stop.patience=0"],        # stops at the first epoch without progress
@@ -120,16 +146,3 @@ def test_unsupported_is_explained():
     base, prep = _prep(["model.batchnorm=true"])
     arch = resolve_architecture(base, prep)[0]
     assert "batch norm" in unsupported(base, arch)
-
-
-@pytest.mark.parametrize("sets", [["model.dropout=0.2"], ["model.activation=tanh", "model.hidden=[16, 8]"],
-                                  ["data.source=breast_cancer"], ["data.source=diabetes", "model.activation=leaky_relu"]])
-def test_fast_cpu_step_matches_autograd(sets):
-    """train.fast=true on CPU (hand-written MLP backward) ends with the autograd run's weights."""
-    models = []
-    for fast in ("false", "true"):
-        spec = Spec.build(None, sets=["data.source=digits", "train.epochs=2", "stop.enabled=false",
-                                      "model.hidden=[16]", f"train.fast={fast}", *sets])
-        prep = prepare(load_table(spec), spec)
-        models.append(_alone(spec, prep, resolve_architecture(spec, prep)[0]).model)
-    assert _max_diff(*models) < TOL

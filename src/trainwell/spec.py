@@ -138,6 +138,7 @@ class TrainSpec(_Section):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     seed: int = 0
     fast: bool = False
+    backward: Literal["auto", "autograd"] = "auto"   # auto: plain MLPs on CPU take the hand-written step (train/fast.py)
     tensorboard: Optional[str] = None
     monitor: bool = True                    # babysitting monitors -> diagnostics.csv, diagnosis.json
     monitor_every: int = Field(0, ge=0)     # sample every K steps; 0 = auto (one sample per epoch, at most every 100 steps)

@@ -1,4 +1,4 @@
-"""``train.fast`` on CPU: the MLP step with its backward pass written out, no autograd graph.
+"""The CPU step of a plain MLP with its backward pass written out: no autograd graph.
 
 For a small network on CPU the cost of a step is per-operation dispatch, and
 building and walking the autograd graph costs more than the arithmetic
@@ -6,16 +6,17 @@ building and walking the autograd graph costs more than the arithmetic
 fused Adam against 5.5 ms with the backward by hand on digits). This step computes
 the same gradients with the same ATen backward kernels autograd would call
 (``threshold_backward``, ``tanh_backward``, ``sigmoid_backward``, the matmuls of
-``addmm``'s backward), assigns them to ``p.grad`` and calls the run's own optimizer,
-so optimizer state, schedules, checkpoints and resume are untouched. Weights match
-the autograd step to float tolerance (tests/test_population.py).
+``addmm``'s backward), assigns them to ``p.grad`` and steps the run's own
+optimizer, so optimizer state, schedules, checkpoints and resume are untouched.
+Weights match the autograd step to float tolerance (tests/test_fast_step.py).
 
-It applies to plain MLPs (dense blocks: linear -> relu / leaky_relu / tanh /
-sigmoid / linear -> optional dropout; no batch norm, no residual) with the default
-loss of a multiclass, binary or regression (mse) head and no ``regularize``
-options. Anything else, and any step on which a forward hook is armed (the
-babysitting monitors sample a few steps per epoch through hooks), runs the ordinary
-autograd step.
+It is the default CPU step (``train.backward: auto``) for plain MLPs (dense
+blocks: linear -> relu / leaky_relu / tanh / sigmoid / linear -> optional dropout;
+no batch norm, no residual) with the default loss of a multiclass, binary or
+regression (mse) head and no ``regularize`` options. Anything else, and any step
+on which a forward hook is armed (the babysitting monitors sample one step per
+epoch through hooks), runs the ordinary autograd step. ``train.backward:
+autograd`` turns it off.
 """
 from __future__ import annotations
 
@@ -33,8 +34,11 @@ _BACKWARD = {
 }
 
 
-def _eligible(state) -> bool:
+def eligible(state) -> bool:
+    """Whether ``state``'s model, head, regularizers and device take the hand-written step."""
     model, spec = state.model, state.spec
+    if getattr(spec.train, "backward", "auto") != "auto":
+        return False
     reg = spec.regularize
     if any((reg.l1, reg.l2, reg.bias_l1, reg.bias_l2, reg.activity_l1, reg.activity_l2, reg.noise,
             reg.clip_norm, reg.clip_value)):
@@ -55,12 +59,62 @@ def _eligible(state) -> bool:
     head = state.head
     if head.task == "multilabel" or (head.task == "regression" and (head.loss != "mse" or head.output_activation != "none")):
         return False
+    if any(p.dtype != torch.float32 for p in model.parameters()):
+        return False
     return next(model.parameters()).device.type == "cpu"
 
 
-def analytic_step(state, fallback: Callable) -> Callable | None:
-    """The hand-written step for ``state``'s model, or None when it does not apply."""
-    if not _eligible(state):
+def fused_adam_step(opt: torch.optim.Optimizer) -> Callable[[], None]:
+    """``opt.step`` for a fused CPU Adam/AdamW, calling torch's fused kernel without the Python wrapper.
+
+    ``torch.optim.Adam.step`` spends ~30 us per call in Python (grouping tensors by
+    device, hook and profiler plumbing) around one ``torch._fused_adam_`` kernel; on
+    a digits-sized step that is a fifth of the step. This calls the same kernel on
+    the same state tensors (``opt.state[p]``: ``step``, ``exp_avg``, ``exp_avg_sq``)
+    with the group's current hyperparameters, so results are bit-identical and
+    schedules, checkpoints and resume see an ordinary optimizer. Anything unusual
+    (several groups, amsgrad, hooks, a torch without the kernel, state not created
+    yet) goes through ``opt.step()``.
+    """
+    from torch.optim import optimizer as torch_optimizer
+    kernel_ok = type(opt) in (torch.optim.Adam, torch.optim.AdamW) and hasattr(torch, "_fused_adam_")
+    group = opt.param_groups[0]
+    kernel_ok = kernel_ok and len(opt.param_groups) == 1 and bool(group.get("fused")) and not group.get("amsgrad") \
+        and not group.get("maximize") and not group.get("differentiable") and not group.get("capturable")
+    if not kernel_ok:
+        return opt.step
+    decoupled = group.get("decoupled_weight_decay", isinstance(opt, torch.optim.AdamW))
+    kernel = torch._fused_adamw_ if decoupled else torch._fused_adam_
+    params = list(group["params"])
+
+    def step() -> None:
+        if opt._optimizer_step_pre_hooks or opt._optimizer_step_post_hooks \
+                or torch_optimizer._global_optimizer_pre_hooks or torch_optimizer._global_optimizer_post_hooks:
+            opt.step()
+            return
+        states = [opt.state.get(p) for p in params]
+        if any(not s or "exp_avg" not in s for s in states) or any(p.grad is None for p in params):
+            opt.step()             # first step: torch creates the state
+            return
+        g = opt.param_groups[0]
+        lr = g["lr"]
+        steps = [s["step"] for s in states]
+        torch._foreach_add_(steps, 1)
+        kernel(params, [p.grad for p in params], [s["exp_avg"] for s in states], [s["exp_avg_sq"] for s in states],
+               [], steps, amsgrad=False, lr=lr.item() if isinstance(lr, torch.Tensor) else lr,
+               beta1=float(g["betas"][0]), beta2=float(g["betas"][1]), weight_decay=g["weight_decay"],
+               eps=g["eps"], maximize=False, grad_scale=None, found_inf=None)
+
+    return step
+
+
+def analytic_step(state, fallback: Callable, with_metric: bool = True) -> Callable | None:
+    """The hand-written step for ``state``'s model, or None when it does not apply.
+
+    ``with_metric=False`` (``train.fast``) skips the per-step train metric terms and
+    returns NaN terms instead.
+    """
+    if not eligible(state):
         return None
     model, head, opt = state.model, state.head, state.optimizer
     blocks = list(model.blocks)
@@ -72,6 +126,8 @@ def analytic_step(state, fallback: Callable) -> Callable | None:
     hooked = [m for m in model.modules()]
     task = head.task
     nan_terms = torch.full((4 if task == "regression" else 2,), float("nan"))
+    counts: dict[int, torch.Tensor] = {}
+    opt_step = fused_adam_step(opt)
 
     def step(xb: torch.Tensor, yb: torch.Tensor, weight: float | None = None):
         if (weight is not None and weight != 1.0) or any(m._forward_hooks or m._forward_pre_hooks for m in hooked) \
@@ -96,18 +152,28 @@ def analytic_step(state, fallback: Callable) -> Callable | None:
             inputs.append(h)
             out = torch.addmm(linears[-1].bias, h, linears[-1].weight.t())
             B = out.shape[0]
+            terms = nan_terms
             if task == "multiclass":
                 logp = torch.log_softmax(out, -1)
                 loss = F.nll_loss(logp, yb)
+                if with_metric:   # [correct, count], as Head.metric_terms, in two fewer kernels
+                    count = counts.get(B)
+                    if count is None:
+                        count = counts[B] = logp.new_tensor(B)
+                    terms = torch.stack([torch.eq(logp.argmax(-1), yb).sum(dtype=out.dtype), count])
                 g = logp.exp_()
                 g[torch.arange(B), yb] -= 1.0
                 g.div_(B)
             elif task == "binary":
                 z = out.squeeze(-1)
                 loss = F.binary_cross_entropy_with_logits(z, yb)
+                if with_metric:
+                    terms = head.metric_terms(out, yb)
                 g = ((torch.sigmoid(z) - yb) / B).unsqueeze(-1)
             else:
                 loss = F.mse_loss(out, yb)
+                if with_metric:
+                    terms = head.metric_terms(out, yb)
                 g = (out - yb).mul_(2.0 / out.numel())
             for li in range(len(linears) - 1, -1, -1):
                 lin = linears[li]
@@ -119,7 +185,7 @@ def analytic_step(state, fallback: Callable) -> Callable | None:
                 if masks[li - 1] is not None:
                     g = g * masks[li - 1]
                 g = backs[li - 1](g, zs[li - 1], outs[li - 1])
-        opt.step()
-        return loss.detach(), nan_terms
+        opt_step()
+        return loss, terms
 
     return step

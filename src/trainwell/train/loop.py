@@ -147,9 +147,9 @@ def make_step(state: TrainState) -> Callable[[torch.Tensor, torch.Tensor], tuple
             return loss.detach(), _NO_TERMS.get(head.task, _NO_TERMS["multiclass"]).to(out.device)
         return loss.detach(), head.metric_terms(out.detach(), yb)
 
-    if fast and not autocast:   # train.fast on CPU: the MLP backward by hand (train/fast.py), else autograd
+    if not autocast:   # CPU plain MLPs: the backward by hand (train/fast.py, train.backward=auto), else autograd
         from trainwell.train.fast import analytic_step
-        return analytic_step(state, step) or step
+        return analytic_step(state, step, with_metric=not fast) or step
     return step
 
 
@@ -166,14 +166,15 @@ def run_epoch(state: TrainState, step_fn) -> tuple[torch.Tensor, torch.Tensor]:
         state.extra["epoch_loss"] = torch.zeros((), device=data.X_train.device)
         state.extra["epoch_terms"] = None
     perm = state.permutation
-    loss_sum, terms = state.extra["epoch_loss"], state.extra["epoch_terms"]
+    loss_sum, terms = state.extra["epoch_loss"].clone(), state.extra["epoch_terms"]   # accumulated in place
+    terms = None if terms is None else terms.clone()
     per_batch = state.schedule.per == "batch"
     step_hooks = state.extra.get("step_hooks", [])
     for start in range(state.batch_in_epoch * b, n, b):
         idx = perm[start:start + b]
         if shard is None:
             loss, t = step_fn(data.X_train[idx], data.y_train[idx])
-            loss_sum = loss_sum + loss * idx.shape[0]
+            loss_sum.add_(loss, alpha=idx.shape[0])
         else:
             rank, world = shard
             local = idx[rank::world]
@@ -182,7 +183,7 @@ def run_epoch(state: TrainState, step_fn) -> tuple[torch.Tensor, torch.Tensor]:
                               count * world / idx.shape[0])
             loss_sum = loss_sum + loss * count
             t = t if count else t * 0
-        terms = t if terms is None else terms + t
+        terms = t.clone() if terms is None else terms.add_(t)
         if after_step(state, loss_sum, terms, per_batch, step_hooks):
             break
     state.extra["epoch_loss"], state.extra["epoch_terms"] = loss_sum, terms

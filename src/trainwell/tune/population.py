@@ -45,12 +45,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from trainwell.data.pipeline import Prepared
-from trainwell.nn.activations import make_activation
 from trainwell.nn.heads import Head, make_head
 from trainwell.nn.models import build_model, initialize
 from trainwell.spec import Spec
 from trainwell.train.early_stopping import EarlyStopping, resolve_mode
 from trainwell.train.loop import EVAL_CHUNK
+from trainwell.tune.stacked import StackedMLP, StackedOptimizer, member_losses, member_terms
 
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "adamw")
 
@@ -102,155 +102,6 @@ class MemberResult:
     seconds: float = 0.0
 
 
-def member_losses(head: Head, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """The head's mean loss for each member: out [P, B, K], y [P, B, ...] -> [P]."""
-    P = out.shape[0]
-    if head.task == "multiclass":
-        return F.cross_entropy(out.flatten(0, 1), y.flatten(0, 1), reduction="none").view(P, -1).mean(1)
-    if head.task == "binary":
-        return F.binary_cross_entropy_with_logits(out.squeeze(-1), y, reduction="none").mean(1)
-    if head.task == "multilabel":
-        return F.binary_cross_entropy_with_logits(out, y, reduction="none").flatten(1).mean(1)
-    pred = head.transform(out)
-    fn = {"mae": F.l1_loss, "huber": F.huber_loss}.get(head.loss, F.mse_loss)
-    return fn(pred, y, reduction="none").flatten(1).mean(1)
-
-
-def member_terms(head: Head, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Each member's metric sufficient statistics (as Head.metric_terms): [P, k]."""
-    P = out.shape[0]
-    if head.task == "multiclass":
-        correct = (out.argmax(-1) == y).sum(1).to(out.dtype)
-        return torch.stack([correct, out.new_full((P,), float(y.shape[1]))], 1)
-    if head.task == "binary":
-        correct = ((out.squeeze(-1) > 0) == (y > 0.5)).sum(1).to(out.dtype)
-        return torch.stack([correct, out.new_full((P,), float(y.shape[1]))], 1)
-    if head.task == "multilabel":
-        correct = ((out > 0) == (y > 0.5)).flatten(1).sum(1).to(out.dtype)
-        return torch.stack([correct, out.new_full((P,), float(y[0].numel()))], 1)
-    pred = head.transform(out)
-    return torch.stack([y.flatten(1).sum(1), (y * y).flatten(1).sum(1), ((pred - y) ** 2).flatten(1).sum(1),
-                        out.new_full((P,), float(y[0].numel()))], 1)
-
-
-class StackedMLP:
-    """P MLPs as stacked tensors: weights [P, in, out], biases [P, 1, out]."""
-
-    def __init__(self, models: list[nn.Module], arch: dict, dropout: torch.Tensor):
-        self.arch = arch
-        linears = [[*[blk.linear for blk in m.blocks], m.out] for m in models]
-        self.residual = [bool(blk.residual) for blk in models[0].blocks]
-        self.weights, self.biases = [], []
-        for li in range(len(linears[0])):
-            lin = [layers[li] for layers in linears]
-            self.weights.append(torch.stack([x.weight.detach().t() for x in lin]).contiguous().requires_grad_())
-            self.biases.append(torch.stack([x.bias.detach().unsqueeze(0) for x in lin]).contiguous().requires_grad_())
-        self.act = make_activation(arch["activation"])
-        self.dropout = dropout                         # [P]
-        self.has_dropout = bool((dropout > 0).any())
-        self.generators: list[torch.Generator] = []
-
-    def params(self) -> list[torch.Tensor]:
-        return [t for pair in zip(self.weights, self.biases) for t in pair]
-
-    def forward(self, x: torch.Tensor, train: bool) -> torch.Tensor:
-        h = x
-        last = len(self.weights) - 1
-        for li in range(last):
-            a = self.act(torch.baddbmm(self.biases[li], h, self.weights[li]))
-            if train and self.has_dropout:
-                a = a * self._mask(a)
-            h = h + a if self.residual[li] else a
-        return torch.baddbmm(self.biases[last], h, self.weights[last])
-
-    def _mask(self, a: torch.Tensor) -> torch.Tensor:
-        keep = (1.0 - self.dropout).view(-1, 1, 1)
-        u = torch.stack([torch.rand(a.shape[1:], generator=g, device=a.device) for g in self.generators])
-        return (u < keep).to(a.dtype) / keep
-
-    def select(self, keep: torch.Tensor) -> None:
-        self.weights = [w.detach()[keep].requires_grad_() for w in self.weights]
-        self.biases = [b.detach()[keep].requires_grad_() for b in self.biases]
-        self.dropout = self.dropout[keep]
-        self.has_dropout = bool((self.dropout > 0).any())
-
-    def member_state(self, i: int, template: nn.Module) -> dict[str, torch.Tensor]:
-        """Member i's weights under ``template``'s state_dict names."""
-        names = [*[f"blocks.{k}.linear" for k in range(len(self.weights) - 1)], "out"]
-        state = {}
-        for name, w, b in zip(names, self.weights, self.biases):
-            state[f"{name}.weight"] = w.detach()[i].t().clone()
-            state[f"{name}.bias"] = b.detach()[i, 0].clone()
-        return state
-
-
-class StackedOptimizer:
-    """torch's SGD / momentum / Nesterov / Adam / AdamW update on stacked params, hyperparameters per member."""
-
-    def __init__(self, name: str, params: list[torch.Tensor], hp: dict[str, torch.Tensor]):
-        self.name, self.params, self.hp = name, params, hp     # hp values: float64 [P]
-        self.steps = 0
-        self.state: list[list[torch.Tensor]] = [[] for _ in params]
-        self._views()
-
-    def _views(self) -> None:
-        """Per-member scalars as float32 [P, 1, ...] views, derived in float64 as torch's fused kernels do."""
-        dev = self.params[0].device
-        hp = dict(self.hp)
-        hp["one_minus_beta1"], hp["one_minus_beta2"] = 1 - hp["beta1"], 1 - hp["beta2"]
-        hp["decay"] = 1 - hp["lr"] * hp["weight_decay"]
-        self.v = {k: [v.to(device=dev, dtype=torch.float32).view(-1, *([1] * (p.dim() - 1))) for p in self.params]
-                  for k, v in hp.items()}
-        self.has_wd = bool((self.hp["weight_decay"] != 0).any())
-
-    def select(self, keep: torch.Tensor, params: list[torch.Tensor]) -> None:
-        self.params = params
-        self.hp = {k: v[keep.to(v.device)] for k, v in self.hp.items()}
-        self.state = [[s[keep] for s in st] for st in self.state]
-        self._views()
-
-    @torch.no_grad()
-    def step(self) -> None:
-        self.steps += 1
-        t = self.steps
-        adam = self.name in ("adam", "adamw")
-        if adam:   # float64 scalars, then float32, as in torch's fused CPU Adam
-            neg_step = (-(self.hp["lr"] / (1 - self.hp["beta1"] ** t))).to(self.params[0].device, torch.float32)
-            bc2_sqrt = torch.sqrt(1 - self.hp["beta2"] ** t).to(self.params[0].device, torch.float32)
-        for i, p in enumerate(self.params):
-            g, v = p.grad, self.v
-            if adam:
-                shape = (-1, *([1] * (p.dim() - 1)))
-                if self.has_wd:
-                    if self.name == "adamw":
-                        p.mul_(v["decay"][i])
-                    else:
-                        g = g + p * v["weight_decay"][i]
-                if not self.state[i]:
-                    self.state[i] = [torch.zeros_like(p), torch.zeros_like(p)]
-                m, sq = self.state[i]
-                m.lerp_(g, v["one_minus_beta1"][i])
-                sq.mul_(v["beta2"][i]).addcmul_(v["one_minus_beta2"][i] * g, g)
-                denom = sq.sqrt().div_(bc2_sqrt.view(shape)).add_(v["eps"][i])
-                p.addcdiv_(neg_step.view(shape) * m, denom)
-            else:
-                if self.has_wd:
-                    g = g + p * v["weight_decay"][i]
-                if self.name != "sgd":
-                    mu = v["momentum"][i]
-                    if not self.state[i]:
-                        self.state[i] = [g.clone()]
-                    else:
-                        self.state[i][0].mul_(mu).add_(g)
-                    buf = self.state[i][0]
-                    g = g + mu * buf if self.name == "nesterov" else buf
-                p.sub_(v["lr"][i] * g)
-
-    def zero_grad(self) -> None:
-        for p in self.params:
-            p.grad = None
-
-
 def _hyper(specs: list[Spec]) -> dict[str, torch.Tensor]:
     f = lambda key: torch.tensor([float(getattr(s.optim, key)) for s in specs], dtype=torch.float64)  # noqa: E731
     return {k: f(k) for k in ("lr", "weight_decay", "momentum", "beta1", "beta2", "eps")}
@@ -294,11 +145,7 @@ def train_population(specs: list[Spec], prep: Prepared, archs: list[dict], devic
         stopper = EarlyStopping(monitor=monitor, mode=resolve_mode(monitor, st.mode), patience=st.patience,
                                 min_delta=st.min_delta, target=st.target, delta=st.delta, enabled=st.enabled)
         results.append(MemberResult(spec=spec, arch=arch, model=model, stopper=stopper))
-    net = StackedMLP(models, archs[0], torch.tensor([float(a.get("dropout", 0.0)) for a in archs]))
-    net.weights = [w.detach().to(device).requires_grad_() for w in net.weights]
-    net.biases = [t.detach().to(device).requires_grad_() for t in net.biases]
-    net.dropout = net.dropout.to(device)
-    net.has_dropout = bool((net.dropout > 0).any())
+    net = StackedMLP(models, archs[0], torch.tensor([float(a.get("dropout", 0.0)) for a in archs])).to(device)
     perm_gens, drop_gens = [], []
     for spec in specs:
         g = torch.Generator(device=device)
@@ -308,30 +155,43 @@ def train_population(specs: list[Spec], prep: Prepared, archs: list[dict], devic
         d.manual_seed(spec.train.seed + 1_000_003)
         drop_gens.append(d)
     net.generators = drop_gens
-    opt = StackedOptimizer(specs[0].optim.name, net.params(), _hyper(specs))
+    opt = StackedOptimizer(specs[0].optim.name, _hyper(specs), device)
+    manual = net.manual(head)          # backward written out (tune/stacked.py), else autograd on the flat tensor
     active = list(range(P))                               # member index of each population slot
     best: dict[int, dict[str, torch.Tensor]] = {}
     epochs = [s.train.epochs for s in specs]
     t_start = time.perf_counter()
     epoch = 0
+    grad = torch.empty_like(net.flat)
     while active:
         t0 = time.perf_counter()
         A = len(active)
         perms = torch.stack([torch.randperm(n, generator=perm_gens[m], device=device) for m in active])
         loss_sum = torch.zeros(A, device=device)
         terms = None
+        # multiclass: each step's predicted classes go to one buffer, scored once per epoch
+        predicted = torch.empty(A, n, dtype=torch.long, device=device) if head.task == "multiclass" else None
         for start in range(0, n, b):
             idx = perms[:, start:start + b]
-            out = net.forward(X[idx], train=True)
-            yb = y[idx]
-            losses = member_losses(head, out, yb)
-            opt.zero_grad()
-            losses.sum().backward()
-            opt.step()
-            with torch.no_grad():
-                loss_sum += losses.detach() * idx.shape[1]
-                t = member_terms(head, out.detach(), yb)
-                terms = t if terms is None else terms + t
+            xb, yb = X[idx], y[idx]
+            if manual:
+                losses, out = net.gradients(xb, yb, head, grad)
+            else:
+                flat = net.flat.detach().requires_grad_()
+                out = net.forward(xb, True, flat)
+                losses = member_losses(head, out, yb)
+                (grad,) = torch.autograd.grad(losses.sum(), flat)
+                out, losses = out.detach(), losses.detach()
+            opt.step(net.flat, grad)
+            loss_sum.add_(losses, alpha=idx.shape[1])
+            if predicted is not None:
+                predicted[:, start:start + b] = out.argmax(-1)
+            else:
+                t = member_terms(head, out, yb)
+                terms = t if terms is None else terms.add_(t)
+        if predicted is not None:
+            correct = (predicted == y[perms]).sum(1).to(loss_sum.dtype)
+            terms = torch.stack([correct, torch.full_like(correct, float(n))], 1)
         epoch += 1
         val_loss, val_terms = _evaluate(net, head, Xv, yv, A)
         stats = torch.cat([loss_sum[:, None], terms, val_loss[:, None], val_terms], 1).cpu().numpy()
@@ -372,7 +232,8 @@ def train_population(specs: list[Spec], prep: Prepared, archs: list[dict], devic
                 sel = torch.tensor(keep, device=device)
                 net.select(sel)
                 net.generators = [drop_gens[active[s]] for s in keep]
-                opt.select(sel, net.params())
+                opt.select(sel)
+                grad = torch.empty_like(net.flat)
             active = [active[s] for s in keep]
     for m, r in enumerate(results):
         if r.spec.stop.restore_best and m in best and r.stopped_because != "nan":

@@ -288,8 +288,11 @@ def _short(v: Any) -> str:
     return json.dumps(v) if isinstance(v, (list, dict)) else str(v)
 
 
-def run_worker(cfg: _Config, worker: int = 0, X=None, y=None, verbose: bool = True) -> int:
-    """Run trials of the shared study until its budget is used up; returns how many this worker ran."""
+def run_worker(cfg: _Config, worker: int = 0, X=None, y=None, verbose: bool = True, storage: Any = None) -> int:
+    """Run trials of the shared study until its budget is used up; returns how many this worker ran.
+
+    ``storage``: an open storage for ``cfg.storage`` to reuse (worker 0 in the tuning process).
+    """
     optuna = _optuna()
     from optuna.trial import TrialState
     from rich.console import Console
@@ -304,7 +307,7 @@ def run_worker(cfg: _Config, worker: int = 0, X=None, y=None, verbose: bool = Tr
     base = Spec.from_dict(cfg.base)
     space = parse_space(cfg.space, base, cfg.sampler)
     budget = min(cfg.trials, space.grid_size()) if cfg.sampler == "grid" else cfg.trials
-    storage = make_storage(cfg.storage, cfg.heartbeat, cfg.grace)
+    storage = storage if storage is not None else make_storage(cfg.storage, cfg.heartbeat, cfg.grace)
     study = optuna.load_study(study_name=cfg.study, storage=storage)
     n0 = len(study.get_trials(deepcopy=False))
     seed = cfg.seed if cfg.sampler == "grid" else (cfg.seed * 1_000_003 + worker * 7919 + n0) % 2**31
@@ -543,7 +546,7 @@ def tune(data: str | None = None, X: Any = None, y: Any = None, spec: Spec | dic
                                        str(directory / CONFIG_FILE), str(w)],
                                       env={**os.environ, "PYTHONUNBUFFERED": "1"}))
     try:
-        run_worker(cfg, 0, X, y, verbose=verbose)
+        run_worker(cfg, 0, X, y, verbose=verbose, storage=st)
     finally:
         for p in procs:
             p.wait()

@@ -1,0 +1,97 @@
+"""The hand-written CPU step (train/fast.py) trains exactly as autograd does."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from trainwell.api import build_state, load_table, resolve_architecture
+from trainwell.data.pipeline import prepare
+from trainwell.spec import Spec
+from trainwell.train.fast import analytic_step, eligible, fused_adam_step
+from trainwell.train.loop import fit_loop
+
+TOL = 1e-5
+
+
+def _train(sets):
+    spec = Spec.build(None, sets=["data.source=digits", "train.epochs=2", "stop.enabled=false",
+                                  "model.hidden=[16]", "train.monitor=false", *sets])
+    prep = prepare(load_table(spec), spec)
+    state = build_state(spec, prep, resolve_architecture(spec, prep)[0], torch.device("cpu"))
+    state.stopper.enabled = False
+    return fit_loop(state)
+
+
+def _max_diff(a: torch.nn.Module, b: torch.nn.Module) -> float:
+    sa, sb = a.state_dict(), b.state_dict()
+    return max(float((sa[k] - sb[k]).abs().max()) for k in sa)
+
+
+@pytest.mark.parametrize("sets", [[], ["model.dropout=0.2"], ["model.activation=tanh", "model.hidden=[16, 8]"],
+                                  ["model.activation=sigmoid", "optim.name=adamw", "optim.weight_decay=0.01"],
+                                  ["data.source=breast_cancer"], ["data.source=diabetes", "model.activation=leaky_relu"],
+                                  ["optim.name=momentum"]])
+def test_default_cpu_step_matches_autograd(sets):
+    """The default step (backward=auto, hand-written) ends with autograd's weights and the same history."""
+    ref = _train(["train.backward=autograd", *sets])
+    auto = _train(sets)
+    fast = _train(["train.fast=true", *sets])
+    assert _max_diff(ref.model, auto.model) < TOL
+    assert _max_diff(ref.model, fast.model) < TOL
+    metric = auto.head.metric
+    for a, b in zip(ref.history, auto.history):
+        assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-5)
+        assert a[f"train_{metric}"] == pytest.approx(b[f"train_{metric}"], rel=1e-5, abs=1e-6)
+        assert a["val_loss"] == pytest.approx(b["val_loss"], rel=1e-5)
+    assert all(np.isnan(r[f"train_{metric}"]) for r in fast.history)   # train.fast skips the per-step metric
+
+
+def test_eligibility():
+    def state_for(sets):
+        spec = Spec.build(None, sets=["data.source=digits", "model.hidden=[8]", *sets])
+        prep = prepare(load_table(spec), spec)
+        return build_state(spec, prep, resolve_architecture(spec, prep)[0], torch.device("cpu"))
+    assert eligible(state_for([]))
+    for sets in (["train.backward=autograd"], ["model.batchnorm=true"], ["regularize.l2=0.01"],
+                 ["model.activation=elu"], ["regularize.clip_norm=1.0"]):
+        st = state_for(sets)
+        assert not eligible(st), sets
+        assert analytic_step(st, fallback=None) is None
+
+
+@pytest.mark.parametrize("cls,wd", [(torch.optim.Adam, 0.0), (torch.optim.Adam, 1e-2), (torch.optim.AdamW, 1e-2)])
+def test_direct_fused_adam_is_bit_identical_to_step(cls, wd):
+    """fused_adam_step calls torch's fused kernel on the optimizer's own state: results equal opt.step()."""
+    torch.manual_seed(0)
+    a = [torch.randn(5, 3), torch.randn(3)]
+    b = [t.clone() for t in a]
+    opt_a = cls(a, lr=1e-2, betas=(0.8, 0.99), weight_decay=wd, fused=True)
+    opt_b = cls(b, lr=1e-2, betas=(0.8, 0.99), weight_decay=wd, fused=True)
+    direct = fused_adam_step(opt_b)
+    assert direct != opt_b.step
+    for i in range(6):
+        grads = [torch.randn_like(t) for t in a]
+        for p, q, g in zip(a, b, grads):
+            p.grad, q.grad = g.clone(), g.clone()
+        if i == 3:   # a schedule changes the lr between steps
+            for o in (opt_a, opt_b):
+                o.param_groups[0]["lr"] = 3e-3
+        opt_a.step()
+        direct()
+        for p, q in zip(a, b):
+            assert torch.equal(p, q)
+    for p, q in zip(a, b):
+        for k in ("step", "exp_avg", "exp_avg_sq"):
+            assert torch.equal(opt_a.state[p][k], opt_b.state[q][k])
+
+
+def test_direct_fused_adam_falls_back_where_it_must():
+    p = [torch.randn(3)]
+    assert fused_adam_step(torch.optim.Adam(p, amsgrad=True, fused=True)) is not None
+    opt = torch.optim.Adam(p, amsgrad=True, fused=True)
+    assert fused_adam_step(opt) == opt.step
+    opt = torch.optim.SGD(p, lr=0.1)
+    assert fused_adam_step(opt) == opt.step
+    opt = torch.optim.Adam(p, lr=0.1)          # foreach, not fused
+    assert fused_adam_step(opt) == opt.step
