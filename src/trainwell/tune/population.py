@@ -348,6 +348,7 @@ def run_population_trials(cfg, space, study, budget: int, X=None, y=None, say=pr
     from optuna.trial import TrialState
 
     from trainwell.api import resolve_architecture, resolve_device
+    from trainwell.tune.bulk import add_trials
     from trainwell.tune.search import _consumed, _Report, _short
     from trainwell.tune.space import apply_values
     P = int(cfg.population)
@@ -355,8 +356,8 @@ def run_population_trials(cfg, space, study, budget: int, X=None, y=None, say=pr
     ran = 0
     prune = cfg.pruner != "none"
     # The trials run in an in-memory copy of the study and are written to the shared storage
-    # once per round with add_trials: one storage commit per trial instead of one per
-    # reported epoch and attribute (SQLite commits cost ~20 ms each on a busy disk).
+    # once per round, in one transaction (tune/bulk.py), instead of one commit per reported
+    # epoch and attribute (SQLite commits cost ~20 ms each on a busy disk).
     shared = study
     study = optuna.create_study(direction=shared.direction, sampler=shared.sampler, pruner=shared.pruner)
     study.add_trials(shared.get_trials(deepcopy=True))
@@ -457,7 +458,7 @@ def run_population_trials(cfg, space, study, budget: int, X=None, y=None, say=pr
             else:
                 _tell(study, trial, value)
             ran += 1
-        shared.add_trials(study.get_trials(deepcopy=True)[n_before:])   # this round, to the shared study
+        add_trials(shared, study.get_trials(deepcopy=True)[n_before:])   # this round, to the shared study
     if best is not None:   # the best population trial gets the full metrics a lone run writes
         from types import SimpleNamespace
 
