@@ -29,8 +29,8 @@ def _trials():
     return out
 
 
-def _load(url):
-    return optuna.load_study(study_name="s", storage=url).get_trials(deepcopy=False)
+def _load(url, name="s"):
+    return optuna.load_study(study_name=name, storage=url).get_trials(deepcopy=False)
 
 
 def _fields(t):
@@ -64,3 +64,31 @@ def test_other_storages_and_unfinished_trials_take_optunas_path(tmp_path):
     running = create_trial(state=TrialState.WAITING, params={}, distributions={})
     assert add_trials(study, [_trials()[0], running]) == "optuna"      # rolled back, then written by optuna
     assert [t.state for t in study.get_trials()] == [TrialState.COMPLETE, TrialState.WAITING]
+
+
+def test_bulk_write_on_postgresql():
+    """The same comparison on PostgreSQL (the multi-machine storage), when .ci/run started a server."""
+    import uuid
+
+    from test_tune_workers import _pg_url
+
+    from trainwell.tune.search import make_storage
+    url = _pg_url()
+    storage = make_storage(url, heartbeat=None)
+    names = {k: f"bulk-{k}-{uuid.uuid4().hex[:8]}" for k in ("bulk", "optuna")}
+    try:
+        studies = {k: optuna.create_study(study_name=n, storage=storage, direction="maximize")
+                   for k, n in names.items()}
+        trials = _trials()
+        assert add_trials(studies["bulk"], trials) == "bulk"
+        studies["optuna"].add_trials(trials)
+        a, b = _load(storage, names["bulk"]), _load(storage, names["optuna"])
+        assert len(a) == len(b) == 6
+        for x, y in zip(a, b):
+            assert _fields(x) == _fields(y)
+    finally:
+        for n in names.values():
+            try:
+                optuna.delete_study(study_name=n, storage=storage)
+            except KeyError:
+                pass
