@@ -150,7 +150,10 @@ def make_step(state: TrainState) -> Callable[[torch.Tensor, torch.Tensor], tuple
     if not autocast:   # CPU plain MLPs: the backward by hand (train/fast.py, train.backward=auto), else autograd
         from trainwell.train.fast import analytic_step
         return analytic_step(state, step, with_metric=not fast) or step
-    return step
+    from trainwell.train.graphs import GraphedStep, graphable   # train.fast on CUDA: the step as a CUDA graph
+    why = graphable(state)
+    state.extra["graph"] = why or "captured after the first steps"
+    return step if why else GraphedStep(state, step)
 
 
 def run_epoch(state: TrainState, step_fn) -> tuple[torch.Tensor, torch.Tensor]:
