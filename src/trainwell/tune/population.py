@@ -198,11 +198,12 @@ def train_population(specs: list[Spec], prep: Prepared, archs: list[dict], devic
         k = terms.shape[1]
         seconds = time.perf_counter() - t0
         keep = []
+        lrs = opt.hp["lr"].cpu().numpy()
         for slot, m in enumerate(active):
             r = results[m]
             s = stats[slot]
             train_loss = float(s[0] / n)
-            row = {"epoch": epoch, "lr": float(opt.hp["lr"][slot]), "train_loss": train_loss,
+            row = {"epoch": epoch, "lr": float(lrs[slot]), "train_loss": train_loss,
                    "val_loss": float(s[1 + k]) if Xv.shape[0] else math.nan,
                    f"train_{metric}": head.metric_value(s[1:1 + k]),
                    f"val_{metric}": head.metric_value(s[2 + k:]) if Xv.shape[0] else math.nan,

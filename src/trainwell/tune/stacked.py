@@ -198,7 +198,8 @@ class StackedOptimizer:
     """
 
     def __init__(self, name: str, hp: dict[str, torch.Tensor], device: torch.device):
-        self.name, self.hp, self.device = name, hp, device     # hp values: float64 [P]
+        self.name, self.device = name, device
+        self.hp = {k: v.to(device=device, dtype=torch.float64) for k, v in hp.items()}   # [P], on the device: no copies per step
         self.steps = 0
         self.state: list[torch.Tensor] = []
         self._views()
@@ -211,7 +212,7 @@ class StackedOptimizer:
         self.has_wd = bool((self.hp["weight_decay"] != 0).any())
 
     def select(self, keep: torch.Tensor) -> None:
-        self.hp = {k: v[keep.to(v.device)] for k, v in self.hp.items()}
+        self.hp = {k: v[keep] for k, v in self.hp.items()}
         self.state = [s[keep] for s in self.state]
         self._views()
 
@@ -228,8 +229,8 @@ class StackedOptimizer:
             if not self.state:
                 self.state = [torch.zeros_like(p), torch.zeros_like(p)]
             m, sq = self.state
-            neg_step = (-(self.hp["lr"] / (1 - self.hp["beta1"] ** t))).to(self.device, torch.float32).view(-1, 1)
-            bc2_sqrt = torch.sqrt(1 - self.hp["beta2"] ** t).to(self.device, torch.float32).view(-1, 1)
+            neg_step = (-(self.hp["lr"] / (1 - self.hp["beta1"] ** t))).float().view(-1, 1)
+            bc2_sqrt = torch.sqrt(1 - self.hp["beta2"] ** t).float().view(-1, 1)
             m.lerp_(g, v["one_minus_beta1"])
             sq.mul_(v["beta2"]).addcmul_(v["one_minus_beta2"] * g, g)
             denom = sq.sqrt().div_(bc2_sqrt).add_(v["eps"])
