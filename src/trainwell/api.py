@@ -133,6 +133,23 @@ def new_run_dir(name: str, root: str | Path = "runs") -> Path:
     return path
 
 
+def step_note(state: TrainState) -> str:
+    """One line saying how each training step runs (docs/performance.md)."""
+    from trainwell.train.fast import eligible
+    fast = state.spec.train.fast
+    device = next(state.model.parameters()).device.type
+    if device == "cuda" and fast:
+        from trainwell.train.graphs import graphable
+        why = graphable(state)
+        return ("step: bf16 autocast, the whole step as a CUDA graph (train.fast)" if why is None
+                else f"step: bf16 autocast (train.fast); no CUDA graph because of {why}")
+    if eligible(state):
+        return ("step: MLP backward written out, no autograd graph (train.backward=auto; "
+                "weights equal autograd's to float tolerance)" + ("; train.fast: no per-step train metric, "
+                                                                  "denormals flushed" if fast else ""))
+    return "step: autograd" + (" (train.fast: no per-step train metric, denormals flushed)" if fast else "")
+
+
 def build_state(spec: Spec, prep: Prepared, arch: dict, device: torch.device) -> TrainState:
     """Model, optimizer, schedule and early stopping, seeded, with data on the device."""
     seed_everything(spec.train.seed)
@@ -287,6 +304,7 @@ def fit(data: str | dict | None = None, X: Any = None, y: Any = None, spec: Spec
                   + f" {arch['activation']}, {count_parameters(state.model):,} parameters, on {device.type};"
                   f" {spec.optim.name} lr {spec.optim.lr:g}, batch {state.batch_size}"
                   f" ({state.steps_per_epoch} steps/epoch)")
+    console.print(f"[dim]·[/dim] {step_note(state)}")
     run_dir = dist.same_path(Path(out) if out is not None else new_run_dir(prep.name))
     from trainwell.diagnose.session import attach, diagnose_failure, make_callbacks
     monitor, doctor_callbacks = make_callbacks(spec)      # babysitting monitors (+ TensorBoard)
