@@ -146,3 +146,17 @@ def test_unsupported_is_explained():
     base, prep = _prep(["model.batchnorm=true"])
     arch = resolve_architecture(base, prep)[0]
     assert "batch norm" in unsupported(base, arch)
+
+
+def test_population_tune_with_hyperband_prunes_hopeless_members(tmp_path):
+    """Hyperband's decisions reach members inside a population: the hopeless lr ones leave early."""
+    space = {"optim.lr": {"choice": [1e-7, 3e-2]}}
+    res = tw.tune("iris", space=space, sampler="random", pruner="hyperband", trials=12, seed=3, out=tmp_path,
+                  population=12, sets=["train.epochs=27", "model.hidden=[16]", "stop.patience=100",
+                                       "train.batch_size=32"], threads=1, verbose=False)
+    t = res.trials
+    pruned, complete = t[t["state"] == "pruned"], t[t["state"] == "complete"]
+    assert len(pruned) >= 2, t[["trial", "state", "optim.lr", "epochs"]]
+    assert pruned["epochs"].max() < 27 and (complete["epochs"] == 27).all()
+    assert (pruned["optim.lr"] == 1e-7).mean() >= 0.75
+    assert res.best_params["optim.lr"] == 3e-2
