@@ -100,3 +100,25 @@ def test_cnn_with_augmentation_resumes_exactly_after_kills(tmp_path):
     assert result["reference"] == "exit:0"
     assert [a["ended"] for a in result["attempts"]] == ["signal:9", "signal:9", "exit:0"]
     same_weights(tmp_path / "ref", tmp_path / "run")
+
+
+def test_tune_and_lr_find_start_from_the_topology_defaults(tmp_path):
+    """tune, lr-find and the overfit check build their spec with spec_for, as fit does: a CNN gets batch 128
+    and head dropout 0.25 there too (the tune trial's saved spec shows it)."""
+    import yaml
+
+    from trainwell.api import spec_for
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 1, 16)).astype(np.float32)
+    y = (X[:, 0, :8].sum(1) > 0).astype(int)
+    np.savez(tmp_path / "sig.npz", X=X, y=y)
+    notes: list[str] = []
+    spec = spec_for(str(tmp_path / "sig.npz"), None, ["model.type=cnn"], {}, notes=notes)
+    assert spec.train.batch_size == 128 and spec.model.dropout == 0.25 and len(notes) == 2
+    kept = spec_for(str(tmp_path / "sig.npz"), None, ["model.type=cnn", "train.batch_size=16"], {})
+    assert kept.train.batch_size == 16                                    # what the user set stays
+    res = tw.tune(str(tmp_path / "sig.npz"), space={"optim.lr": [1e-3]}, sampler="grid", trials=1,
+                  out=tmp_path / "study", verbose=False,
+                  sets=["model.type=cnn", "model.channels=[4]", "train.epochs=1"])
+    trial = yaml.safe_load((res.best_run_dir / "spec.yaml").read_text())
+    assert trial["train"]["batch_size"] == 128 and trial["model"]["dropout"] == 0.25

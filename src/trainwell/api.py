@@ -75,15 +75,21 @@ def load_table(spec: Spec, X: Any = None, y: Any = None) -> Table:
     return Table(X=Xa, y=ya, feature_names=names, name="arrays")
 
 
-def spec_for(data: Any, spec: Any, sets: list[str] | None, overrides: dict) -> Spec:
+def spec_for(data: Any, spec: Any, sets: list[str] | None, overrides: dict, notes: list[str] | None = None) -> Spec:
     """The run's Spec: a base spec, then ``data`` (a name, a path, or the whole data section),
-    keyword sections, then ``--set`` overrides."""
+    keyword sections, then ``--set`` overrides, then the topology's defaults where the user set
+    nothing (nn/topology.py; their explanations are appended to ``notes``). fit, tune, lr-find
+    and the overfit check all start here, so a CNN gets the same defaults in each."""
+    from trainwell.nn.topology import topology_defaults
     if isinstance(data, dict):
         overrides["data"] = data
     elif data is not None:
         section = overrides.get("data", {})
         overrides["data"] = {**(section if isinstance(section, dict) else {}), "source": str(data)}
-    return Spec.build(spec, sets=sets, **overrides)
+    spec, topo_notes = topology_defaults(Spec.build(spec, sets=sets, **overrides))
+    if notes is not None:
+        notes.extend(topo_notes)
+    return spec
 
 
 def load_prepared(spec: Spec, X: Any = None, y: Any = None) -> tuple[Spec, Prepared]:
@@ -260,7 +266,8 @@ def fit(data: str | dict | None = None, X: Any = None, y: Any = None, spec: Spec
         from trainwell.train.checkpoint import resume_spec
         spec, out = resume_spec(resume, data, spec, sets, overrides), resume
         data, sets = None, None
-    spec = spec_for(data, spec, sets, overrides)
+    topo_notes: list[str] = []
+    spec = spec_for(data, spec, sets, overrides, notes=topo_notes)
     if ensemble > 1:   # P members as one batched computation (tune/population.py)
         from trainwell.tune.population import fit_ensemble_run
         return fit_ensemble_run(spec, ensemble, X, y, out=out, save=save, verbose=verbose)
@@ -268,7 +275,8 @@ def fit(data: str | dict | None = None, X: Any = None, y: Any = None, spec: Spec
         from trainwell.nn.custom import module_spec
         spec = module_spec(spec, module, module_kwargs)
     from trainwell.nn.topology import topology_defaults   # batch 128 for conv/recurrent nets, rnn clipping
-    spec, topo_notes = topology_defaults(spec)
+    spec, more = topology_defaults(spec)
+    topo_notes += more
     console = Console(quiet=not verbose, highlight=False)
     from trainwell.train.distributed import Distributed   # torchrun ranks: DDP; only rank 0 writes
     dist = Distributed.from_env(spec)
