@@ -56,6 +56,19 @@ def load_table(spec: Spec, X: Any = None, y: Any = None) -> Table:
     if X is None:
         return load_source(spec.data.source, spec.data.target, seed=spec.train.seed)
     if isinstance(X, pd.DataFrame):
+        from trainwell.data.categorical import OneHot
+        from trainwell.data.sources import frame_features
+        frame = X.rename(columns=str)
+        where = Path("the X DataFrame")
+        onehot = OneHot.fit(frame, list(frame.columns), where)
+        if onehot is not None:     # text columns: one-hot encoded, the vocabulary kept with the model
+            if y is None:
+                raise UserError("fit(X=...) needs y as well: pass the targets as y=.")
+            ya = np.asarray(y)
+            if len(ya) != len(frame):
+                raise UserError(f"X has {len(frame)} rows but y has {len(ya)}; they must match row for row.")
+            return Table(X=frame_features(frame, list(frame.columns), where, onehot), y=ya,
+                         feature_names=onehot.names(), name="arrays", onehot=onehot)
         names, Xa = [str(c) for c in X.columns], X.to_numpy()
     else:
         Xa = np.asarray(X)

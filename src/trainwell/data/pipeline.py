@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from trainwell.data.categorical import OneHot
 from trainwell.data.labels import LabelCoder, make_coder
 from trainwell.data.scaling import Standardizer, add_features
 from trainwell.data.sources import Table
@@ -28,12 +29,26 @@ class Preprocessor:
     target_scaler: Standardizer | None = None
     input_shape: list[int] = field(default_factory=list)
     feature_names: list[str] = field(default_factory=list)
+    onehot: OneHot | None = None      # text columns -> indicators (data/categorical.py)
 
     @property
     def task(self) -> str:
         return self.coder.task
 
     def transform_X(self, X: Any) -> np.ndarray:
+        """Raw features -> network input. A DataFrame is read by column name (text columns one-hot
+        encoded as in training); an array must hold the network's input columns in order, or, for a
+        model with text columns, the raw columns in training order."""
+        import pandas as pd
+        if self.onehot is not None and not isinstance(X, pd.DataFrame) and np.asarray(X).ndim == 2 \
+                and np.asarray(X).shape[1] == len(self.onehot.columns) != len(self.feature_names):
+            X = pd.DataFrame(np.asarray(X, dtype=object), columns=self.onehot.columns)
+        if isinstance(X, pd.DataFrame):
+            from pathlib import Path
+
+            from trainwell.data.sources import frame_features
+            cols = self.onehot.columns if self.onehot is not None else (self.feature_names or list(X.columns))
+            X = frame_features(X, cols, Path("the input DataFrame"), self.onehot)
         X = np.asarray(X)
         if X.dtype == object or not np.issubdtype(X.dtype, np.number) and X.dtype != bool:
             raise UserError("Input features must be numeric; encode or drop non-numeric columns before predicting.")
@@ -74,6 +89,7 @@ class Preprocessor:
             "target_scaler": self.target_scaler.to_json() if self.target_scaler else None,
             "input_shape": self.input_shape,
             "feature_names": self.feature_names,
+            "onehot": self.onehot.to_json() if self.onehot is not None else None,
         }
 
     @classmethod
@@ -85,6 +101,7 @@ class Preprocessor:
             target_scaler=Standardizer.from_json(d["target_scaler"]) if d.get("target_scaler") else None,
             input_shape=list(d.get("input_shape", [])),
             feature_names=list(d.get("feature_names", [])),
+            onehot=OneHot.from_json(d.get("onehot")),
         )
 
 
@@ -116,6 +133,8 @@ def prepare(table: Table, spec: Spec) -> Prepared:
     coder = make_coder(y_all, spec.task)
     notes.append(f"task: {coder.task}" + (" (detected)" if spec.task == "auto" else " (given)")
                  + (f", {len(coder.classes)} classes" if coder.task in ("binary", "multiclass") else ""))
+    if table.onehot is not None:
+        notes.append(table.onehot.describe())
     y_enc = coder.encode(table.y)
     strata = y_enc if coder.task in ("binary", "multiclass") else None
     n = table.X.shape[0]
@@ -149,7 +168,8 @@ def prepare(table: Table, spec: Spec) -> Prepared:
         y_tr, y_va, y_te = (target_scaler.transform(a) for a in (y_tr, y_va, y_te))
         notes.append("target: z-score fitted on the training split (predictions are returned in original units)")
     pre = Preprocessor(coder=coder, features=features, scaler=scaler, target_scaler=target_scaler,
-                       input_shape=list(table.X.shape[1:]), feature_names=list(table.feature_names))
+                       input_shape=list(table.X.shape[1:]), feature_names=list(table.feature_names),
+                       onehot=table.onehot)
     return Prepared(pre, *(np.ascontiguousarray(a, dtype=a.dtype) for a in (X_tr, y_tr, X_va, y_va, X_te, y_te)),
                     name=table.name, notes=notes,
                     raw_test=(table.X_test if table.X_test is not None else table.X[te], y_te_raw))

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from trainwell.data.categorical import OneHot
 from trainwell.errors import UserError, did_you_mean
 
 BUILTINS: dict[str, str] = {
@@ -43,6 +44,7 @@ class Table:
     name: str
     X_test: np.ndarray | None = None
     y_test: np.ndarray | None = None
+    onehot: OneHot | None = None      # text columns and their categories (data/categorical.py)
 
 
 # --------------------------------------------------------------------------- built-ins
@@ -120,8 +122,9 @@ def _numeric_column(df: pd.DataFrame, col: str, path: Path) -> np.ndarray:
         i = int(bad[0])
         raise UserError(
             f'Feature column "{col}" in {path} is not numeric: {_row_label(path, i)} holds {values[i]!r} '
-            f"({bad.size} non-numeric value(s) in that column). Neural networks need numbers: encode the "
-            f'column (e.g. one-hot or integer codes) or drop it, or pass --target "{col}" if it is the label.'
+            f"({bad.size} non-numeric value(s) in a column that is otherwise numbers, so it is not treated as "
+            f"categorical text). Fix the value, or encode the column yourself or drop it, or pass "
+            f'--target "{col}" if it is the label.'
         )
     return converted
 
@@ -193,25 +196,38 @@ def _target_values(df: pd.DataFrame, names: list[str], path: Path) -> np.ndarray
     return np.column_stack([c.astype(object) for c in cols])
 
 
-def _frame_features(df: pd.DataFrame, features: list[str], path: Path) -> np.ndarray:
-    """The given feature columns as a validated float32 [N, F] matrix."""
+def frame_features(df: pd.DataFrame, features: list[str], path: Path, onehot: OneHot | None = None) -> np.ndarray:
+    """The given feature columns as a validated float32 [N, F] matrix; text columns of ``onehot`` as indicators."""
     if not features:
         raise UserError(
             f"{path} has no feature columns left once the target is set aside (columns: {', '.join(df.columns)}). "
             f"Add input columns or choose a different --target."
         )
-    X = np.column_stack([_numeric_column(df, c, path) for c in features])
-    _check_finite(X, features, str(path))
+    missing = [c for c in features if c not in df.columns]
+    if missing:
+        hint = did_you_mean(missing[0], df.columns)
+        raise UserError(
+            f"{path} lacks {len(missing)} feature column(s) the model was trained on: {', '.join(missing)}.{hint} "
+            f"Add them (same names as in training); extra columns are ignored."
+        )
+    blocks = [onehot.indicators(df[c], c, path) if onehot is not None and c in onehot.categories
+              else _numeric_column(df, c, path)[:, None] for c in features]
+    X = np.hstack(blocks)
+    _check_finite(X, onehot.names() if onehot is not None else features, str(path))
     return X.astype(np.float32)
 
 
-def _load_table(path: Path, target: str | list[str] | None) -> Table:
+def _load_table(path: Path, target: str | list[str] | None, onehot: OneHot | None = None) -> Table:
     df = _read_frame(path)
     targets = _resolve_target(df, target, path)
     features = [c for c in df.columns if c not in targets]
-    X = _frame_features(df, features, path)
+    if onehot is None:
+        onehot = OneHot.fit(df, features, path)
+    else:            # evaluating a trained model: its columns and categories
+        features = onehot.columns
+    X = frame_features(df, features, path, onehot)
     y = _target_values(df, targets, path)
-    return Table(X, y, features, path.stem)
+    return Table(X, y, onehot.names() if onehot is not None else features, path.stem, onehot=onehot)
 
 
 # --------------------------------------------------------------------------- npz
@@ -380,8 +396,12 @@ def _path_of(source: str) -> Path:
     raise _unknown_source(source)
 
 
-def load_source(source: str, target: str | list[str] | None = None, seed: int = 0) -> Table:
-    """Load a built-in name, .csv, .parquet, .npz or IDX folder into a validated Table."""
+def load_source(source: str, target: str | list[str] | None = None, seed: int = 0,
+                onehot: OneHot | None = None) -> Table:
+    """Load a built-in name, .csv, .parquet, .npz or IDX folder into a validated Table.
+
+    ``onehot``: a trained model's text-column encoding, to encode a table as in training.
+    """
     if source in BUILTINS:
         return _load_builtin(source, seed)
     path = _path_of(source)
@@ -389,15 +409,17 @@ def load_source(source: str, target: str | list[str] | None = None, seed: int = 
         return _load_idx_folder(path)
     if path.suffix.lower() == ".npz":
         return _load_npz(path, target)
-    return _load_table(path, target)
+    return _load_table(path, target, onehot)
 
 
-def load_features(source: str, feature_names: list[str], target: str | list[str] | None = None) -> np.ndarray:
+def load_features(source: str, feature_names: list[str], target: str | list[str] | None = None,
+                  onehot: OneHot | None = None) -> np.ndarray:
     """Features of new data in the training column order, for predict / evaluate.
 
     Missing columns are an error (named); extra ones, the target included, are ignored.
-    For an IDX folder the train images are returned (the t10k ones if there are no
-    train files); for npz the X array.
+    Text columns are encoded with the training categories (``onehot``). For an IDX
+    folder the train images are returned (the t10k ones if there are no train files);
+    for npz the X array.
     """
     if source in BUILTINS:
         return _load_builtin(source, 0).X
@@ -417,11 +439,6 @@ def load_features(source: str, feature_names: list[str], target: str | list[str]
             raise UserError(f"{path} has {X.shape[1]} feature columns but the model was trained on {len(feature_names)}. Use data with the same columns.")
         return X
     df = _read_frame(path)
-    missing = [c for c in feature_names if c not in df.columns]
-    if missing:
-        hint = did_you_mean(missing[0], df.columns)
-        raise UserError(
-            f"{path} lacks {len(missing)} feature column(s) the model was trained on: {', '.join(missing)}.{hint} "
-            f"Add them (same names as in training); extra columns are ignored."
-        )
-    return _frame_features(df, list(feature_names), path)
+    if onehot is not None:
+        return frame_features(df, onehot.columns, path, onehot)
+    return frame_features(df, list(feature_names), path)
