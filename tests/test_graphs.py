@@ -113,3 +113,20 @@ def test_failed_capture_falls_back_with_a_warning():
 def test_what_is_not_graphed_is_explained():
     assert "regularize" in graphable(_state(["regularize.l2=0.01"]))
     assert "optimizer" in graphable(_state(["optim.name=rmsprop"]))
+
+
+def test_new_optimizer_state_is_captured_again():
+    """The NaN rollback loads optimizer state into new tensors: the old graph would update stale ones."""
+    ref, st = _state(), _state()
+    backend = ReplayByCall()
+    step = GraphedStep(st, make_step(st), backend=backend, autocast=False)
+    backend.owner = step
+
+    def reload(state, e):    # as a rollback does: weights and optimizer state loaded from a checkpoint
+        import copy
+        state.optimizer.load_state_dict(copy.deepcopy(state.optimizer.state_dict()))   # new tensors, as from a file
+    _epochs(ref, make_step(ref), 2, reload)
+    _epochs(st, step, 2, reload)
+    assert backend.captures == 2
+    for (k, a), b in zip(ref.model.state_dict().items(), st.model.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6, msg=k)

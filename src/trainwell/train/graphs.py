@@ -18,7 +18,9 @@ The pattern is PyTorch's whole-network capture (docs: "CUDA Graphs"):
   requires; they are ordinary training steps;
 * what the graph cannot take runs eagerly: the smaller last batch of an epoch,
   steps with forward hooks armed (the monitors' sampled steps), weighted
-  data-parallel steps. A failed capture warns once and trains eagerly.
+  data-parallel steps. A failed capture warns once and trains eagerly;
+* when the optimizer's state tensors are replaced (the NaN rollback loads a
+  checkpoint), the graph is captured again on the new ones.
 
 ``train.fast`` already skips the per-step train metric, so the graph holds no
 metric work. The plumbing (buffers, lr sync, warm-up, fallbacks) is tested on
@@ -119,6 +121,9 @@ class GraphedStep:
                               f"{str(exc).splitlines()[0] if str(exc) else ''}); training continues without it.",
                               RuntimeWarning, stacklevel=2)
                 return self.eager(xb, yb)
+        if self._state_ids() != self.captured_state:   # the NaN rollback loaded new optimizer state tensors:
+            self.graph = None                           # the graph would update the old ones; capture again
+            return self(xb, yb, weight)
         lr = self.group["lr"]
         if float(lr) != self.lr_value:     # a schedule or the NaN rollback changed it
             self.lr_value = float(lr)
@@ -152,4 +157,10 @@ class GraphedStep:
         finally:
             self.group["lr"] = self.lr_value  # the rest of trainwell sees a float
         self.static_grads = [p.grad for p in self.model.parameters()]   # kept alive with the graph
+        self.captured_state = self._state_ids()
         self.graph = self.backend
+
+    def _state_ids(self) -> tuple:
+        """Identity of the parameter and optimizer-state tensors the graph was captured on."""
+        return tuple(id(t) for p in self.group["params"]
+                     for t in (p, *(v for v in self.opt.state.get(p, {}).values() if isinstance(v, torch.Tensor))))
