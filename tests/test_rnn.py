@@ -57,7 +57,8 @@ def mnist1d(tmp_path_factory):
 @pytest.mark.slow
 def test_mnist1d_cnn_beats_mlp(mnist1d):
     """The published baselines: MLP 68 %, CNN 94 %. Convolutions' translation invariance is the point.
-    Measured here: CNN 0.851 (29 epochs, early-stopped), MLP val accuracy ~0.53."""
+    Measured here: CNN 0.890 (2 threads; 0.885 with 1: early-stopped after 37-38 epochs; head dropout 0.25
+    by default), MLP val accuracy ~0.53."""
     cnn = tw.fit(str(mnist1d), model={"type": "cnn", "kernel_size": 5}, train={"epochs": 60},
                  save=False, verbose=False)
     mlp = tw.fit(str(mnist1d), model={"type": "mlp"}, train={"epochs": 60}, save=False, verbose=False)
