@@ -28,7 +28,6 @@ from trainwell.nn.init import resolve_init
 from trainwell.nn.models import auto_hidden, build_model, count_parameters, initialize
 from trainwell.optim.optimizers import make_optimizer
 from trainwell.optim.schedules import make_schedule
-from trainwell.report.plots import plot_curves
 from trainwell.run import Run, _json_safe
 from trainwell.spec import Spec
 from trainwell.train.early_stopping import EarlyStopping, resolve_mode
@@ -82,7 +81,7 @@ def load_table(spec: Spec, X: Any = None, y: Any = None) -> Table:
         raise UserError(f"X must be a 2-D array with at least one row; got shape {list(Xa.shape)}.")
     if len(ya) != len(Xa):
         raise UserError(f"X has {len(Xa)} rows but y has {len(ya)}; they must match row for row.")
-    Xa = Xa.astype(np.float32)
+    Xa = Xa.astype(np.float32, copy=False)      # the caller's float32 array is not copied
     if not np.isfinite(Xa).all():
         raise UserError("X contains NaN or inf values; drop or impute them before fitting.")
     return Table(X=Xa, y=ya, feature_names=names, name="arrays")
@@ -312,6 +311,7 @@ def fit(data: str | dict | None = None, X: Any = None, y: Any = None, spec: Spec
         prep = prepare_streaming(spec, rank=dist.rank, world=dist.world)
     else:
         prep = prepare(table, spec)
+    del table                              # the splits are copies: the loaded table is not needed any more
     arch, arch_notes = resolve_architecture(spec, prep)
     if module is not None and not isinstance(module, (str, type)):
         arch["_instance"] = module                       # train the very object the user passed
@@ -374,6 +374,7 @@ def write_run_directory(run: Run, run_dir: Path, best_epoch: int) -> None:
     run.save(run_dir)
     (run_dir / "checkpoints").mkdir(exist_ok=True)
     if not run.history.empty:
+        from trainwell.report.plots import plot_curves   # matplotlib, imported when a report is written
         plot_curves(run.history, run.head.metric, run_dir / "curves.png", best_epoch)
     from trainwell.diagnose.session import write_files
     write_files(run, run_dir)                         # diagnostics.csv, diagnosis.json, data.json

@@ -13,6 +13,12 @@ import numpy as np
 from trainwell.errors import UserError, did_you_mean
 
 FEATURES = ("squares",)
+CHUNK = 8192        # rows per float64 block when fitting and applying the scaling
+
+
+def _chunks(X: np.ndarray, fn):
+    for i in range(0, X.shape[0], CHUNK):
+        yield fn(X[i:i + CHUNK])
 
 
 @dataclass
@@ -29,7 +35,7 @@ class Standardizer:
         With ``per_channel`` an [N, H, W] array gets one mean/std for all pixels and an
         [N, C, H, W] array one per channel C; for [N, F] tables it changes nothing.
         """
-        X = np.asarray(X, dtype=np.float64)
+        X = np.asarray(X)
         if X.ndim < 2 or X.shape[0] == 0:
             raise UserError(f"Cannot fit feature scaling on data of shape {X.shape}: it needs at least one row of features. Check the training split.")
         if per_channel and X.ndim == 3:
@@ -38,8 +44,13 @@ class Standardizer:
             axes = (0, 2, 3)
         else:
             axes = (0,)
-        mean = X.mean(axis=axes, keepdims=True)[0]
-        std = X.std(axis=axes, keepdims=True)[0]
+        # two passes in float64, CHUNK rows at a time: the whole array in float64 would be
+        # twice its float32 size again (370 MB for MNIST), once for the mean, once for the squares
+        count = X.shape[0] * int(np.prod([X.shape[a] for a in axes[1:]]))
+        total = sum(_chunks(X, lambda c: c.astype(np.float64).sum(axis=axes, keepdims=True)[0]))
+        mean = total / count
+        sq = sum(_chunks(X, lambda c: np.square(c.astype(np.float64) - mean).sum(axis=axes, keepdims=True)[0]))
+        std = np.sqrt(sq / count)
         std = np.where(std > 1e-12, std, 1.0)
         return cls(mean=mean, std=std)
 
@@ -55,9 +66,12 @@ class Standardizer:
         return X
 
     def transform(self, X: np.ndarray) -> np.ndarray:
-        """float32 (x - mean) / std."""
+        """float32 (x - mean) / std, computed in float64 CHUNK rows at a time."""
         X = self._check(X)
-        return ((X - self.mean) / self.std).astype(np.float32)
+        out = np.empty(np.broadcast_shapes(X.shape, (1, *self.mean.shape)), dtype=np.float32)
+        for i in range(0, max(X.shape[0], 1), CHUNK):
+            out[i:i + CHUNK] = (X[i:i + CHUNK] - self.mean) / self.std
+        return out
 
     def inverse(self, X: np.ndarray) -> np.ndarray:
         """Undo transform (float32)."""

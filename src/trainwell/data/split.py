@@ -8,7 +8,6 @@ explained in one line so the user sees what was decided.
 from __future__ import annotations
 
 import numpy as np
-from sklearn.model_selection import train_test_split
 
 from trainwell.errors import UserError
 
@@ -58,6 +57,7 @@ def _take(pool: np.ndarray, k: int, strata: np.ndarray | None, seed: int) -> tup
         return pool[:0], pool
     if k == len(pool):
         return pool, pool[:0]
+    from sklearn.model_selection import train_test_split   # imported on use (import time)
     rest, taken = train_test_split(pool, test_size=k, random_state=seed, stratify=None if strata is None else strata[pool])
     return taken, rest
 

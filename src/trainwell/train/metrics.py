@@ -4,7 +4,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from sklearn import metrics as skm
 
 
 def _clean(d: dict) -> dict:
@@ -13,6 +12,7 @@ def _clean(d: dict) -> dict:
 
 def classification_metrics(task: str, y_true: np.ndarray, proba: np.ndarray) -> dict:
     """Accuracy, precision, recall, F1 (macro for multiclass), ROC AUC (binary), confusion matrix."""
+    from sklearn import metrics as skm   # imported on use: `trainwell predict` never needs it
     if task == "binary":
         pred = (proba >= 0.5).astype(np.int64)
         y = y_true.astype(np.int64)
@@ -49,6 +49,7 @@ def classification_metrics(task: str, y_true: np.ndarray, proba: np.ndarray) -> 
 
 def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict:
     """MAE, MSE, RMSE and R^2 in the target's original units."""
+    from sklearn import metrics as skm   # imported on use: `trainwell predict` never needs it
     y_true = y_true.reshape(len(y_true), -1)
     y_pred = y_pred.reshape(len(y_pred), -1)
     mse = float(skm.mean_squared_error(y_true, y_pred))
