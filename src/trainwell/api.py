@@ -52,8 +52,9 @@ def resolve_device(name: str) -> torch.device:
 
 def load_table(spec: Spec, X: Any = None, y: Any = None) -> Table:
     """The data as a Table: from arrays when given, else from ``spec.data.source``."""
+    missing = spec.data.impute != "none"      # NaN allowed through: prepare fills it (data/pipeline.py)
     if X is None:
-        return load_source(spec.data.source, spec.data.target, seed=spec.train.seed)
+        return load_source(spec.data.source, spec.data.target, seed=spec.train.seed, allow_missing=missing)
     if isinstance(X, pd.DataFrame):
         from trainwell.data.categorical import OneHot
         from trainwell.data.sources import frame_features
@@ -66,7 +67,7 @@ def load_table(spec: Spec, X: Any = None, y: Any = None) -> Table:
             ya = np.asarray(y)
             if len(ya) != len(frame):
                 raise UserError(f"X has {len(frame)} rows but y has {len(ya)}; they must match row for row.")
-            return Table(X=frame_features(frame, list(frame.columns), where, onehot), y=ya,
+            return Table(X=frame_features(frame, list(frame.columns), where, onehot, missing), y=ya,
                          feature_names=onehot.names(), name="arrays", onehot=onehot)
         names, Xa = [str(c) for c in X.columns], X.to_numpy()
     else:
@@ -82,8 +83,9 @@ def load_table(spec: Spec, X: Any = None, y: Any = None) -> Table:
     if len(ya) != len(Xa):
         raise UserError(f"X has {len(Xa)} rows but y has {len(ya)}; they must match row for row.")
     Xa = Xa.astype(np.float32, copy=False)      # the caller's float32 array is not copied
-    if not np.isfinite(Xa).all():
-        raise UserError("X contains NaN or inf values; drop or impute them before fitting.")
+    if (np.isinf(Xa) if missing else ~np.isfinite(Xa)).any():
+        raise UserError("X contains NaN or inf values; drop or impute them before fitting"
+                        + (" (inf cannot be imputed)." if missing else " (or pass data.impute='median')."))
     return Table(X=Xa, y=ya, feature_names=names, name="arrays")
 
 

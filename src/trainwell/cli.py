@@ -88,7 +88,8 @@ def evaluate(
             source = "the run's held-out test split"
         else:
             tgt = (target[0] if len(target) == 1 else list(target)) if target else run.spec.data.target
-            table = load_source(data, tgt, seed=run.spec.train.seed, onehot=run.pre.onehot)
+            table = load_source(data, tgt, seed=run.spec.train.seed, onehot=run.pre.onehot,
+                                allow_missing=run.pre.impute is not None)
             X, y = (table.X_test, table.y_test) if table.X_test is not None else (table.X, table.y)
             if y is None:
                 raise UserError(f"{data} has no target column to score against. Pass --target COLUMN.")
@@ -115,7 +116,8 @@ def predict(
     from trainwell.run import load
     try:
         run = load(run_dir)
-        X = load_features(data, run.pre.feature_names, run.spec.data.target, onehot=run.pre.onehot)
+        X = load_features(data, run.pre.feature_names, run.spec.data.target, onehot=run.pre.onehot,
+                          allow_missing=run.pre.impute is not None)
         pred = run.predict(X)
         frame = pd.DataFrame(pred if np.ndim(pred) > 1 else {"prediction": pred})
         if np.ndim(pred) > 1:
@@ -144,7 +146,8 @@ def encode(
     from trainwell.run import load
     try:
         run = load(run_dir)
-        X = load_features(data, run.pre.feature_names, None, onehot=run.pre.onehot)
+        X = load_features(data, run.pre.feature_names, None, onehot=run.pre.onehot,
+                          allow_missing=run.pre.impute is not None)
         codes = run.encode(X)
         frame = pd.DataFrame(codes, columns=[f"code_{j}" for j in range(codes.shape[1])])
         out_file.parent.mkdir(parents=True, exist_ok=True)

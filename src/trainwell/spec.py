@@ -29,6 +29,7 @@ class DataSpec(_Section):
     split: Union[Literal["auto"], list[float]] = "auto"
     scale: Literal["auto", "standard", "channel", "pixels", "none"] = "auto"   # auto: standard for tables; channel/pixels for images
     features: list[Literal["squares"]] = Field(default_factory=list)
+    impute: Literal["none", "median", "mean"] = "none"   # NaN features: refused, or filled with the training split's statistic
     streaming: Union[bool, Literal["auto"]] = "auto"   # auto: stream files larger than 1/4 of free RAM
     row_id: Optional[str] = None            # streaming: column whose hash decides the split (else row index)
     shuffle_buffer: int = Field(65536, ge=1)   # streaming: rows held for shuffling

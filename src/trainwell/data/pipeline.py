@@ -30,6 +30,7 @@ class Preprocessor:
     input_shape: list[int] = field(default_factory=list)
     feature_names: list[str] = field(default_factory=list)
     onehot: OneHot | None = None      # text columns -> indicators (data/categorical.py)
+    impute: list[float] | None = None  # per input column: the value that fills a missing (NaN) one
 
     @property
     def task(self) -> str:
@@ -61,6 +62,8 @@ class Preprocessor:
                 f"Input has shape {list(X.shape[1:])} per row but the model was trained on {expected}. "
                 f"Pass the same feature columns, in the same order, as at training time."
             )
+        if self.impute is not None and X.ndim == 2:   # data.impute: the training split's median / mean
+            X = np.where(np.isnan(X), np.asarray(self.impute, dtype=np.float32), X)
         if not np.isfinite(X).all():
             raise UserError("Input features contain NaN or inf values; drop or impute them before predicting.")
         if self.features:
@@ -90,6 +93,7 @@ class Preprocessor:
             "input_shape": self.input_shape,
             "feature_names": self.feature_names,
             "onehot": self.onehot.to_json() if self.onehot is not None else None,
+            "impute": self.impute,
         }
 
     @classmethod
@@ -102,6 +106,7 @@ class Preprocessor:
             input_shape=list(d.get("input_shape", [])),
             feature_names=list(d.get("feature_names", [])),
             onehot=OneHot.from_json(d.get("onehot")),
+            impute=d.get("impute"),
         )
 
 
@@ -124,6 +129,9 @@ class Prepared:
 def prepare(table: Table, spec: Spec) -> Prepared:
     """Apply PRACTICES §1 to a loaded table: encode labels, split, engineer features, scale."""
     if spec.task == "reconstruction" or spec.model.type == "autoencoder":
+        if spec.data.impute != "none":
+            raise UserError("data.impute is not supported for autoencoders (the inputs are also the targets, and a "
+                            "filled-in value is not one to reconstruct). Fill the missing values before training.")
         from trainwell.data.layout import prepare_reconstruction   # inputs are their own targets
         return prepare_reconstruction(table, spec)
     if table.y is None:
@@ -146,6 +154,10 @@ def prepare(table: Table, spec: Spec) -> Prepared:
         y_te = coder.encode(table.y_test)
     else:
         X_te, y_te_raw, y_te = table.X[te], table.y[te], y_enc[te]
+    impute = None
+    if spec.data.impute != "none":
+        X_tr, X_va, X_te, impute, note = _impute(X_tr, X_va, X_te, spec.data.impute, table.feature_names)
+        notes.append(note)
     features = list(spec.data.features)
     if features:
         X_tr, X_va, X_te = (add_features(a, features) for a in (X_tr, X_va, X_te))
@@ -169,7 +181,7 @@ def prepare(table: Table, spec: Spec) -> Prepared:
         notes.append("target: z-score fitted on the training split (predictions are returned in original units)")
     pre = Preprocessor(coder=coder, features=features, scaler=scaler, target_scaler=target_scaler,
                        input_shape=list(table.X.shape[1:]), feature_names=list(table.feature_names),
-                       onehot=table.onehot)
+                       onehot=table.onehot, impute=impute)
     return Prepared(pre, *(np.ascontiguousarray(a, dtype=a.dtype) for a in (X_tr, y_tr, X_va, y_va, X_te, y_te)),
                     name=table.name, notes=notes,
                     raw_test=(table.X_test if table.X_test is not None else table.X[te], y_te_raw))
@@ -177,3 +189,24 @@ def prepare(table: Table, spec: Spec) -> Prepared:
 
 def _concat(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.concatenate([np.asarray(a), np.asarray(b)], axis=0)
+
+
+def _impute(X_tr: np.ndarray, X_va: np.ndarray, X_te: np.ndarray, how: str, names: list[str]):
+    """Fill NaN with each column's median (or mean) over the training split only (PRACTICES §1: no
+    statistic may see the validation or test rows). A column with no value in the training split is
+    filled with 0."""
+    import warnings
+    if X_tr.ndim != 2:
+        raise UserError(f"data.impute={how} fills missing values in tables [rows, columns]; this data has per-row "
+                        f"shape {list(X_tr.shape[1:])}. Set data.impute=none and clean the data instead.")
+    stat = np.nanmedian if how == "median" else np.nanmean
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)          # all-NaN columns: filled with 0 below
+        fill = stat(X_tr.astype(np.float64), axis=0)
+    fill = np.where(np.isfinite(fill), fill, 0.0).astype(np.float32)
+    missing = [int(np.isnan(a).sum()) for a in (X_tr, X_va, X_te)]
+    cols = int((np.isnan(X_tr).any(0) | np.isnan(X_va).any(0) | np.isnan(X_te).any(0)).sum()) if X_tr.size else 0
+    X_tr, X_va, X_te = (np.where(np.isnan(a), fill, a).astype(np.float32) for a in (X_tr, X_va, X_te))
+    note = (f"impute: {sum(missing)} missing value(s) in {cols} column(s) (train/val/test {missing[0]}/{missing[1]}/"
+            f"{missing[2]}) filled with the training split's {how}; stored with the model for predict")
+    return X_tr, X_va, X_te, fill.tolist(), note

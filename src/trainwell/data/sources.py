@@ -129,9 +129,12 @@ def _numeric_column(df: pd.DataFrame, col: str, path: Path) -> np.ndarray:
     return converted
 
 
-def _check_finite(X: np.ndarray, names: list[str], where: str) -> None:
-    """Refuse NaN / inf in features: they silently poison every gradient."""
-    bad = ~np.isfinite(X)
+def _check_finite(X: np.ndarray, names: list[str], where: str, allow_missing: bool = False) -> None:
+    """Refuse NaN / inf in features: they silently poison every gradient.
+
+    ``allow_missing``: NaN is a missing value that ``data.impute`` fills (inf is still refused).
+    """
+    bad = np.isinf(X) if allow_missing else ~np.isfinite(X)
     if not bad.any():
         return
     flat = bad.reshape(bad.shape[0], -1)
@@ -142,8 +145,9 @@ def _check_finite(X: np.ndarray, names: list[str], where: str) -> None:
     cols = int((per_col > 0).sum())
     raise UserError(
         f"Features in {where} contain NaN or infinite values: {col} has {int(per_col[j])} of them, the first in "
-        f"row {i + 1} ({cols} column(s) affected, {int(flat.sum())} value(s) in all). Drop those rows or impute the "
-        f"missing values (e.g. with the column median) before training."
+        f"row {i + 1} ({cols} column(s) affected, {int(flat.sum())} value(s) in all). Drop those rows, or impute the "
+        f"missing values before training" + (" (infinite values cannot be imputed)." if allow_missing else
+                                             ": --set data.impute=median fills NaN with the training split's median.")
     )
 
 
@@ -196,7 +200,8 @@ def _target_values(df: pd.DataFrame, names: list[str], path: Path) -> np.ndarray
     return np.column_stack([c.astype(object) for c in cols])
 
 
-def frame_features(df: pd.DataFrame, features: list[str], path: Path, onehot: OneHot | None = None) -> np.ndarray:
+def frame_features(df: pd.DataFrame, features: list[str], path: Path, onehot: OneHot | None = None,
+                   allow_missing: bool = False) -> np.ndarray:
     """The given feature columns as a validated float32 [N, F] matrix; text columns of ``onehot`` as indicators."""
     if not features:
         raise UserError(
@@ -213,11 +218,12 @@ def frame_features(df: pd.DataFrame, features: list[str], path: Path, onehot: On
     blocks = [onehot.indicators(df[c], c, path) if onehot is not None and c in onehot.categories
               else _numeric_column(df, c, path)[:, None] for c in features]
     X = np.hstack(blocks)
-    _check_finite(X, onehot.names() if onehot is not None else features, str(path))
+    _check_finite(X, onehot.names() if onehot is not None else features, str(path), allow_missing)
     return X.astype(np.float32)
 
 
-def _load_table(path: Path, target: str | list[str] | None, onehot: OneHot | None = None) -> Table:
+def _load_table(path: Path, target: str | list[str] | None, onehot: OneHot | None = None,
+                allow_missing: bool = False) -> Table:
     df = _read_frame(path)
     targets = _resolve_target(df, target, path)
     features = [c for c in df.columns if c not in targets]
@@ -225,7 +231,7 @@ def _load_table(path: Path, target: str | list[str] | None, onehot: OneHot | Non
         onehot = OneHot.fit(df, features, path)
     else:            # evaluating a trained model: its columns and categories
         features = onehot.columns
-    X = frame_features(df, features, path, onehot)
+    X = frame_features(df, features, path, onehot, allow_missing)
     y = _target_values(df, targets, path)
     return Table(X, y, onehot.names() if onehot is not None else features, path.stem, onehot=onehot)
 
@@ -251,7 +257,7 @@ def _read_npz(path: Path) -> dict[str, np.ndarray]:
         raise UserError(f"Could not read {path} as an npz archive: {exc}. Save it with np.savez(path, X=X, y=y).") from None
 
 
-def _npz_features(arrays: dict[str, np.ndarray], key: str, path: Path) -> np.ndarray:
+def _npz_features(arrays: dict[str, np.ndarray], key: str, path: Path, allow_missing: bool = False) -> np.ndarray:
     X = arrays[key]
     if X.dtype.kind not in "biuf":
         raise UserError(
@@ -263,11 +269,12 @@ def _npz_features(arrays: dict[str, np.ndarray], key: str, path: Path) -> np.nda
     if X.shape[0] == 0 or X[0].size == 0:
         raise UserError(f'Array "{key}" in {path} is empty (shape {X.shape}). Save at least one row and one feature.')
     X = X.astype(np.float32)
-    _check_finite(X, [f"x{j}" for j in range(X.shape[1])] if X.ndim == 2 else [], f'{path} (array "{key}")')
+    _check_finite(X, [f"x{j}" for j in range(X.shape[1])] if X.ndim == 2 else [], f'{path} (array "{key}")',
+                  allow_missing)
     return X
 
 
-def _load_npz(path: Path, target: str | list[str] | None) -> Table:
+def _load_npz(path: Path, target: str | list[str] | None, allow_missing: bool = False) -> Table:
     arrays = _read_npz(path)
     keys = ", ".join(arrays) or "none"
     xk = _npz_pick(arrays, NPZ_X_KEYS)
@@ -276,7 +283,7 @@ def _load_npz(path: Path, target: str | list[str] | None) -> Table:
             f"{path} has no feature array: expected a key named X, x or features, found: {keys}. "
             f"Save it with np.savez(path, X=X, y=y)."
         )
-    X = _npz_features(arrays, xk, path)
+    X = _npz_features(arrays, xk, path, allow_missing)
     if target is not None and not isinstance(target, str):
         raise UserError(f"For an npz archive, --target is one array name; got {target}. Keys in {path}: {keys}.")
     yk = target if target is not None else _npz_pick(arrays, NPZ_Y_KEYS)
@@ -286,7 +293,7 @@ def _load_npz(path: Path, target: str | list[str] | None) -> Table:
     X_test = y_test = None
     tk = _npz_pick(arrays, ("X_test", "x_test"))
     if tk is not None:
-        X_test = _npz_features(arrays, tk, path)
+        X_test = _npz_features(arrays, tk, path, allow_missing)
         yt = _npz_pick(arrays, ("y_test",))
         y_test = _npz_target(arrays, yt, len(X_test), path) if yt else None
     return Table(X, y, [f"x{j}" for j in range(X.shape[1])] if X.ndim == 2 else [], path.stem, X_test, y_test)
@@ -397,10 +404,11 @@ def _path_of(source: str) -> Path:
 
 
 def load_source(source: str, target: str | list[str] | None = None, seed: int = 0,
-                onehot: OneHot | None = None) -> Table:
+                onehot: OneHot | None = None, allow_missing: bool = False) -> Table:
     """Load a built-in name, .csv, .parquet, .npz or IDX folder into a validated Table.
 
     ``onehot``: a trained model's text-column encoding, to encode a table as in training.
+    ``allow_missing``: NaN features pass (``data.impute`` fills them); inf never does.
     """
     if source in BUILTINS:
         return _load_builtin(source, seed)
@@ -408,12 +416,12 @@ def load_source(source: str, target: str | list[str] | None = None, seed: int = 
     if path.is_dir():
         return _load_idx_folder(path)
     if path.suffix.lower() == ".npz":
-        return _load_npz(path, target)
-    return _load_table(path, target, onehot)
+        return _load_npz(path, target, allow_missing)
+    return _load_table(path, target, onehot, allow_missing)
 
 
 def load_features(source: str, feature_names: list[str], target: str | list[str] | None = None,
-                  onehot: OneHot | None = None) -> np.ndarray:
+                  onehot: OneHot | None = None, allow_missing: bool = False) -> np.ndarray:
     """Features of new data in the training column order, for predict / evaluate.
 
     Missing columns are an error (named); extra ones, the target included, are ignored.
@@ -434,11 +442,11 @@ def load_features(source: str, feature_names: list[str], target: str | list[str]
         xk = _npz_pick(arrays, NPZ_X_KEYS)
         if xk is None:
             raise UserError(f"{path} has no feature array: expected a key named X, x or features, found: {', '.join(arrays) or 'none'}. Save it with np.savez(path, X=X).")
-        X = _npz_features(arrays, xk, path)
+        X = _npz_features(arrays, xk, path, allow_missing)
         if feature_names and X.ndim == 2 and X.shape[1] != len(feature_names):
             raise UserError(f"{path} has {X.shape[1]} feature columns but the model was trained on {len(feature_names)}. Use data with the same columns.")
         return X
     df = _read_frame(path)
     if onehot is not None:
-        return frame_features(df, onehot.columns, path, onehot)
-    return frame_features(df, list(feature_names), path)
+        return frame_features(df, onehot.columns, path, onehot, allow_missing)
+    return frame_features(df, list(feature_names), path, allow_missing=allow_missing)

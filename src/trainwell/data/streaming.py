@@ -420,6 +420,10 @@ def prepare_streaming(spec: Spec, rank: int = 0, world: int = 1,
     """One pass over the data: split sizes, classes, scaling statistics; small val/test kept in memory."""
     from trainwell.data.pipeline import Preprocessor
 
+    if spec.data.impute != "none":
+        raise UserError(f"data.impute={spec.data.impute} needs the data in memory (the fill values come from the "
+                        f"whole training split), but this data is streamed from disk. Set data.streaming=false if "
+                        f"it fits in memory, or fill the missing values before training.")
     files = stream_files(spec.data.source)
     if files is None:
         raise UserError(f'Cannot stream "{spec.data.source}": it is not a .parquet/.csv file or a folder of them.')

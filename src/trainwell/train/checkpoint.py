@@ -902,7 +902,8 @@ def score_test_split(run: Any) -> dict:
     if spec.data.source == "arrays":
         raise UserError("This run was trained on in-memory arrays, so its test split cannot be rebuilt. "
                         "Pass labelled data to score: trainwell evaluate RUN DATA --checkpoint NAME.")
-    prep = prepare(load_source(spec.data.source, spec.data.target, seed=spec.train.seed), spec)
+    prep = prepare(load_source(spec.data.source, spec.data.target, seed=spec.train.seed,
+                               allow_missing=spec.data.impute != "none"), spec)
     if prep.raw_test is None or len(prep.raw_test[0]) == 0:
         raise UserError("The run has no test split to score; pass labelled data: trainwell evaluate RUN DATA.")
     return run.evaluate(*prep.raw_test)
