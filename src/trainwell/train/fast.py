@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-_BACKWARD = {
+ACTIVATION_BACKWARD = {   # d(act)/dz applied to g, from the saved z (pre-activation) and a (output)
     nn.ReLU: lambda g, z, a: torch.ops.aten.threshold_backward(g, a, 0),
     nn.Tanh: lambda g, z, a: torch.ops.aten.tanh_backward(g, a),
     nn.Sigmoid: lambda g, z, a: torch.ops.aten.sigmoid_backward(g, a),
@@ -52,7 +52,7 @@ def eligible(state) -> bool:
             return False
         if getattr(block, "residual", False) or getattr(block, "proj", None) is not None:
             return False
-        if type(block.act) not in _BACKWARD and not isinstance(block.act, nn.LeakyReLU):
+        if type(block.act) not in ACTIVATION_BACKWARD and not isinstance(block.act, nn.LeakyReLU):
             return False
         if block.drop is not None and type(block.drop) is not nn.Dropout:
             return False
@@ -122,7 +122,7 @@ def analytic_step(state, fallback: Callable, with_metric: bool = True) -> Callab
     acts = [b.act for b in blocks]
     drops = [b.drop for b in blocks]
     backs = [(lambda g, z, a, s=act.negative_slope: torch.ops.aten.leaky_relu_backward(g, z, s, False))
-             if isinstance(act, nn.LeakyReLU) else _BACKWARD[type(act)] for act in acts]
+             if isinstance(act, nn.LeakyReLU) else ACTIVATION_BACKWARD[type(act)] for act in acts]
     hooked = [m for m in model.modules()]
     task = head.task
     nan_terms = torch.full((4 if task == "regression" else 2,), float("nan"))

@@ -20,13 +20,8 @@ from torch import nn
 
 from trainwell.nn.activations import make_activation
 from trainwell.nn.heads import Head
+from trainwell.train.fast import ACTIVATION_BACKWARD
 
-_BACKWARD = {
-    nn.ReLU: lambda g, z, a: torch.ops.aten.threshold_backward(g, a, 0),
-    nn.Tanh: lambda g, z, a: torch.ops.aten.tanh_backward(g, a),
-    nn.Sigmoid: lambda g, z, a: torch.ops.aten.sigmoid_backward(g, a),
-    nn.Identity: lambda g, z, a: g,
-}
 
 
 def member_losses(head: Head, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -87,7 +82,7 @@ class StackedMLP:
         act = self.act
         self.backward = None if self.residual and any(self.residual) else (
             (lambda g, z, a, s=act.negative_slope: torch.ops.aten.leaky_relu_backward(g, z, s, False))
-            if isinstance(act, nn.LeakyReLU) else _BACKWARD.get(type(act)))
+            if isinstance(act, nn.LeakyReLU) else ACTIVATION_BACKWARD.get(type(act)))
 
     def to(self, device: torch.device) -> "StackedMLP":
         self.flat = self.flat.to(device)
