@@ -30,7 +30,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 
 
-def lean_search(trials: int, epochs: int, seed: int) -> dict:
+def lean_search(trials: int, epochs: int, seed: int, device: str = "cpu") -> dict:
     import numpy as np
     import optuna
     import torch
@@ -39,17 +39,17 @@ def lean_search(trials: int, epochs: int, seed: int) -> dict:
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     X, y = load_digits(return_X_y=True)
     Xtr, Xva, ytr, yva = train_test_split((X / 16).astype(np.float32), y, test_size=0.2, stratify=y, random_state=0)
-    Xtr, Xva, ytr, yva = map(torch.from_numpy, (Xtr, Xva, ytr, yva))
+    Xtr, Xva, ytr, yva = (torch.from_numpy(a).to(device) for a in (Xtr, Xva, ytr, yva))
     t0 = time.perf_counter()
 
     def objective(trial):
         lr = trial.suggest_float("lr", 1e-4, 1e-1, log=True)
         wd = trial.suggest_float("weight_decay", 1e-6, 1e-2, log=True)
         torch.manual_seed(trial.number)
-        model = torch.nn.Sequential(torch.nn.Linear(64, 64), torch.nn.ReLU(), torch.nn.Linear(64, 10))
+        model = torch.nn.Sequential(torch.nn.Linear(64, 64), torch.nn.ReLU(), torch.nn.Linear(64, 10)).to(device)
         opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=wd)
         for _ in range(epochs):
-            perm = torch.randperm(len(Xtr))
+            perm = torch.randperm(len(Xtr), device=device)
             for i in range(0, len(Xtr), 32):
                 idx = perm[i:i + 32]
                 loss = torch.nn.functional.cross_entropy(model(Xtr[idx]), ytr[idx])
@@ -64,7 +64,7 @@ def lean_search(trials: int, epochs: int, seed: int) -> dict:
     return {"search_s": time.perf_counter() - t0, "best": study.best_value}
 
 
-def population_search(trials: int, epochs: int, seed: int, storage: str | None = None) -> dict:
+def population_search(trials: int, epochs: int, seed: int, storage: str | None = None, device: str = "cpu") -> dict:
     import optuna  # noqa: F401  (imports before the clock starts, as for the lean search)
 
     import optuna.importance  # noqa: F401  (study.html's parameter importances)
@@ -80,7 +80,7 @@ def population_search(trials: int, epochs: int, seed: int, storage: str | None =
         res = tw.tune("digits", space=space, sampler="random", trials=trials, population=trials, seed=seed,
                       out=Path(d) / "study", verbose=False, storage=storage,
                       sets=["model.hidden=[64]", "train.batch_size=32", f"train.epochs={epochs}",
-                            "stop.enabled=false"])
+                            "stop.enabled=false", f"train.device={device}"])
         return {"search_s": time.perf_counter() - t0, "best": res.best_value}
 
 
@@ -92,23 +92,24 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--one", choices=["lean", "population", "population_memory"], help=argparse.SUPPRESS)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu", help="cpu or cuda (both searches train on it)")
     p.add_argument("--json", type=Path, default=HERE / "results" / "search_throughput.json")
     a = p.parse_args(argv)
     if a.one:
         import torch
         torch.set_num_threads(a.threads)
         if a.one == "lean":
-            print(json.dumps(lean_search(a.trials, a.epochs, a.seed)))
+            print(json.dumps(lean_search(a.trials, a.epochs, a.seed, a.device)))
         else:
             storage = "memory" if a.one == "population_memory" else None
-            print(json.dumps(population_search(a.trials, a.epochs, a.seed, storage)))
+            print(json.dumps(population_search(a.trials, a.epochs, a.seed, storage, a.device)))
         return {}
     res: dict[str, list] = {"lean": [], "population": [], "population_memory": []}
     loads = []
     for r in range(a.repeats):
         for kind in res:
             out = subprocess.run([sys.executable, __file__, "--one", kind, "--trials", str(a.trials), "--epochs",
-                                  str(a.epochs), "--threads", str(a.threads), "--seed", str(r)],
+                                  str(a.epochs), "--threads", str(a.threads), "--seed", str(r), "--device", a.device],
                                  capture_output=True, text=True)
             loads.append(os.getloadavg()[0])
             line = [ln for ln in out.stdout.splitlines() if ln.startswith("{")]
