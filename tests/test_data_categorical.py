@@ -88,3 +88,18 @@ def test_encoding_round_trips_through_json():
     enc = OneHot(["a", "b"], {"a": ["x", "y"]})
     assert OneHot.from_json(json.loads(json.dumps(enc.to_json()))) == enc
     assert enc.names() == ["a=x", "a=y", "b"]
+
+
+def test_dataframes_are_read_by_column_name():
+    """Columns in another order are matched by name; unnamed training arrays take a frame's columns in order."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 3))
+    y = (X[:, 0] - X[:, 2] > 0).astype(int)
+    df = pd.DataFrame(X, columns=["p", "q", "r"])
+    named = tw.fit(X=df, y=y, save=False, verbose=False, sets=["train.epochs=3"])
+    np.testing.assert_array_equal(named.predict_proba(df[["r", "q", "p"]].head(20)), named.predict_proba(df.head(20)))
+    with pytest.raises(UserError, match=r"2 columns \(p, q\) but the model was trained on 3: p, q, r"):
+        named.predict(df[["p", "q"]])
+    unnamed = tw.fit(X=X, y=y, save=False, verbose=False, sets=["train.epochs=3"])
+    np.testing.assert_array_equal(unnamed.predict(pd.DataFrame(X[:20], columns=["a", "b", "c"])),
+                                  unnamed.predict(X[:20]))

@@ -49,7 +49,16 @@ class Preprocessor:
 
             from trainwell.data.sources import frame_features
             cols = self.onehot.columns if self.onehot is not None else (self.feature_names or list(X.columns))
-            X = frame_features(X, cols, Path("the input DataFrame"), self.onehot)
+            by_name = self.onehot is not None or all(str(c) in X.columns for c in cols)
+            if by_name:        # columns picked by name, in training order
+                X = frame_features(X.rename(columns=str), cols, Path("the input DataFrame"), self.onehot,
+                                   allow_missing=self.impute is not None)
+            elif X.shape[1] == len(cols):   # trained on unnamed arrays: the columns are taken in order
+                X = X.to_numpy()
+            else:
+                raise UserError(f"The input DataFrame has {X.shape[1]} columns ({', '.join(map(str, X.columns[:8]))}"
+                                f"{', ...' if X.shape[1] > 8 else ''}) but the model was trained on {len(cols)}: "
+                                f"{', '.join(cols[:8])}{', ...' if len(cols) > 8 else ''}. Pass those columns.")
         X = np.asarray(X)
         if X.dtype == object or not np.issubdtype(X.dtype, np.number) and X.dtype != bool:
             raise UserError("Input features must be numeric; encode or drop non-numeric columns before predicting.")
