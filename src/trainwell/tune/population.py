@@ -41,7 +41,6 @@ from typing import Callable
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from trainwell.data.pipeline import Prepared
