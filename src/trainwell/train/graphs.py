@@ -42,9 +42,10 @@ class _CudaGraph:
     """torch.cuda.CUDAGraph behind the two calls GraphedStep needs."""
 
     def __init__(self) -> None:
-        self.graph = torch.cuda.CUDAGraph()
+        self.graph = None
 
     def capture(self, fn: Callable[[], torch.Tensor]) -> torch.Tensor:
+        self.graph = torch.cuda.CUDAGraph()     # a fresh graph for every capture (re-captures included)
         with torch.cuda.graph(self.graph):
             return fn()
 
