@@ -52,6 +52,8 @@ from trainwell.train.loop import EVAL_CHUNK
 from trainwell.tune.stacked import StackedMLP, StackedOptimizer, member_losses, member_terms
 
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "adamw")
+STRUCTURE_PATHS = ("model.hidden", "model.units", "model.layers", "model.activation", "model.type",
+                   "train.batch_size", "optim.name", "model.batchnorm", "model.residual")   # see structure_key
 
 
 def unsupported(spec: Spec, arch: dict) -> str | None:
@@ -352,6 +354,10 @@ def run_population_trials(cfg, space, study, budget: int, X=None, y=None, say=pr
     from trainwell.tune.search import _consumed, _Report, _short
     from trainwell.tune.space import apply_values
     P = int(cfg.population)
+    splitting = [p.path for p in space if p.path in STRUCTURE_PATHS]
+    if splitting:
+        say(f"note: {', '.join(splitting)} change(s) the network's structure or batches, so members train in "
+            f"one population per distinct value; keep them fixed (outside the space) for one population of {P}")
     cache: dict = {}
     ran = 0
     prune = cfg.pruner != "none"
