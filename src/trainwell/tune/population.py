@@ -365,7 +365,8 @@ def run_population_trials(cfg, space, study, budget: int, X=None, y=None, say=pr
     # once per round, in one transaction (tune/bulk.py), instead of one commit per reported
     # epoch and attribute (SQLite commits cost ~20 ms each on a busy disk).
     shared = study
-    study = optuna.create_study(direction=shared.direction, sampler=shared.sampler, pruner=shared.pruner)
+    study = optuna.create_study(study_name=shared.study_name, direction=shared.direction, sampler=shared.sampler,
+                                pruner=shared.pruner)   # the same name: Hyperband hashes it to pick brackets
     study.add_trials(shared.get_trials(deepcopy=True))
     left = budget - len(_consumed(shared.get_trials(deepcopy=False)))
     best = None
