@@ -57,7 +57,9 @@ def eligible(state) -> bool:
         if block.drop is not None and type(block.drop) is not nn.Dropout:
             return False
     head = state.head
-    if head.task == "multilabel" or (head.task == "regression" and (head.loss != "mse" or head.output_activation != "none")):
+    if head.loss != {"multiclass": "cross_entropy", "binary": "bce", "regression": "mse"}.get(head.task):
+        return False                     # multilabel, perceptron criterion, mae, huber: autograd
+    if head.task == "regression" and head.output_activation != "none":
         return False
     if any(p.dtype != torch.float32 for p in model.parameters()):
         return False

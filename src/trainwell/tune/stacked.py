@@ -112,9 +112,11 @@ class StackedMLP:
 
     def manual(self, head: Head) -> bool:
         """Whether :meth:`gradients` has the backward written out for this activation and head."""
-        if self.backward is None or head.task == "multilabel":
+        if self.backward is None:
             return False
-        return head.task != "regression" or (head.loss == "mse" and head.output_activation == "none")
+        if head.loss != {"multiclass": "cross_entropy", "binary": "bce", "regression": "mse"}.get(head.task):
+            return False
+        return head.task != "regression" or head.output_activation == "none"
 
     @torch.no_grad()
     def gradients(self, x: torch.Tensor, y: torch.Tensor, head: Head, grad: torch.Tensor):
