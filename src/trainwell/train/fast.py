@@ -34,6 +34,32 @@ ACTIVATION_BACKWARD = {   # d(act)/dz applied to g, from the saved z (pre-activa
 }
 
 
+def forward_keeping(h: torch.Tensor, layers: list) -> tuple[list, list, list, list]:
+    """The hidden layers' forward pass, keeping what a hand-written backward needs.
+
+    ``layers``: per hidden layer, ``(affine, act, mask_of)`` with ``affine(h) -> z``,
+    ``act(z) -> a`` and ``mask_of(a) ->`` an inverted-dropout mask or None. Returns each
+    layer's input (the output layer's input last), pre-activations, outputs and masks.
+    """
+    inputs, zs, outs, masks = [], [], [], []
+    for affine, act, mask_of in layers:
+        inputs.append(h)
+        z = affine(h)
+        a = act(z)
+        mask = mask_of(a)
+        zs.append(z)
+        outs.append(a)
+        masks.append(mask)
+        h = a if mask is None else a * mask
+    inputs.append(h)
+    return inputs, zs, outs, masks
+
+
+def no_mask(a: torch.Tensor) -> None:
+    """A layer without dropout."""
+    return None
+
+
 def eligible(state) -> bool:
     """Whether ``state``'s model, head, regularizers and device take the hand-written step."""
     model, spec = state.model, state.spec
@@ -130,29 +156,18 @@ def analytic_step(state, fallback: Callable, with_metric: bool = True) -> Callab
     nan_terms = torch.full((4 if task == "regression" else 2,), float("nan"))
     counts: dict[int, torch.Tensor] = {}
     opt_step = fused_adam_step(opt)
+    layers = [(lambda h, lin=lin: torch.addmm(lin.bias, h, lin.weight.t()), act,
+               no_mask if drop is None else   # the same draw nn.Dropout makes, in training mode only
+               (lambda a, p=drop.p: F.dropout(torch.ones_like(a), p, True) if model.training else None))
+              for lin, act, drop in zip(linears, acts, drops)]
 
     def step(xb: torch.Tensor, yb: torch.Tensor, weight: float | None = None):
         if (weight is not None and weight != 1.0) or any(m._forward_hooks or m._forward_pre_hooks for m in hooked) \
                 or getattr(model, "record_activity", False):
             return fallback(xb, yb, weight) if weight is not None else fallback(xb, yb)
         with torch.no_grad():
-            h = xb.flatten(1) if xb.dim() > 2 else xb
-            inputs, zs, outs, masks = [], [], [], []
-            for lin, act, drop in zip(linears, acts, drops):
-                inputs.append(h)
-                z = torch.addmm(lin.bias, h, lin.weight.t())
-                a = act(z)
-                zs.append(z)
-                outs.append(a)
-                if drop is not None and model.training:
-                    mask = F.dropout(torch.ones_like(a), drop.p, True)   # the same draw nn.Dropout makes
-                    masks.append(mask)
-                    a = a * mask
-                else:
-                    masks.append(None)
-                h = a
-            inputs.append(h)
-            out = torch.addmm(linears[-1].bias, h, linears[-1].weight.t())
+            inputs, zs, outs, masks = forward_keeping(xb.flatten(1) if xb.dim() > 2 else xb, layers)
+            out = torch.addmm(linears[-1].bias, inputs[-1], linears[-1].weight.t())
             B = out.shape[0]
             terms = nan_terms
             if task == "multiclass":

@@ -20,7 +20,7 @@ from torch import nn
 
 from trainwell.nn.activations import make_activation
 from trainwell.nn.heads import Head
-from trainwell.train.fast import ACTIVATION_BACKWARD
+from trainwell.train.fast import ACTIVATION_BACKWARD, no_mask, forward_keeping
 
 
 
@@ -126,24 +126,11 @@ class StackedMLP:
         kernels autograd calls (see trainwell/train/fast.py); only for :meth:`manual` cases.
         """
         v, gv = self.views(), self.views(grad)
-        inputs, zs, outs, masks = [], [], [], []
-        h = x
         last = self.n_layers - 1
-        for li in range(last):
-            inputs.append(h)
-            z = torch.baddbmm(v[2 * li + 1], h, v[2 * li])
-            a = self.act(z)
-            zs.append(z)
-            outs.append(a)
-            if self.has_dropout:
-                mask = self._mask(a)
-                masks.append(mask)
-                a = a * mask
-            else:
-                masks.append(None)
-            h = a
-        inputs.append(h)
-        out = torch.baddbmm(v[2 * last + 1], h, v[2 * last])
+        inputs, zs, outs, masks = forward_keeping(x, [
+            (lambda h, li=li: torch.baddbmm(v[2 * li + 1], h, v[2 * li]), self.act,
+             self._mask if self.has_dropout else no_mask) for li in range(last)])
+        out = torch.baddbmm(v[2 * last + 1], inputs[-1], v[2 * last])
         P, B = out.shape[0], out.shape[1]
         if head.task == "multiclass":
             logp = torch.log_softmax(out, -1)
