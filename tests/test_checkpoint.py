@@ -320,3 +320,21 @@ def test_resume_refuses_other_settings(reference):
         trainwell.fit(resume=reference, sets=["optim.lr=1"], verbose=False)
     with pytest.raises(UserError, match="no spec.yaml"):
         trainwell.fit(resume=reference / "checkpoints", verbose=False)
+
+
+def test_run_files_are_replaced_atomically(tmp_path):
+    """A save that dies half way leaves the previous spec.yaml whole (resume reads it; a truncated
+    YAML would parse with defaults for the missing sections) and no temporary file behind."""
+    from trainwell.run import _atomic
+    path = tmp_path / "spec.yaml"
+    path.write_text("schedule:\n  name: onecycle\n")
+
+    def dies_half_way(p):
+        p.write_text("schedule:\n")
+        raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt):
+        _atomic(path, dies_half_way)
+    assert path.read_text() == "schedule:\n  name: onecycle\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["spec.yaml"]
+    _atomic(path, lambda p: p.write_text("new\n"))
+    assert path.read_text() == "new\n" and [p.name for p in tmp_path.iterdir()] == ["spec.yaml"]

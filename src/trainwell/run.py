@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
@@ -131,18 +133,22 @@ class Run:
 
     # -- persistence ---------------------------------------------------------
     def save(self, directory: str | Path) -> Path:
-        """Write spec.yaml, model.safetensors, model.json, history.csv, metrics.json."""
+        """Write spec.yaml, model.safetensors, model.json, history.csv, metrics.json.
+
+        Each file goes through a temporary file renamed into place, so a process killed while
+        saving leaves the previous version or the new one, never half a file (``--resume``
+        reads spec.yaml, and a truncated YAML would still parse, with defaults for the rest).
+        """
         d = Path(directory)
         d.mkdir(parents=True, exist_ok=True)
-        self.spec.to_yaml(d / "spec.yaml")
+        _atomic(d / "spec.yaml", lambda p: p.write_text(self.spec.to_yaml()))
         state = {k: v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()}
-        save_file(state, str(d / "model.safetensors"))
-        (d / "model.json").write_text(json.dumps(
-            {"format": "trainwell-model/1", "architecture": self.arch, "preprocessing": self.pre.to_json()},
-            indent=2))
+        _atomic(d / "model.safetensors", lambda p: save_file(state, str(p)))
+        meta = {"format": "trainwell-model/1", "architecture": self.arch, "preprocessing": self.pre.to_json()}
+        _atomic(d / "model.json", lambda p: p.write_text(json.dumps(meta, indent=2)))
         if not self.history.empty:
-            self.history.to_csv(d / "history.csv", index=False)
-        (d / "metrics.json").write_text(json.dumps(_json_safe(self.metrics), indent=2))
+            _atomic(d / "history.csv", lambda p: self.history.to_csv(p, index=False))
+        _atomic(d / "metrics.json", lambda p: p.write_text(json.dumps(_json_safe(self.metrics), indent=2)))
         self.directory = d
         return d
 
@@ -151,6 +157,18 @@ class Run:
         key = "accuracy" if "accuracy" in test else "r2"
         score = f", test {key}={test[key]:.4f}" if test.get(key) is not None else ""
         return f"Run(task={self.pre.task}, hidden={self.arch.get('hidden')}{score}, dir={self.directory})"
+
+
+def _atomic(path: Path, write: Callable[[Path], Any]) -> None:
+    """``write(tmp)`` then rename ``tmp`` over ``path`` (atomic on POSIX); no fsync: a kill, not a
+    power cut, is what this guards against, and run directories are written once per trial."""
+    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
 
 
 def _json_safe(obj: Any) -> Any:
