@@ -44,7 +44,9 @@ def drive(tmp_path: Path, sets: list[str], attempts: list[dict]) -> dict:
     res = subprocess.run([sys.executable, str(DRIVER), str(tmp_path / "plan.json")], capture_output=True,
                          text=True, timeout=600, env=env)
     assert res.returncode == 0, res.stderr[-3000:]
-    return json.loads(res.stdout.strip().splitlines()[-1])
+    result = json.loads(res.stdout.strip().splitlines()[-1])
+    result["stderr"] = res.stderr[-3000:]      # the children's errors, for failure messages
+    return result
 
 
 def test_sigkill_at_many_moments_resumes_exactly(tmp_path):
@@ -69,8 +71,8 @@ def test_sigkill_at_many_moments_resumes_exactly(tmp_path):
     assert result["reference"] == "exit:0"
     ended = [a["ended"] for a in result["attempts"]]
     expected = ["signal:9"] * 6 + ["exit:143"] + ["signal:9"] * 3
-    assert ended[:10] == expected, ended
-    assert ended[-1] == "exit:0", ended
+    assert ended[:10] == expected, (ended, result["stderr"])
+    assert ended[-1] == "exit:0", (ended, result["stderr"])
     same_weights(tmp_path / "ref", tmp_path / "run")
     leftovers = [p.name for p in (tmp_path / "run" / "checkpoints").iterdir() if p.name.startswith(".")]
     assert not leftovers
@@ -84,7 +86,7 @@ def test_sigkill_at_random_times_resumes_exactly(tmp_path):
     attempts = [{"delay": round(rng.uniform(0.05, 0.4), 3)} for _ in range(8)] + [{}]
     result = drive(tmp_path, [*SETS, "checkpoint.every_steps=3", "checkpoint.every=1"], attempts)
     ended = [a["ended"] for a in result["attempts"]]
-    assert ended[-1] == "exit:0", ended
+    assert ended[-1] == "exit:0", (ended, result["stderr"])
     assert sum(e == "signal:9" for e in ended) >= 5, ended
     same_weights(tmp_path / "ref", tmp_path / "run")
 
