@@ -104,6 +104,13 @@ def evaluate(
             out.print(f"  {key:<12} {value:.4f}")
 
 
+def _new_inputs(run, data: str, target):
+    """New data's features encoded as in training: its columns, text categories and imputation."""
+    from trainwell.data.sources import load_features
+    return load_features(data, run.pre.feature_names, target, onehot=run.pre.onehot,
+                         allow_missing=run.pre.impute is not None)
+
+
 @app.command()
 def predict(
     run_dir: Path = typer.Argument(..., help="A run directory written by `trainwell fit`."),
@@ -112,12 +119,10 @@ def predict(
     proba: bool = typer.Option(False, "--proba", help="Also write class probabilities."),
 ) -> None:
     """Decoded predictions (original labels / units) for new data, written as CSV."""
-    from trainwell.data.sources import load_features
     from trainwell.run import load
     try:
         run = load(run_dir)
-        X = load_features(data, run.pre.feature_names, run.spec.data.target, onehot=run.pre.onehot,
-                          allow_missing=run.pre.impute is not None)
+        X = _new_inputs(run, data, run.spec.data.target)
         pred = run.predict(X)
         frame = pd.DataFrame(pred if np.ndim(pred) > 1 else {"prediction": pred})
         if np.ndim(pred) > 1:
@@ -142,12 +147,10 @@ def encode(
     out_file: Path = typer.Option(Path("codes.csv"), "--out", help="Where to write the codes (.csv)."),
 ) -> None:
     """Bottleneck codes of an autoencoder for new inputs, one row per input, written as CSV."""
-    from trainwell.data.sources import load_features
     from trainwell.run import load
     try:
         run = load(run_dir)
-        X = load_features(data, run.pre.feature_names, None, onehot=run.pre.onehot,
-                          allow_missing=run.pre.impute is not None)
+        X = _new_inputs(run, data, None)
         codes = run.encode(X)
         frame = pd.DataFrame(codes, columns=[f"code_{j}" for j in range(codes.shape[1])])
         out_file.parent.mkdir(parents=True, exist_ok=True)
