@@ -8,20 +8,29 @@ forking. Usage::
     python tests/ckpt_driver.py PLAN.json
 
 PLAN: {"sets": [...], "data": "digits", "reference": DIR, "run": DIR,
-       "attempts": [{"fault": "kill@step=3"} | {"delay": 1.5} | {}, ...]}
+       "attempts": [{"fault": "kill@step=3"} | {"kill_when": "checkpoints/step-60"} | {}, ...]}
 The first attempt starts the run, later ones resume it. ``fault`` sets
-TRAINWELL_FAULT in the child; ``delay`` SIGKILLs the child from outside after
-that many seconds. Prints one JSON line: the reference's exit code and, per
-attempt, how the child ended ("exit:0", "exit:143", "signal:9", ...) and how long
-it ran.
+TRAINWELL_FAULT in the child (the child kills itself at that exact moment);
+``kill_when`` SIGKILLs the child from outside as soon as that path appears under
+the run directory, an event, not a time: for a numbered checkpoint
+(``checkpoints/step-60``, ``checkpoints/epoch-2``) as soon as one with that number
+or a higher one exists (the retention may already have pruned the exact one).
+Where the child is when the signal lands (training, writing the next checkpoint,
+pruning) is whatever it is: that is the point. Prints one JSON line: the
+reference's exit code and, per attempt, how the child ended ("exit:0", "exit:143",
+"signal:9", ...), how long it ran and, for ``kill_when``, whether the event was seen.
 """
 from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import sys
 import time
+from pathlib import Path
+
+NUMBERED = re.compile(r"^(.*)/(step|epoch)-(\d+)$")
 
 
 def _child(plan: dict, out: str, resume: bool, fault: str | None) -> None:
@@ -54,25 +63,41 @@ def _child(plan: dict, out: str, resume: bool, fault: str | None) -> None:
         os._exit(code)
 
 
-def _spawn(plan: dict, out: str, resume: bool, fault: str | None, delay: float | None) -> tuple[str, float]:
+def _happened(run: str, event: str) -> bool:
+    """Whether ``event`` (a path under the run directory) exists; numbered checkpoints: that one or later."""
+    m = NUMBERED.match(event)
+    if m is None:
+        return (Path(run) / event).exists()
+    folder, kind, target = Path(run) / m.group(1), m.group(2), int(m.group(3))
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return False
+    return any(n.startswith(kind + "-") and n[len(kind) + 1:].isdigit() and int(n[len(kind) + 1:]) >= target
+               for n in names)
+
+
+def _spawn(plan: dict, out: str, resume: bool, fault: str | None, kill_when: str | None) -> tuple[str, float, bool]:
     t0 = time.perf_counter()
     pid = os.fork()
     if pid == 0:
         _child(plan, out, resume, fault)
-    if delay is not None:
-        deadline = t0 + delay
-        while time.perf_counter() < deadline:
+    seen = False
+    if kill_when is not None:
+        while True:
             done, status = os.waitpid(pid, os.WNOHANG)
             if done:
                 break
-            time.sleep(0.005)
-        else:
-            os.kill(pid, signal.SIGKILL)
-            _, status = os.waitpid(pid, 0)
+            if _happened(out, kill_when):
+                seen = True
+                os.kill(pid, signal.SIGKILL)
+                _, status = os.waitpid(pid, 0)
+                break
+            time.sleep(0.0005)
     else:
         _, status = os.waitpid(pid, 0)
     how = f"signal:{os.WTERMSIG(status)}" if os.WIFSIGNALED(status) else f"exit:{os.WEXITSTATUS(status)}"
-    return how, time.perf_counter() - t0
+    return how, time.perf_counter() - t0, seen
 
 
 def main() -> None:
@@ -90,10 +115,10 @@ def main() -> None:
             pass
     result: dict = {"attempts": []}
     if plan.get("reference"):
-        result["reference"], result["reference_seconds"] = _spawn(plan, plan["reference"], False, None, None)
+        result["reference"], result["reference_seconds"], _ = _spawn(plan, plan["reference"], False, None, None)
     for i, attempt in enumerate(plan["attempts"]):
-        how, secs = _spawn(plan, plan["run"], i > 0, attempt.get("fault"), attempt.get("delay"))
-        result["attempts"].append({"plan": attempt, "ended": how, "seconds": round(secs, 3)})
+        how, secs, seen = _spawn(plan, plan["run"], i > 0, attempt.get("fault"), attempt.get("kill_when"))
+        result["attempts"].append({"plan": attempt, "ended": how, "seconds": round(secs, 3), "seen": seen})
     print(json.dumps(result))
 
 

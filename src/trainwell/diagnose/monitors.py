@@ -33,7 +33,9 @@ import pandas as pd
 import torch
 from torch import nn
 
-LAYER_TYPES = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
+from trainwell.nn.ensemble import PackedLinear
+
+LAYER_TYPES = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, PackedLinear)
 SATURATING = {nn.Sigmoid: "sigmoid", nn.Tanh: "tanh"}
 RELU_LIKE = (nn.ReLU, nn.ReLU6)
 ACTIVATION_TYPES = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.RReLU, nn.ELU, nn.SELU, nn.GELU, nn.SiLU,
@@ -91,13 +93,22 @@ class Monitor:
         self._armed = False
         self._init: torch.Tensor | None = None
         self._seen = 0
+        self._first = True
 
     # -- callback protocol ----------------------------------------------------
     def on_train_begin(self, state) -> None:
         self.layers = monitored_layers(state.model)
         if self.every <= 0:
             self.every = auto_every(state.steps_per_epoch)
-        self._arm(state)                  # always sample the very first step: gradients at init
+        # The sampled steps are a function of the step number alone (the first step, then every
+        # step k with k % every == 0), so a resumed run samples exactly the steps an uninterrupted
+        # run samples. This matters for the weights, not only for the statistics: a sampled step
+        # runs with hooks, so it takes the autograd step instead of the hand-written one
+        # (train/fast.py), whose gradients differ in the last bits. Arming on every
+        # ``on_train_begin`` made each resume add one autograd step (issue 15: ~6e-8 drift).
+        self._first = state.step == 0     # a resumed run has no "as initialised" sample
+        if state.step == 0 or (state.step + 1) % self.every == 0:
+            self._arm(state)              # the very first step: gradients at init
 
     def on_step_end(self, state) -> None:
         if self._armed:
@@ -153,7 +164,10 @@ class Monitor:
         def hook(module, inputs, output):
             if not module.training or i in self._acts:     # evaluation passes are not sampled
                 return
-            a = output.detach().float().flatten(1) if output.dim() > 1 else output.detach().float()[:, None]
+            out = output.detach().float()
+            if out.dim() == 3 and isinstance(self.layers[i].module, PackedLinear):
+                out = out.transpose(0, 1)      # [members, batch, units] -> a unit is (member, unit)
+            a = out.flatten(1) if out.dim() > 1 else out[:, None]
             mean, std = a.mean(), a.std(unbiased=False)
             dead = (a == 0).all(dim=0).float().mean() if kind == "relu" else torch.zeros((), device=a.device)
             if kind == "sigmoid":
@@ -182,7 +196,7 @@ class Monitor:
         acts = torch.stack([self._acts.get(i, zeros) for i in range(len(self.layers))])
         stats = torch.cat([torch.stack([g, wn, ratio, deltas], dim=1), acts], dim=1)
         self._sum = stats if self._sum is None else self._sum + stats
-        if self._seen == 0:
+        if self._seen == 0 and self._first:
             self._init = stats.clone()
         self._seen += 1
         self._count += 1

@@ -179,6 +179,8 @@ def capture(state: TrainState, meta: dict | None = None) -> tuple[bytes, dict]:
         "optimizer": optimizer, "schedule": schedule,
         "stopper": _encode(state.stopper.state_dict(), "stopper", tensors),
         "history": _encode(state.history, "history", tensors),
+        # the JSON is written with sorted keys: the rows' column order, so a resumed history is the same table
+        "history_columns": list(state.history[-1]) if state.history else [],
         "rng": {"python": _encode(random.getstate(), "rng.python", tensors),
                 "numpy": {"name": np_name, "pos": int(np_pos), "has_gauss": int(np_has_gauss),
                           "cached_gaussian": float(np_cached)},
@@ -189,6 +191,13 @@ def capture(state: TrainState, meta: dict | None = None) -> tuple[bytes, dict]:
         **(meta or {}),
     }
     return st_save(_to_cpu_unshared(tensors)), body
+
+
+def _history(body: dict, tensors: dict[str, torch.Tensor]) -> list[dict]:
+    """The history rows, each in the column order training made them (the JSON sorts keys)."""
+    rows = _decode(body["history"], tensors)
+    order = body.get("history_columns") or []
+    return [{**{k: row[k] for k in order if k in row}, **row} for row in rows]
 
 
 def parse(data: bytes) -> dict[str, torch.Tensor]:
@@ -217,7 +226,7 @@ def restore(state: TrainState, data: bytes | dict[str, torch.Tensor], body: dict
     state.optimizer.load_state_dict(_decode(body["optimizer"], tensors))
     state.schedule.load_state_dict(_decode(body["schedule"], tensors))
     state.stopper.load_state_dict(_decode(body["stopper"], tensors))
-    state.history = _decode(body["history"], tensors)
+    state.history = _history(body, tensors)
     state.step, state.epoch = int(body["step"]), int(body["epoch"])
     state.batch_in_epoch = int(body["batch_in_epoch"])
     state.stop, state.stopped_because = bool(body["stop"]), str(body["stopped_because"])
@@ -886,7 +895,7 @@ def load_checkpoint_run(run_dir: str | Path, name: str = "last", device: str = "
     model.to(device).eval()
     pre = Preprocessor.from_json(body["preprocessing"])
     spec = Spec.from_dict(body["spec"])
-    history = pd.DataFrame(_decode(body["history"], tensors))
+    history = pd.DataFrame(_history(body, tensors))
     metrics = {"checkpoint": got, "epoch": body["epoch"], "step": body["step"]}
     run = Run(model, arch, pre, spec, history, metrics, Path(run_dir))
     run.checkpoint = got
