@@ -1,0 +1,138 @@
+"""A deep ensemble packed into one module: k independent MLPs computed as batched matmuls.
+
+Averaging the predictions of several independently initialised networks is the
+most reliable way known to make a network's predictions better and better
+calibrated (Lakshminarayanan et al., "Simple and Scalable Predictive Uncertainty
+Estimation using Deep Ensembles", NeurIPS 2017). TabM (Gorishniy et al., ICLR
+2025) showed that on tables the members can be trained *at once*, each on its own
+loss, for little more than the cost of one network: with small layers a step's
+cost is per-operation overhead, and one ``baddbmm`` over k members costs about
+what one ``addmm`` does.
+
+``PackedMLP`` holds member ``i``'s layer weights in slice ``[i]`` of a
+``[k, out, in]`` tensor (``PackedLinear``), so the members share nothing but the
+kernels that compute them. In training mode ``forward`` returns every member's
+output, ``[batch, k, outputs]``, and the head (nn/heads.py) averages the members'
+own losses, so each member gets exactly the gradient it would get alone. In
+evaluation mode it returns one output per row whose softmax / sigmoid is the mean
+of the members' probabilities (regression: the mean of their outputs), so
+prediction, metrics, early stopping and export see an ordinary network.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import nn
+
+from trainwell.nn.activations import make_activation
+
+
+class PackedLinear(nn.Module):
+    """k independent linear layers: ``x[i] @ weight[i].T + bias[i]`` for member i."""
+
+    def __init__(self, members: int, n_in: int, n_out: int):
+        super().__init__()
+        self.members, self.in_features, self.out_features = members, n_in, n_out
+        self.weight = nn.Parameter(torch.empty(members, n_out, n_in))
+        self.bias = nn.Parameter(torch.zeros(members, n_out))
+        bound = 1 / math.sqrt(n_in)          # nn.Linear's own default, per member, until initialised
+        nn.init.uniform_(self.weight, -bound, bound)
+
+    def member_views(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Each member's ``(weight [out, in], bias [out])``: what an initializer fills like an nn.Linear."""
+        return [(self.weight[i], self.bias[i]) for i in range(self.members)]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x``: ``[k, batch, in]`` (or ``[batch, in]``, shared by all members) -> ``[k, batch, out]``."""
+        if x.dim() == 2:
+            x = x.unsqueeze(0).expand(self.members, -1, -1)
+        return torch.baddbmm(self.bias.unsqueeze(1), x, self.weight.transpose(1, 2))
+
+    def extra_repr(self) -> str:
+        return f"members={self.members}, in_features={self.in_features}, out_features={self.out_features}"
+
+
+class PackedBlock(nn.Module):
+    """PackedLinear -> activation -> dropout, for all members at once."""
+
+    def __init__(self, members: int, n_in: int, n_out: int, activation: str, dropout: float):
+        super().__init__()
+        self.linear = PackedLinear(members, n_in, n_out)
+        self.act = make_activation(activation)
+        self.drop = nn.Dropout(dropout) if dropout > 0 else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.act(self.linear(x))
+        return h if self.drop is None else self.drop(h)
+
+
+class PackedMLP(nn.Module):
+    """``arch["members"]`` MLPs of the same shape trained together (see the module docstring)."""
+
+    def __init__(self, arch: dict[str, Any]):
+        super().__init__()
+        k = int(arch["members"])
+        self.members = k
+        self.task = arch["task"]
+        widths = [arch["n_inputs"], *arch["hidden"]]
+        self.blocks = nn.ModuleList(
+            PackedBlock(k, widths[i], widths[i + 1], arch["activation"], arch.get("dropout", 0.0))
+            for i in range(len(widths) - 1))
+        self.out = PackedLinear(k, widths[-1], arch["n_outputs"])
+
+    def member_outputs(self, x: torch.Tensor) -> torch.Tensor:
+        """Every member's raw output, ``[batch, k, outputs]``."""
+        h = x.flatten(1) if x.dim() > 2 else x
+        for block in self.blocks:
+            h = block(h)
+        return self.out(h).transpose(0, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.member_outputs(x)
+        return out if self.training else combine_members(out, self.task)
+
+
+def combine_members(out: torch.Tensor, task: str) -> torch.Tensor:
+    """``[batch, k, outputs]`` member outputs -> ``[batch, outputs]`` ensemble logits.
+
+    The returned logits are chosen so that the head's usual output transform gives
+    the mean of the members' probabilities: ``log mean softmax`` for multiclass, the
+    log-odds of the mean sigmoid for binary and multilabel (computed from
+    log-sigmoids, which stay finite), the plain mean for regression.
+    """
+    log_k = math.log(out.shape[1])
+    if task == "multiclass":
+        return torch.logsumexp(torch.log_softmax(out, dim=-1), dim=1) - log_k
+    if task in ("binary", "multilabel"):
+        log_p = torch.logsumexp(nn.functional.logsigmoid(out), dim=1) - log_k
+        log_q = torch.logsumexp(nn.functional.logsigmoid(-out), dim=1) - log_k
+        return log_p - log_q
+    return out.mean(dim=1)
+
+
+def ensemble_size(setting: int | str, rows: int, params_per_member: int) -> tuple[int, str]:
+    """How many members ``model.ensemble`` asks for, and why.
+
+    ``auto``: 8 members when one member's epoch is cheap (rows x parameters below
+    ``CHEAP``: a few seconds per epoch on two CPU cores for all 8), else 1. Small
+    tables are where an ensemble pays most (the variance of one network is largest)
+    and costs least; for MNIST-sized data one network already takes most of the time.
+    """
+    if setting != "auto":
+        k = int(setting)
+        return k, (f"ensemble: {k} members trained at once, predictions averaged (model.ensemble={k})"
+                   if k > 1 else "ensemble: off (model.ensemble=1)")
+    work = rows * params_per_member
+    if work <= CHEAP:
+        return AUTO_MEMBERS, (f"ensemble: {AUTO_MEMBERS} members trained at once as one packed network, their "
+                              f"probabilities averaged (TabM, Gorishniy et al. 2025; deep ensembles, "
+                              f"Lakshminarayanan et al. 2017): {rows:,} rows x {params_per_member:,} parameters is "
+                              f"small; model.ensemble=1 turns it off")
+    return 1, (f"ensemble: off ({rows:,} rows x {params_per_member:,} parameters per member is large; "
+               f"set model.ensemble=8 to train 8 at once)")
+
+
+AUTO_MEMBERS = 8
+CHEAP = 2_000_000_000     # rows x parameters of one member: 10,000 rows of a 200k-parameter net
