@@ -126,14 +126,17 @@ def resolve_architecture(spec: Spec, prep: Prepared) -> tuple[dict, list[str]]:
     n_inputs = int(np.prod(prep.X_train.shape[1:]))
     n_outputs = prep.pre.coder.n_outputs
     notes = []
-    if m.hidden == "auto":
+    if m.hidden in ("auto", "heuristic"):
         hidden, why = auto_hidden(prep.X_train.shape[0], n_inputs, n_outputs)
         notes.append(why)
     else:
         hidden = list(m.hidden)
     init, why_init = resolve_init(m.init, m.activation)
     notes.append(f"init: {why_init}")
-    arch = {"type": m.type, "n_inputs": n_inputs, "input_shape": list(prep.X_train.shape[1:]),
+    members, why_members = packed_members(spec, prep, n_inputs, hidden, n_outputs)
+    if why_members:
+        notes.append(why_members)
+    arch = {"members": members, "type": m.type, "n_inputs": n_inputs, "input_shape": list(prep.X_train.shape[1:]),
             "hidden": hidden, "n_outputs": n_outputs, "activation": m.activation, "init": init,
             "init_std": m.init_std, "init_limit": m.init_limit, "init_value": m.init_value,
             "bias_init": m.bias_init, "dropout": m.dropout, "batchnorm": m.batchnorm,
@@ -141,6 +144,23 @@ def resolve_architecture(spec: Spec, prep: Prepared) -> tuple[dict, list[str]]:
             "task": prep.pre.task}
     from trainwell.nn.presets import finish_architecture   # perceptron, self_normalizing, residual notes
     return finish_architecture(spec, arch, notes), notes
+
+
+def packed_members(spec: Spec, prep: Prepared, n_inputs: int, hidden: list[int], n_outputs: int) -> tuple[int, str]:
+    """``model.ensemble`` for a plain MLP: how many members train at once (nn/ensemble.py), and why."""
+    from trainwell.nn.ensemble import ensemble_size
+    m = spec.model
+    packable = (m.type == "mlp" and not m.batchnorm and not m.residual and m.preset == "none"
+                and not getattr(prep, "streaming", False))
+    if not packable:
+        if isinstance(m.ensemble, int) and m.ensemble > 1:
+            raise UserError(f"model.ensemble={m.ensemble} packs plain MLPs (no batch norm, residual blocks, presets "
+                            "or streaming); this spec has one of those. Set model.ensemble=1, or use "
+                            "fit(ensemble=P) / tune --population for other models.")
+        return 1, ""
+    widths = [n_inputs, *hidden, n_outputs]
+    params = sum((a + 1) * b for a, b in zip(widths[:-1], widths[1:]))
+    return ensemble_size(m.ensemble, int(prep.X_train.shape[0]), params)
 
 
 def new_run_dir(name: str, root: str | Path = "runs") -> Path:
@@ -178,7 +198,7 @@ def build_state(spec: Spec, prep: Prepared, arch: dict, device: torch.device) ->
     if arch.get("init") != "keep":                       # "keep": a user module's own initialisation
         initialize(model, arch, spec.train.seed)
     model.to(device)
-    head = make_head(prep.pre.task, arch["loss"], arch["output_activation"])
+    head = make_head(prep.pre.task, arch["loss"], arch["output_activation"], arch.get("members", 1))
     as_t = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(device)  # noqa: E731
     data = prep.tensors(device) if hasattr(prep, "tensors") else Tensors(as_t(prep.X_train), as_t(prep.y_train), as_t(prep.X_val), as_t(prep.y_val),
                    as_t(prep.X_test), as_t(prep.y_test))

@@ -41,7 +41,8 @@ class Run:
         self.metrics = metrics or {}
         self.directory = directory
         self.diagnosis = diagnosis or {"findings": []}
-        self.head: Head = make_head(pre.task, arch.get("loss", "auto"), arch.get("output_activation", "auto"))
+        self.head: Head = make_head(pre.task, arch.get("loss", "auto"), arch.get("output_activation", "auto"),
+                                     arch.get("members", 1))
 
     # -- prediction ----------------------------------------------------------
     @property

@@ -67,7 +67,8 @@ class ModelSpec(_Section):
     # custom: the user's own torch module, "path/to/file.py:ClassName"
     module: Optional[str] = None
     module_kwargs: dict[str, Any] = Field(default_factory=dict)
-    hidden: Union[Literal["auto"], list[int]] = "auto"
+    hidden: Union[Literal["auto", "heuristic"], list[int]] = "auto"   # heuristic: the lecture notes' N_s/((N_i+N_o)*gamma)
+    ensemble: Union[Literal["auto"], int] = "auto"   # mlp: members trained at once, averaged (nn/ensemble.py); 1 = off
     activation: str = "relu"
     init: str = "auto"
     init_std: float = 1.0
@@ -86,6 +87,13 @@ class ModelSpec(_Section):
     def _widths(cls, v: Any) -> Any:
         if isinstance(v, list) and any(int(w) < 1 for w in v):
             raise ValueError("hidden widths must be positive integers")
+        return v
+
+    @field_validator("ensemble")
+    @classmethod
+    def _members(cls, v: Any) -> Any:
+        if isinstance(v, int) and not 1 <= v <= 256:
+            raise ValueError("ensemble must be 'auto' or a number of members from 1 (off) to 256")
         return v
 
 

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from trainwell.errors import UserError
+from trainwell.nn.ensemble import combine_members
 
 LOSSES = {
     "mse": "mean squared error (regression)",
@@ -35,12 +36,20 @@ class Head:
     task: str
     loss: str
     output_activation: str = "none"   # regression only: none / relu / softplus / sigmoid / tanh
+    members: int = 1                  # a packed ensemble (nn/ensemble.py) trains on [batch, members, outputs]
 
     @property
     def metric(self) -> str:
         return EPOCH_METRIC[self.task]
 
     def loss_fn(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The batch loss. For a packed ensemble's ``[batch, k, outputs]`` training output: the mean of the
+        members' own losses as the value, with the gradient of their *sum*, so each member gets exactly the
+        gradient it would get alone (plain SGD included, not 1/k of it)."""
+        if self._per_member(out):
+            k = out.shape[1]
+            mean = self.loss_fn(out.reshape(-1, out.shape[-1]), y.repeat_interleave(k, dim=0))
+            return mean * k - (mean * (k - 1)).detach()
         if self.loss == "perceptron":
             from trainwell.nn.perceptron import perceptron_criterion
             return perceptron_criterion(self.task, out, y)
@@ -59,6 +68,8 @@ class Head:
 
     def transform(self, out: torch.Tensor) -> torch.Tensor:
         """Logits -> the quantity a user reads (probabilities or regression values)."""
+        if self._per_member(out):
+            out = combine_members(out, self.task)
         if self.task == "multiclass":
             return torch.softmax(out, dim=-1)
         if self.task == "binary":
@@ -81,7 +92,10 @@ class Head:
 
         Classification: [correct, count]. Regression: [sum y, sum y^2, sum err^2, count]
         so that R^2 = 1 - SSE / (sum y^2 - (sum y)^2 / n) over the whole epoch.
+        A packed ensemble's training output is scored as the ensemble (its members averaged).
         """
+        if self._per_member(out):
+            out = combine_members(out, self.task)
         if self.task == "multiclass":
             correct = (out.argmax(-1) == y).sum()
             return torch.stack([correct.to(out.dtype), out.new_tensor(float(y.shape[0]))])
@@ -94,6 +108,9 @@ class Head:
         pred = self.transform(out).detach()
         return torch.stack([y.sum(), (y * y).sum(), ((pred - y) ** 2).sum(), out.new_tensor(float(y.numel()))])
 
+    def _per_member(self, out: torch.Tensor) -> bool:
+        return self.members > 1 and out.dim() == 3
+
     def metric_value(self, terms: np.ndarray) -> float:
         if self.task in ("regression", "reconstruction"):
             s, s2, sse, n = (float(t) for t in terms)
@@ -102,8 +119,8 @@ class Head:
         return float(terms[0] / max(terms[1], 1.0))
 
 
-def make_head(task: str, loss: str = "auto", output_activation: str = "auto") -> Head:
-    """The head for ``task``; ``loss='auto'`` picks the table's default."""
+def make_head(task: str, loss: str = "auto", output_activation: str = "auto", members: int = 1) -> Head:
+    """The head for ``task``; ``loss='auto'`` picks the table's default; ``members``: a packed ensemble's size."""
     loss = DEFAULT_LOSS[task] if loss == "auto" else loss
     allowed = {"regression": ("mse", "mae", "huber"), "reconstruction": ("mse", "mae", "huber")}.get(task, (DEFAULT_LOSS[task], "perceptron"))
     if loss not in allowed:
@@ -117,4 +134,4 @@ def make_head(task: str, loss: str = "auto", output_activation: str = "auto") ->
             f"model.output_activation={act} applies to regression only; {task} heads use "
             f"{'softmax' if task == 'multiclass' else 'sigmoid'} by construction. Remove the setting."
         )
-    return Head(task=task, loss=loss, output_activation=act)
+    return Head(task=task, loss=loss, output_activation=act, members=int(members))

@@ -6,12 +6,14 @@ turns it into modules, and the same dict saved next to the weights rebuilds it.
 from __future__ import annotations
 
 import math
+from types import SimpleNamespace
 from typing import Any
 
 import torch
 from torch import nn
 
 from trainwell.nn.activations import activation_family, make_activation
+from trainwell.nn.ensemble import PackedLinear, PackedMLP
 from trainwell.nn.init import init_layer
 
 # PRACTICES §2: running statistics mu <- mu * momentum + mu_B * (1 - momentum) with momentum 0.9.
@@ -86,19 +88,24 @@ def initialize(model: nn.Module, arch: dict[str, Any], seed: int) -> None:
     """Apply the architecture's initializer to every linear layer, reproducibly."""
     gen_state = torch.random.get_rng_state()
     torch.manual_seed(seed)
+    options = dict(std=arch.get("init_std", 1.0), limit=arch.get("init_limit", 0.5),
+                   value=arch.get("init_value", 0.0), bias=arch.get("bias_init", 0.0))
     for module in model.modules():
         if isinstance(module, (nn.Linear, nn.Conv1d, nn.Conv2d)):
-            init_layer(module, arch["init"], std=arch.get("init_std", 1.0),
-                       limit=arch.get("init_limit", 0.5), value=arch.get("init_value", 0.0),
-                       bias=arch.get("bias_init", 0.0))
+            init_layer(module, arch["init"], **options)
+        elif isinstance(module, PackedLinear):      # each member's slice, as if it were its own nn.Linear
+            for weight, bias in module.member_views():
+                init_layer(SimpleNamespace(weight=weight, bias=bias), arch["init"], **options)
     torch.random.set_rng_state(gen_state)
 
 
 def build_model(arch: dict[str, Any]) -> nn.Module:
     """Modules for an architecture dict (weights not initialised by trainwell yet)."""
     kind = arch.get("type", "mlp")
-    if kind == "mlp":
-        model: nn.Module = MLP(arch)
+    if kind == "mlp" and int(arch.get("members", 1)) > 1:     # a packed deep ensemble (nn/ensemble.py)
+        model: nn.Module = PackedMLP(arch)
+    elif kind == "mlp":
+        model = MLP(arch)
     elif kind == "perceptron":
         from trainwell.nn.perceptron import Perceptron
         model = Perceptron(arch["n_inputs"], arch["n_outputs"])

@@ -69,7 +69,7 @@ def eligible(state) -> bool:
     if any((reg.l1, reg.l2, reg.bias_l1, reg.bias_l2, reg.activity_l1, reg.activity_l2, reg.noise,
             reg.clip_norm, reg.clip_value)):
         return False
-    if state.extra.get("forward") is not None or type(model).__name__ != "MLP":
+    if state.extra.get("forward") is not None or type(model).__name__ not in ("MLP", "PackedMLP"):
         return False
     if not hasattr(model, "blocks") or not hasattr(model, "out"):
         return False
@@ -136,15 +136,53 @@ def fused_adam_step(opt: torch.optim.Optimizer) -> Callable[[], None]:
     return step
 
 
+class _Dense:
+    """The four products of one plain layer ``z = h W^T + b`` (h: [batch, in])."""
+
+    @staticmethod
+    def affine(lin, h):
+        return torch.addmm(lin.bias, h, lin.weight.t())
+
+    @staticmethod
+    def grads(lin, g, h):          # dL/dW, dL/db
+        return g.t().mm(h), g.sum(0)
+
+    @staticmethod
+    def back(lin, g):              # dL/dh
+        return g.mm(lin.weight)
+
+
+class _Packed:
+    """The same for a packed ensemble's layer (nn/ensemble.py): ``z[i] = h[i] W[i]^T + b[i]``, h: [k, batch, in]
+    (the first layer's input [batch, in] is shared by the k members)."""
+
+    @staticmethod
+    def affine(lin, h):
+        return lin(h)
+
+    @staticmethod
+    def grads(lin, g, h):
+        gt = g.transpose(1, 2)
+        return (torch.matmul(gt, h) if h.dim() == 2 else torch.bmm(gt, h)), g.sum(1)
+
+    @staticmethod
+    def back(lin, g):
+        return torch.bmm(g, lin.weight)
+
+
 def analytic_step(state, fallback: Callable, with_metric: bool = True) -> Callable | None:
     """The hand-written step for ``state``'s model, or None when it does not apply.
 
     ``with_metric=False`` (``train.fast``) skips the per-step train metric terms and
-    returns NaN terms instead.
+    returns NaN terms instead. A packed ensemble (nn/ensemble.py) runs the same
+    algebra with a member axis in front: its loss is the mean of the members' own
+    losses, so each member's gradient is the one it would get alone.
     """
     if not eligible(state):
         return None
     model, head, opt = state.model, state.head, state.optimizer
+    ops = _Packed if type(model).__name__ == "PackedMLP" else _Dense
+    packed = ops is _Packed
     blocks = list(model.blocks)
     linears = [b.linear for b in blocks] + [model.out]
     acts = [b.act for b in blocks]
@@ -156,7 +194,7 @@ def analytic_step(state, fallback: Callable, with_metric: bool = True) -> Callab
     nan_terms = torch.full((4 if task == "regression" else 2,), float("nan"))
     counts: dict[int, torch.Tensor] = {}
     opt_step = fused_adam_step(opt)
-    layers = [(lambda h, lin=lin: torch.addmm(lin.bias, h, lin.weight.t()), act,
+    layers = [(lambda h, lin=lin: ops.affine(lin, h), act,
                no_mask if drop is None else   # the same draw nn.Dropout makes, in training mode only
                (lambda a, p=drop.p: F.dropout(torch.ones_like(a), p, True) if model.training else None))
               for lin, act, drop in zip(linears, acts, drops)]
@@ -167,38 +205,17 @@ def analytic_step(state, fallback: Callable, with_metric: bool = True) -> Callab
             return fallback(xb, yb, weight) if weight is not None else fallback(xb, yb)
         with torch.no_grad():
             inputs, zs, outs, masks = forward_keeping(xb.flatten(1) if xb.dim() > 2 else xb, layers)
-            out = torch.addmm(linears[-1].bias, inputs[-1], linears[-1].weight.t())
-            B = out.shape[0]
-            terms = nan_terms
-            if task == "multiclass":
-                logp = torch.log_softmax(out, -1)
-                loss = F.nll_loss(logp, yb)
-                if with_metric:   # [correct, count], as Head.metric_terms, in two fewer kernels
-                    count = counts.get(B)
-                    if count is None:
-                        count = counts[B] = logp.new_tensor(B)
-                    terms = torch.stack([torch.eq(logp.argmax(-1), yb).sum(dtype=out.dtype), count])
-                g = logp.exp_()
-                g[torch.arange(B), yb] -= 1.0
-                g.div_(B)
-            elif task == "binary":
-                z = out.squeeze(-1)
-                loss = F.binary_cross_entropy_with_logits(z, yb)
-                if with_metric:
-                    terms = head.metric_terms(out, yb)
-                g = ((torch.sigmoid(z) - yb) / B).unsqueeze(-1)
+            out = ops.affine(linears[-1], inputs[-1])
+            if packed:
+                loss, terms, g = _packed_loss_grad(head, out, yb, with_metric, nan_terms)
             else:
-                loss = F.mse_loss(out, yb)
-                if with_metric:
-                    terms = head.metric_terms(out, yb)
-                g = (out - yb).mul_(2.0 / out.numel())
+                loss, terms, g = _loss_grad(head, out, yb, with_metric, nan_terms, counts)
             for li in range(len(linears) - 1, -1, -1):
                 lin = linears[li]
-                lin.weight.grad = g.t().mm(inputs[li])
-                lin.bias.grad = g.sum(0)
+                lin.weight.grad, lin.bias.grad = ops.grads(lin, g, inputs[li])
                 if li == 0:
                     break
-                g = g.mm(lin.weight)
+                g = ops.back(lin, g)
                 if masks[li - 1] is not None:
                     g = g * masks[li - 1]
                 g = backs[li - 1](g, zs[li - 1], outs[li - 1])
@@ -206,3 +223,52 @@ def analytic_step(state, fallback: Callable, with_metric: bool = True) -> Callab
         return loss, terms
 
     return step
+
+
+def _loss_grad(head, out: torch.Tensor, yb: torch.Tensor, with_metric: bool, nan_terms: torch.Tensor,
+               counts: dict[int, torch.Tensor]):
+    """The batch loss, the epoch-metric terms and dL/d(out) of one network's [batch, outputs] output."""
+    task, B = head.task, out.shape[0]
+    terms = nan_terms
+    if task == "multiclass":
+        logp = torch.log_softmax(out, -1)
+        loss = F.nll_loss(logp, yb)
+        if with_metric:   # [correct, count], as Head.metric_terms, in two fewer kernels
+            count = counts.get(B)
+            if count is None:
+                count = counts[B] = logp.new_tensor(B)
+            terms = torch.stack([torch.eq(logp.argmax(-1), yb).sum(dtype=out.dtype), count])
+        g = logp.exp_()
+        g[torch.arange(B), yb] -= 1.0
+        return loss, terms, g.div_(B)
+    if task == "binary":
+        z = out.squeeze(-1)
+        loss = F.binary_cross_entropy_with_logits(z, yb)
+        if with_metric:
+            terms = head.metric_terms(out, yb)
+        return loss, terms, ((torch.sigmoid(z) - yb) / B).unsqueeze(-1)
+    loss = F.mse_loss(out, yb)
+    if with_metric:
+        terms = head.metric_terms(out, yb)
+    return loss, terms, (out - yb).mul_(2.0 / out.numel())
+
+
+def _packed_loss_grad(head, out: torch.Tensor, yb: torch.Tensor, with_metric: bool, nan_terms: torch.Tensor):
+    """``_loss_grad`` for k members' [k, batch, outputs] output: the loss value is the mean of the members'
+    losses and each member's gradient that of its own loss (as Head.loss_fn); the metric terms score the
+    averaged ensemble."""
+    k, B = out.shape[0], out.shape[1]
+    terms = head.metric_terms(out.transpose(0, 1), yb) if with_metric else nan_terms
+    if head.task == "multiclass":
+        logp = torch.log_softmax(out, -1)
+        loss = -logp.gather(2, yb.view(1, B, 1).expand(k, B, 1)).mean()
+        g = logp.exp_()
+        g[:, torch.arange(B), yb] -= 1.0
+        return loss, terms, g.div_(B)
+    if head.task == "binary":
+        z = out.squeeze(-1)
+        target = yb.expand(k, B)
+        loss = F.binary_cross_entropy_with_logits(z, target)
+        return loss, terms, ((torch.sigmoid(z) - target) / B).unsqueeze(-1)
+    diff = out - yb
+    return diff.square().mean(), terms, diff.mul_(2.0 * k / diff.numel())

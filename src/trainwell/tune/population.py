@@ -56,8 +56,17 @@ STRUCTURE_PATHS = ("model.hidden", "model.units", "model.layers", "model.activat
                    "train.batch_size", "optim.name", "model.batchnorm", "model.residual")   # see structure_key
 
 
+def one_network(spec: Spec, arch: dict) -> dict:
+    """``arch`` as one network: a population is itself many networks, so ``model.ensemble: auto`` (which
+    would pack several into each member, nn/ensemble.py) means one here; an explicit size is refused by
+    ``unsupported``."""
+    return {**arch, "members": 1} if spec.model.ensemble == "auto" else arch
+
+
 def unsupported(spec: Spec, arch: dict) -> str | None:
     """Why this configuration cannot join a population (None when it can)."""
+    if int(arch.get("members", 1)) > 1:
+        return f"model.ensemble={arch['members']} (a packed ensemble per member)"
     if arch.get("type", "mlp") != "mlp":
         return f"model.type={arch.get('type')}"
     if arch.get("batchnorm"):
@@ -392,7 +401,7 @@ def run_population_trials(cfg, space, study, budget: int, X=None, y=None, say=pr
         alone = []
         for trial, values, spec in members:
             pkey, prep = _prepare_cached(spec, X, y, cache)
-            arch = resolve_architecture(spec, prep)[0]
+            arch = one_network(spec, resolve_architecture(spec, prep)[0])
             why = unsupported(spec, arch)
             if why:
                 alone.append((trial, values, spec, why))
@@ -512,7 +521,7 @@ def fit_ensemble(spec: Spec, members: int, X=None, y=None, device: str | None = 
     _, prep = _prepare_cached(spec, X, y, {})
     if X is not None:
         spec = Spec.build(spec, sets=["data.source=arrays"])
-    arch = resolve_architecture(spec, prep)[0]
+    arch = one_network(spec, resolve_architecture(spec, prep)[0])
     why = unsupported(spec, arch)
     if why:
         raise UserError(f"fit(ensemble={members}) trains the members as one population, which does not "
