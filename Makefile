@@ -27,11 +27,13 @@ run: install
 test: install-test
 	$(BIN)/python -m pytest -q
 
-# Peers (Lightning, skorch, Keras, scikit-learn) live in their own venv: never trainwell dependencies.
+# Peers (Lightning, skorch, Keras, scikit-learn, LightGBM, RealMLP-TD from pytabkit) live in their own venv:
+# never trainwell dependencies. torch first: pinned, so no peer's range pulls a multi-GB build.
 bench/.venv/.installed: pyproject.toml
 	$(PY) -m venv bench/.venv
 	bench/.venv/bin/pip install -q torch==2.13.0
-	bench/.venv/bin/pip install -q -e . lightning==2.6.6 skorch==1.4.0 keras==3.15.1 scikit-learn optuna
+	bench/.venv/bin/pip install -q -e . torch==2.13.0 lightning==2.6.6 skorch==1.4.0 keras==3.15.1 scikit-learn optuna \
+		lightgbm==4.7.0 pytabkit==1.7.3 pytorch-lightning==2.6.6 torchmetrics==1.9.0
 	touch $@
 
 bench-env: bench/.venv/.installed
