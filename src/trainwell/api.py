@@ -23,14 +23,15 @@ from rich.table import Table as RichTable
 from trainwell.data.pipeline import Prepared, prepare
 from trainwell.data.sources import Table, load_source
 from trainwell.errors import UserError
-from trainwell.nn.heads import make_head
+from trainwell.nn.heads import EPOCH_METRIC, make_head
 from trainwell.nn.init import resolve_init
-from trainwell.nn.models import auto_hidden, build_model, count_parameters, initialize
+from trainwell.nn.models import auto_hidden, build_model, count_parameters, default_hidden, initialize
 from trainwell.optim.optimizers import make_optimizer
 from trainwell.optim.schedules import make_schedule
 from trainwell.run import Run, _json_safe
 from trainwell.spec import Spec
-from trainwell.train.early_stopping import EarlyStopping, resolve_mode
+from trainwell.train.batch_size import resolve_batch
+from trainwell.train.early_stopping import EarlyStopping, loss_tiebreak, resolve_mode, resolve_monitor
 from trainwell.train.loop import Tensors, TrainState
 from trainwell.train.metrics import classification_metrics, regression_metrics
 
@@ -127,7 +128,8 @@ def resolve_architecture(spec: Spec, prep: Prepared) -> tuple[dict, list[str]]:
     n_outputs = prep.pre.coder.n_outputs
     notes = []
     if m.hidden in ("auto", "heuristic"):
-        hidden, why = auto_hidden(prep.X_train.shape[0], n_inputs, n_outputs)
+        hidden, why = (auto_hidden if m.hidden == "heuristic" else default_hidden)(prep.X_train.shape[0], n_inputs,
+                                                                                   n_outputs)
         notes.append(why)
     else:
         hidden = list(m.hidden)
@@ -163,6 +165,12 @@ def packed_members(spec: Spec, prep: Prepared, n_inputs: int, hidden: list[int],
     return ensemble_size(m.ensemble, int(prep.X_train.shape[0]), params)
 
 
+def training_rows(prep: Prepared) -> int:
+    """Rows in the training split (a streamed one counts them on disk)."""
+    counts = getattr(prep, "counts", None)
+    return int(counts[0]) if counts is not None else int(prep.X_train.shape[0])
+
+
 def new_run_dir(name: str, root: str | Path = "runs") -> Path:
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     base = Path(root) / f"{name}-{stamp}"
@@ -191,7 +199,16 @@ def step_note(state: TrainState) -> str:
 
 
 def build_state(spec: Spec, prep: Prepared, arch: dict, device: torch.device) -> TrainState:
-    """Model, optimizer, schedule and early stopping, seeded, with data on the device."""
+    """Model, optimizer, schedule and early stopping, seeded, with data on the device.
+
+    ``auto`` batch size (and the lr that goes with it) and stop monitor are resolved here, where the
+    rows and the task are known; ``state.spec`` is the resolved spec (what spec.yaml records).
+    """
+    spec, batch_note = resolve_batch(spec, training_rows(prep))
+    spec = Spec.build(spec, sets=[f"stop.monitor={resolve_monitor(spec.stop.monitor, prep.pre.task, EPOCH_METRIC.get(prep.pre.task, 'accuracy'))}"]) \
+        if spec.stop.monitor == "auto" else spec
+    if batch_note:
+        prep.notes.append(batch_note)
     seed_everything(spec.train.seed)
     instance = arch.pop("_instance", None)               # fit(module=an nn.Module instance)
     model = instance if instance is not None else build_model(arch)
@@ -214,7 +231,8 @@ def build_state(spec: Spec, prep: Prepared, arch: dict, device: torch.device) ->
             f"Use one of: val_loss, train_loss, val_{metric}, train_{metric}."
         )
     stopper = EarlyStopping(monitor=monitor, mode=resolve_mode(monitor, stop.mode), patience=stop.patience,
-                            min_delta=stop.min_delta, target=stop.target, delta=stop.delta, enabled=stop.enabled)
+                            min_delta=stop.min_delta, target=stop.target, delta=stop.delta, enabled=stop.enabled,
+                            tiebreak=loss_tiebreak(monitor))
     state = TrainState(spec=spec, model=model, head=head, optimizer=optimizer, schedule=None,  # type: ignore[arg-type]
                        data=data, stopper=stopper, generator=gen)
     state.schedule = make_schedule(optimizer, spec.schedule, epochs=spec.train.epochs,
@@ -339,6 +357,7 @@ def fit(data: str | dict | None = None, X: Any = None, y: Any = None, spec: Spec
         arch["_instance"] = module                       # train the very object the user passed
     device = dist.device(resolve_device(spec.train.device))
     state = build_state(spec, prep, arch, device)
+    spec = state.spec                      # batch size, lr and stop monitor resolved
     dist.wrap(state)
     for note in [*prep.notes, *topo_notes, *arch_notes]:
         console.print(f"[dim]·[/dim] {note}")

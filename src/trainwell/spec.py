@@ -143,7 +143,7 @@ class RegularizeSpec(_Section):
 
 class TrainSpec(_Section):
     epochs: int = Field(200, ge=1)
-    batch_size: Union[int, Literal["full"]] = 32
+    batch_size: Union[int, Literal["full", "auto"]] = "auto"   # auto: 32, growing with the rows (train/batch_size.py)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     seed: int = 0
     fast: bool = False
@@ -163,7 +163,7 @@ class TrainSpec(_Section):
 
 class StopSpec(_Section):
     enabled: bool = True
-    monitor: str = "val_loss"
+    monitor: str = "auto"      # auto: val_<metric> for classification, val_loss for regression
     mode: Literal["auto", "min", "max"] = "auto"
     patience: int = Field(10, ge=0)
     min_delta: float = Field(0.0, ge=0)
@@ -202,8 +202,8 @@ class Spec(_Section):
         """Spec from a file/dict/Spec, then section dicts, then ``a.b=value`` overrides."""
         if base is None:
             tree: dict = {}
-        elif isinstance(base, Spec):
-            tree = base.to_dict()
+        elif isinstance(base, Spec):   # only what was set: a default stays a default (e.g. optim.lr, see
+            tree = base.model_dump(mode="json", exclude_unset=True)   # train/batch_size.py)
         elif isinstance(base, dict):
             tree = json.loads(json.dumps(base))
         else:

@@ -107,7 +107,7 @@ def topology_defaults(spec: Any) -> tuple[Any, list[str]]:
     from trainwell.spec import Spec
     sets, notes = [], []
     kind = spec.model.type
-    if kind in ("cnn", "rnn", "autoencoder") and "batch_size" not in spec.train.model_fields_set:
+    if kind in ("cnn", "rnn", "autoencoder") and spec.train.batch_size == "auto":
         sets.append("train.batch_size=128")
         notes.append(f"batch 128 (default for model.type={kind}; set train.batch_size to change)")
     reg = spec.regularize

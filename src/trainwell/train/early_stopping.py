@@ -8,6 +8,25 @@ import math
 from dataclasses import asdict, dataclass, field
 
 
+def resolve_monitor(monitor: str, task: str, metric: str) -> str:
+    """``auto``: the validation metric for classification (accuracy), the validation loss otherwise.
+
+    On classification the validation loss often rises while accuracy still improves:
+    the network grows over-confident on the few rows it gets wrong (Guo et al., "On
+    Calibration of Modern Neural Networks", ICML 2017). Stopping on the loss then
+    restores an early, less accurate epoch (MNIST: epoch 4, 0.969 test accuracy). For
+    regression the loss (MSE on the standardized target) and R^2 rank epochs alike.
+    """
+    if monitor != "auto":
+        return monitor
+    return f"val_{metric}" if task in ("binary", "multiclass", "multilabel") else "val_loss"
+
+
+def loss_tiebreak(monitor: str) -> str:
+    """The value that breaks ties of a validation metric: the validation loss ("" for a loss itself)."""
+    return "val_loss" if monitor.startswith("val_") and monitor != "val_loss" else ""
+
+
 def resolve_mode(monitor: str, mode: str) -> str:
     """``auto``: losses and errors are minimised, everything else maximised."""
     if mode != "auto":
@@ -29,19 +48,29 @@ class EarlyStopping:
     wait: int = 0
     previous: float = field(default=math.nan)
     reason: str = ""
+    tiebreak: str = ""            # a second, minimised value that decides between equal ones (e.g. val_loss)
+    best_tiebreak: float = field(default=math.nan)
 
-    def improved(self, value: float) -> bool:
+    def improved(self, value: float, tiebreak: float = math.nan) -> bool:
+        """Better than the best so far; or as good, with a lower tie-break value.
+
+        An accuracy on a small validation split moves in steps of 1/rows and often stays
+        level for many epochs while the model still improves; the tie-break (the
+        validation loss) keeps counting those epochs as progress.
+        """
         if math.isnan(self.best):
             return not math.isnan(value)
         if self.mode == "min":
-            return value < self.best - self.min_delta
-        return value > self.best + self.min_delta
+            better = value < self.best - self.min_delta
+        else:
+            better = value > self.best + self.min_delta
+        return better or (value == self.best and tiebreak < self.best_tiebreak)
 
-    def update(self, epoch: int, value: float) -> bool:
+    def update(self, epoch: int, value: float, tiebreak: float = math.nan) -> bool:
         """Record this epoch's value; return True when training should stop."""
-        is_better = self.improved(value)
+        is_better = self.improved(value, tiebreak)
         if is_better:
-            self.best, self.best_epoch, self.wait = value, epoch, 0
+            self.best, self.best_epoch, self.wait, self.best_tiebreak = value, epoch, 0, tiebreak
         else:
             self.wait += 1
         stop = False

@@ -252,7 +252,7 @@ def fit_loop(state: TrainState, callbacks: list | None = None,
             state.extra["nan_epoch"] = state.epoch
         else:
             monitored = row.get(state.stopper.monitor, val_loss)
-            if state.stopper.update(state.epoch, monitored):
+            if state.stopper.update(state.epoch, monitored, row.get(state.stopper.tiebreak, math.nan)):
                 state.stop = True
                 state.stopped_because = state.stopper.reason
             if state.stopper.best_epoch == state.epoch and spec.stop.restore_best:

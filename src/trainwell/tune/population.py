@@ -45,9 +45,10 @@ from torch import nn
 
 from trainwell.data.pipeline import Prepared
 from trainwell.nn.heads import Head, make_head
+from trainwell.train.batch_size import resolve_batch
 from trainwell.nn.models import build_model, initialize
 from trainwell.spec import Spec
-from trainwell.train.early_stopping import EarlyStopping, resolve_mode
+from trainwell.train.early_stopping import EarlyStopping, loss_tiebreak, resolve_mode, resolve_monitor
 from trainwell.train.loop import EVAL_CHUNK
 from trainwell.tune.stacked import StackedMLP, StackedOptimizer, member_losses, member_terms
 
@@ -119,7 +120,7 @@ def _hyper(specs: list[Spec]) -> dict[str, torch.Tensor]:
 
 def _batch_size(spec: Spec, n: int) -> int:
     b = spec.train.batch_size
-    return n if b == "full" else min(int(b), n)
+    return n if b == "full" else min(int(b), n)   # "auto" is resolved by train_population (train/batch_size.py)
 
 
 def train_population(specs: list[Spec], prep: Prepared, archs: list[dict], device: torch.device | str = "cpu",
@@ -142,6 +143,7 @@ def train_population(specs: list[Spec], prep: Prepared, archs: list[dict], devic
     if X.dim() > 2:
         X, Xv = X.flatten(1), Xv.flatten(1)
     n = X.shape[0]
+    specs = [resolve_batch(s, n)[0] for s in specs]      # batch_size auto (and its lr), as build_state does
     b = _batch_size(specs[0], n)
     models, results = [], []
     for spec, arch in zip(specs, archs):
@@ -150,10 +152,11 @@ def train_population(specs: list[Spec], prep: Prepared, archs: list[dict], devic
         initialize(model, arch, spec.train.seed)
         models.append(model)
         st = spec.stop
-        monitor = st.monitor if st.monitor in ("val_loss", "train_loss", f"val_{metric}", f"train_{metric}") \
-            else "val_loss"
+        monitor = resolve_monitor(st.monitor, prep.pre.task, metric)
+        monitor = monitor if monitor in ("val_loss", "train_loss", f"val_{metric}", f"train_{metric}") else "val_loss"
         stopper = EarlyStopping(monitor=monitor, mode=resolve_mode(monitor, st.mode), patience=st.patience,
-                                min_delta=st.min_delta, target=st.target, delta=st.delta, enabled=st.enabled)
+                                min_delta=st.min_delta, target=st.target, delta=st.delta, enabled=st.enabled,
+                                tiebreak=loss_tiebreak(monitor))
         results.append(MemberResult(spec=spec, arch=arch, model=model, stopper=stopper))
     net = StackedMLP(models, archs[0], torch.tensor([float(a.get("dropout", 0.0)) for a in archs])).to(device)
     perm_gens, drop_gens = [], []
@@ -225,7 +228,7 @@ def train_population(specs: list[Spec], prep: Prepared, archs: list[dict], devic
                 stop, r.stopped_because = True, "nan"
             else:
                 monitored = row.get(r.stopper.monitor, row["val_loss"])
-                if r.stopper.update(epoch, monitored):
+                if r.stopper.update(epoch, monitored, row.get(r.stopper.tiebreak, math.nan)):
                     stop, r.stopped_because = True, r.stopper.reason
                 if r.stopper.best_epoch == epoch and r.spec.stop.restore_best:
                     best[m] = net.member_state(slot, r.model)

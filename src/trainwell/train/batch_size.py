@@ -1,0 +1,54 @@
+"""The default mini-batch size, which grows with the table, and the learning rate that goes with it.
+
+A fixed batch of 32 suits a table of a thousand rows, but a 50,000-row table then
+takes 1,600 small steps an epoch, each paying the same fixed cost, and trains for
+minutes where a few seconds would do. ``train.batch_size: auto`` keeps 32 (the
+Keras default, and about scikit-learn's ``min(200, n)`` for small tables) until an
+epoch would exceed ``STEPS_PER_EPOCH`` steps, then doubles it, up to ``MAX_BATCH``.
+
+A larger batch averages away gradient noise, so it takes a larger step to make
+the same progress per epoch. For Adam-type optimizers the learning rate scales
+with the square root of the batch size (Malladi et al., "On the SDEs and Scaling
+Rules for Adaptive Gradient Algorithms", NeurIPS 2022); for SGD linearly (Goyal et
+al., "Accurate, Large Minibatch SGD", 2017). The rule is applied only when the
+user left ``optim.lr`` at its default: ``optim.lr`` is the rate at batch 32.
+"""
+from __future__ import annotations
+
+import math
+
+BASE_BATCH = 32
+MAX_BATCH = 512
+STEPS_PER_EPOCH = 128
+SQRT_SCALED = ("adam", "adamw", "nadam", "adamax", "rmsprop", "adagrad")
+
+
+def auto_batch_size(rows: int) -> int:
+    """32, doubled while an epoch of ``rows`` training rows would take more than 128 steps; at most 512."""
+    b = BASE_BATCH
+    while b < MAX_BATCH and rows / b > STEPS_PER_EPOCH:
+        b *= 2
+    return b
+
+
+def scaled_lr(lr: float, batch: int, optimizer: str) -> float:
+    """``lr`` (the rate at batch 32) for ``batch``: square-root scaling for adaptive optimizers, linear for SGD."""
+    ratio = batch / BASE_BATCH
+    return lr * (math.sqrt(ratio) if optimizer in SQRT_SCALED else ratio)
+
+
+def resolve_batch(spec, rows: int) -> tuple[object, str | None]:
+    """``spec`` with ``train.batch_size: auto`` replaced by a number (and ``optim.lr`` scaled with it when the
+    user left it at its default), and the line that says so; unchanged, with None, otherwise."""
+    if spec.train.batch_size != "auto":
+        return spec, None
+    b = auto_batch_size(rows)
+    sets = [f"train.batch_size={b}"]
+    note = f"batch {b} (train.batch_size=auto: 32, doubled until an epoch of {rows:,} rows is at most " \
+           f"{STEPS_PER_EPOCH} steps"
+    if b != BASE_BATCH and "lr" not in spec.optim.model_fields_set:
+        lr = scaled_lr(spec.optim.lr, b, spec.optim.name)
+        rule = "sqrt" if spec.optim.name in SQRT_SCALED else "linear"
+        sets.append(f"optim.lr={lr!r}")
+        note += f"; lr {spec.optim.lr:g} x {rule}({b}/{BASE_BATCH}) = {lr:.3g}, Malladi et al. 2022 / Goyal et al. 2017"
+    return type(spec).build(spec, sets=sets), note + ")"

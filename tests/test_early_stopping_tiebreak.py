@@ -1,0 +1,28 @@
+"""stop.monitor: auto stops classification on validation accuracy, with the validation loss breaking ties."""
+from __future__ import annotations
+
+import math
+
+from trainwell.train.early_stopping import EarlyStopping, loss_tiebreak, resolve_monitor
+
+
+def test_auto_monitor_is_accuracy_for_classification_and_loss_for_regression():
+    assert resolve_monitor("auto", "multiclass", "accuracy") == "val_accuracy"
+    assert resolve_monitor("auto", "binary", "accuracy") == "val_accuracy"
+    assert resolve_monitor("auto", "regression", "r2") == "val_loss"
+    assert resolve_monitor("val_loss", "binary", "accuracy") == "val_loss"
+    assert loss_tiebreak("val_accuracy") == "val_loss" and loss_tiebreak("val_loss") == ""
+
+
+def test_equal_accuracy_with_a_lower_loss_counts_as_progress():
+    stop = EarlyStopping(monitor="val_accuracy", mode="max", patience=2, tiebreak="val_loss")
+    history = [(0.90, 0.50), (0.95, 0.40), (0.95, 0.30), (0.95, 0.25), (0.95, 0.26), (0.95, 0.27), (0.95, 0.28)]
+    stopped = [stop.update(epoch, acc, loss) for epoch, (acc, loss) in enumerate(history, start=1)]
+    assert stop.best_epoch == 4                      # the same accuracy as epochs 2-3, at the lowest loss
+    assert stopped == [False, False, False, False, False, False, True]   # 3 epochs without progress > patience 2
+
+
+def test_without_a_tiebreak_equal_values_are_no_progress():
+    stop = EarlyStopping(monitor="val_accuracy", mode="max", patience=1)
+    assert [stop.update(e, v) for e, v in enumerate([0.9, 0.9, 0.9], start=1)] == [False, False, True]
+    assert stop.best_epoch == 1 and math.isnan(stop.best_tiebreak)
