@@ -26,3 +26,17 @@ def test_without_a_tiebreak_equal_values_are_no_progress():
     stop = EarlyStopping(monitor="val_accuracy", mode="max", patience=1)
     assert [stop.update(e, v) for e, v in enumerate([0.9, 0.9, 0.9], start=1)] == [False, False, True]
     assert stop.best_epoch == 1 and math.isnan(stop.best_tiebreak)
+
+
+def test_auto_patience_waits_at_least_1000_steps():
+    from trainwell.train.early_stopping import resolve_patience
+    assert resolve_patience("auto", 116) == 10            # MNIST at batch 512: 10 epochs = 1,160 steps
+    assert resolve_patience("auto", 18) == 56             # 560 training rows at batch 32: ceil(1000 / 18)
+    assert resolve_patience(3, 18) == 3                   # a user's patience is kept
+
+
+def test_a_small_table_run_records_its_resolved_patience(tmp_path):
+    import trainwell as tw
+    run = tw.fit("iris", verbose=False, save=False, sets=["train.epochs=2", "train.progress=false"])
+    # iris: 120 training rows, batch 32 -> 4 steps an epoch -> 250 epochs of patience
+    assert run.spec.stop.patience == 250 and run.spec.stop.monitor == "val_accuracy"

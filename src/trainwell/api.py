@@ -7,6 +7,7 @@ Each decision is printed in one line with its reason.
 from __future__ import annotations
 
 import json
+import math
 import random
 import time
 from datetime import datetime
@@ -31,7 +32,8 @@ from trainwell.optim.schedules import make_schedule
 from trainwell.run import Run, _json_safe
 from trainwell.spec import Spec
 from trainwell.train.batch_size import resolve_batch
-from trainwell.train.early_stopping import EarlyStopping, loss_tiebreak, resolve_mode, resolve_monitor
+from trainwell.train.early_stopping import (PATIENCE_EPOCHS, PATIENCE_STEPS, EarlyStopping, loss_tiebreak,
+                                             resolve_mode, resolve_monitor, resolve_patience)
 from trainwell.train.loop import Tensors, TrainState
 from trainwell.train.metrics import classification_metrics, regression_metrics
 
@@ -198,17 +200,34 @@ def step_note(state: TrainState) -> str:
     return "step: autograd" + (" (train.fast: no per-step train metric, denormals flushed)" if fast else "")
 
 
+def resolve_training_defaults(spec: Spec, prep: Prepared) -> Spec:
+    """The spec with its data-dependent ``auto`` values made concrete: batch size (and the lr that goes with
+    it), stop monitor and patience. Notes for the choices made are appended to ``prep.notes``."""
+    rows = training_rows(prep)
+    spec, batch_note = resolve_batch(spec, rows)
+    if batch_note:
+        prep.notes.append(batch_note)
+    stop, sets = spec.stop, []
+    if stop.monitor == "auto":
+        sets.append(f"stop.monitor={resolve_monitor('auto', prep.pre.task, EPOCH_METRIC.get(prep.pre.task, 'accuracy'))}")
+    if stop.patience == "auto":
+        b = spec.train.batch_size
+        steps = math.ceil(rows / b) if isinstance(b, int) else 1
+        patience = resolve_patience("auto", steps)
+        sets.append(f"stop.patience={patience}")
+        if patience > PATIENCE_EPOCHS:
+            prep.notes.append(f"patience {patience} epochs (stop.patience=auto: 10 epochs, or {PATIENCE_STEPS:,} steps "
+                              f"when an epoch is only {steps} steps)")
+    return Spec.build(spec, sets=sets) if sets else spec
+
+
 def build_state(spec: Spec, prep: Prepared, arch: dict, device: torch.device) -> TrainState:
     """Model, optimizer, schedule and early stopping, seeded, with data on the device.
 
     ``auto`` batch size (and the lr that goes with it) and stop monitor are resolved here, where the
     rows and the task are known; ``state.spec`` is the resolved spec (what spec.yaml records).
     """
-    spec, batch_note = resolve_batch(spec, training_rows(prep))
-    spec = Spec.build(spec, sets=[f"stop.monitor={resolve_monitor(spec.stop.monitor, prep.pre.task, EPOCH_METRIC.get(prep.pre.task, 'accuracy'))}"]) \
-        if spec.stop.monitor == "auto" else spec
-    if batch_note:
-        prep.notes.append(batch_note)
+    spec = resolve_training_defaults(spec, prep)
     seed_everything(spec.train.seed)
     instance = arch.pop("_instance", None)               # fit(module=an nn.Module instance)
     model = instance if instance is not None else build_model(arch)
@@ -230,7 +249,7 @@ def build_state(spec: Spec, prep: Prepared, arch: dict, device: torch.device) ->
             f'stop.monitor="{monitor}" is not tracked for a {head.task} task. '
             f"Use one of: val_loss, train_loss, val_{metric}, train_{metric}."
         )
-    stopper = EarlyStopping(monitor=monitor, mode=resolve_mode(monitor, stop.mode), patience=stop.patience,
+    stopper = EarlyStopping(monitor=monitor, mode=resolve_mode(monitor, stop.mode), patience=int(stop.patience),
                             min_delta=stop.min_delta, target=stop.target, delta=stop.delta, enabled=stop.enabled,
                             tiebreak=loss_tiebreak(monitor))
     state = TrainState(spec=spec, model=model, head=head, optimizer=optimizer, schedule=None,  # type: ignore[arg-type]

@@ -165,7 +165,7 @@ class StopSpec(_Section):
     enabled: bool = True
     monitor: str = "auto"      # auto: val_<metric> for classification, val_loss for regression
     mode: Literal["auto", "min", "max"] = "auto"
-    patience: int = Field(10, ge=0)
+    patience: Union[int, Literal["auto"]] = "auto"   # auto: 10 epochs, at least 1,000 steps (train/early_stopping.py)
     min_delta: float = Field(0.0, ge=0)
     restore_best: bool = True
     target: Optional[float] = None   # S0: stop when val metric >= target and its change < delta

@@ -22,6 +22,22 @@ def resolve_monitor(monitor: str, task: str, metric: str) -> str:
     return f"val_{metric}" if task in ("binary", "multiclass", "multilabel") else "val_loss"
 
 
+PATIENCE_EPOCHS = 10      # the usual patience (Prechelt, "Early Stopping - But When?", 1998) ...
+PATIENCE_STEPS = 1_000    # ... but never fewer optimizer steps than this
+
+
+def resolve_patience(patience: int | str, steps_per_epoch: int) -> int:
+    """``auto``: 10 epochs, or as many as make 1,000 steps when epochs are short.
+
+    On a table of a few hundred rows an epoch is a dozen steps, so 10 epochs is too
+    short a wait for a noisy validation split of a few dozen rows: training stops on
+    a lucky epoch long before the network has fit (docs/tabular.md measures it).
+    """
+    if patience != "auto":
+        return int(patience)
+    return max(PATIENCE_EPOCHS, math.ceil(PATIENCE_STEPS / max(steps_per_epoch, 1)))
+
+
 def loss_tiebreak(monitor: str) -> str:
     """The value that breaks ties of a validation metric: the validation loss ("" for a loss itself)."""
     return "val_loss" if monitor.startswith("val_") and monitor != "val_loss" else ""

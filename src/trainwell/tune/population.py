@@ -48,7 +48,7 @@ from trainwell.nn.heads import Head, make_head
 from trainwell.train.batch_size import resolve_batch
 from trainwell.nn.models import build_model, initialize
 from trainwell.spec import Spec
-from trainwell.train.early_stopping import EarlyStopping, loss_tiebreak, resolve_mode, resolve_monitor
+from trainwell.train.early_stopping import EarlyStopping, loss_tiebreak, resolve_mode, resolve_monitor, resolve_patience
 from trainwell.train.loop import EVAL_CHUNK
 from trainwell.tune.stacked import StackedMLP, StackedOptimizer, member_losses, member_terms
 
@@ -154,7 +154,8 @@ def train_population(specs: list[Spec], prep: Prepared, archs: list[dict], devic
         st = spec.stop
         monitor = resolve_monitor(st.monitor, prep.pre.task, metric)
         monitor = monitor if monitor in ("val_loss", "train_loss", f"val_{metric}", f"train_{metric}") else "val_loss"
-        stopper = EarlyStopping(monitor=monitor, mode=resolve_mode(monitor, st.mode), patience=st.patience,
+        stopper = EarlyStopping(monitor=monitor, mode=resolve_mode(monitor, st.mode),
+                                patience=resolve_patience(st.patience, math.ceil(n / b)),
                                 min_delta=st.min_delta, target=st.target, delta=st.delta, enabled=st.enabled,
                                 tiebreak=loss_tiebreak(monitor))
         results.append(MemberResult(spec=spec, arch=arch, model=model, stopper=stopper))
