@@ -115,10 +115,11 @@ def combine_members(out: torch.Tensor, task: str) -> torch.Tensor:
 def ensemble_size(setting: int | str, rows: int, params_per_member: int) -> tuple[int, str]:
     """How many members ``model.ensemble`` asks for, and why.
 
-    ``auto``: 8 members when one member's epoch is cheap (rows x parameters below
-    ``CHEAP``: a few seconds per epoch on two CPU cores for all 8), else 1. Small
-    tables are where an ensemble pays most (the variance of one network is largest)
-    and costs least; for MNIST-sized data one network already takes most of the time.
+    ``auto``: 8 members when one member's epoch is cheap (rows x parameters at most
+    ``CHEAP``: all 8 then cost at most about a second an epoch on two CPU cores), else
+    1. Small tables are where an ensemble pays most (the variance of one network is
+    largest) and costs least; for MNIST-sized data one network already takes most of
+    the time.
     """
     if setting != "auto":
         k = int(setting)
@@ -135,4 +136,4 @@ def ensemble_size(setting: int | str, rows: int, params_per_member: int) -> tupl
 
 
 AUTO_MEMBERS = 8
-CHEAP = 2_000_000_000     # rows x parameters of one member: 10,000 rows of a 200k-parameter net
+CHEAP = 200_000_000       # rows x parameters of one member: 10,000 rows of a 20k-parameter net
