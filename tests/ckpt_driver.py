@@ -7,12 +7,12 @@ forking. Usage::
 
     python tests/ckpt_driver.py PLAN.json
 
-PLAN: {"sets": [...], "data": "digits", "reference": DIR, "run": DIR,
+PLAN: {"sets": [...], "data": "digits", "reference": DIR, "run": DIR, "min_interval": S, "max_cost": F,
        "attempts": [{"fault": "kill@step=3"} | {"kill_when": "checkpoints/step-60"} | {}, ...]}
 The first attempt starts the run, later ones resume it. ``fault`` sets
 TRAINWELL_FAULT in the child (the child kills itself at that exact moment);
 ``kill_when`` SIGKILLs the child from outside as soon as that path appears under
-the run directory, an event, not a time: for a numbered checkpoint
+the run directory (or a new one replaces it), an event, not a time: for a numbered checkpoint
 (``checkpoints/step-60``, ``checkpoints/epoch-2``) as soon as one with that number
 or a higher one exists (the retention may already have pruned the exact one).
 Where the child is when the signal lands (training, writing the next checkpoint,
@@ -40,6 +40,10 @@ def _child(plan: dict, out: str, resume: bool, fault: str | None) -> None:
     code = 0
     try:
         torch.set_num_threads(1)
+        from trainwell.train.checkpoint import Checkpointer
+        for key, attr in (("min_interval", "MIN_INTERVAL_S"), ("max_cost", "MAX_COST")):
+            if key in plan:              # the time budget of `last`, shortened to test it
+                setattr(Checkpointer, attr, plan[key])
         if fault:
             os.environ["TRAINWELL_FAULT"] = fault
         else:
@@ -63,11 +67,20 @@ def _child(plan: dict, out: str, resume: bool, fault: str | None) -> None:
         os._exit(code)
 
 
-def _happened(run: str, event: str) -> bool:
-    """Whether ``event`` (a path under the run directory) exists; numbered checkpoints: that one or later."""
+def _inode(run: str, event: str) -> int | None:
+    try:
+        return os.stat(Path(run) / event).st_ino
+    except OSError:
+        return None
+
+
+def _happened(run: str, event: str, before: int | None) -> bool:
+    """Whether ``event`` happened: a path under the run directory published since the child started
+    (``checkpoints/last``: a new one renamed into place); numbered checkpoints: that one or later."""
     m = NUMBERED.match(event)
     if m is None:
-        return (Path(run) / event).exists()
+        now = _inode(run, event)
+        return now is not None and now != before
     folder, kind, target = Path(run) / m.group(1), m.group(2), int(m.group(3))
     try:
         names = os.listdir(folder)
@@ -79,6 +92,7 @@ def _happened(run: str, event: str) -> bool:
 
 def _spawn(plan: dict, out: str, resume: bool, fault: str | None, kill_when: str | None) -> tuple[str, float, bool]:
     t0 = time.perf_counter()
+    before = _inode(out, kill_when) if kill_when is not None else None
     pid = os.fork()
     if pid == 0:
         _child(plan, out, resume, fault)
@@ -88,7 +102,7 @@ def _spawn(plan: dict, out: str, resume: bool, fault: str | None, kill_when: str
             done, status = os.waitpid(pid, os.WNOHANG)
             if done:
                 break
-            if _happened(out, kill_when):
+            if _happened(out, kill_when, before):
                 seen = True
                 os.kill(pid, signal.SIGKILL)
                 _, status = os.waitpid(pid, 0)

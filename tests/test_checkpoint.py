@@ -10,6 +10,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 import warnings
 from pathlib import Path
 
@@ -49,9 +50,9 @@ def same_weights(a: Path, b: Path) -> None:
     assert {k: ma[k] for k in SCORES} == {k: mb[k] for k in SCORES}
 
 
-def drive(tmp_path: Path, sets: list[str], attempts: list[dict], data: str = "digits") -> dict:
+def drive(tmp_path: Path, sets: list[str], attempts: list[dict], data: str = "digits", **options) -> dict:
     plan = {"sets": sets, "data": data, "reference": str(tmp_path / "ref"), "run": str(tmp_path / "run"),
-            "attempts": attempts}
+            "attempts": attempts, **options}
     (tmp_path / "plan.json").write_text(json.dumps(plan))
     env = {k: v for k, v in os.environ.items() if k != "TRAINWELL_FAULT"}
     res = subprocess.run([sys.executable, str(DRIVER), str(tmp_path / "plan.json")], capture_output=True,
@@ -75,7 +76,8 @@ def test_sigkill_at_many_moments_resumes_exactly(tmp_path):
     """SIGKILL at 10 moments (mid-epoch, epoch boundary, four phases of a checkpoint write, from
     outside when a checkpoint appears) and a SIGTERM; each time the run resumes, and ends
     bit-identical to an uninterrupted run."""
-    sets = [*SETS, "checkpoint.every_steps=5", "checkpoint.keep=2"]      # 45 steps per epoch
+    # 45 steps per epoch; `last` is written with each epoch-N (and at the end, and on signals)
+    sets = [*SETS, "checkpoint.every_steps=5", "checkpoint.every=1", "checkpoint.keep=2"]
     attempts = [
         {"fault": "kill@step=3"},        # before any checkpoint: resume starts over
         {"fault": "kill@step=12"},       # mid-epoch, step-10 on disk
@@ -87,8 +89,8 @@ def test_sigkill_at_many_moments_resumes_exactly(tmp_path):
         {"kill_when": "checkpoints/step-110"},   # from outside, as soon as step-110 is published
         {"fault": "kill@done=1"},        # published, before pruning old ones
         {"fault": "kill@step=134"},      # next-to-last step of the run
-        {"fault": "kill@swap=1"},        # the final epoch's `last` swap
-        {},                              # runs to the end
+        {"fault": "kill@swap=1"},        # the final epoch's `last` swap (epoch-3 is in place)
+        {},                              # finished: puts the final `last` and `best` in place
     ]
     result = drive(tmp_path, sets, attempts)
     assert result["reference"] == "exit:0"
@@ -133,6 +135,131 @@ def test_sigkill_from_outside_at_many_checkpoints_resumes_exactly(tmp_path):
     assert ended == ["signal:9"] * 8 + ["exit:0"], (ended, result["stderr"])
     assert all(a["seen"] for a in result["attempts"][:8])
     same_weights(tmp_path / "ref", tmp_path / "run")
+
+
+# --------------------------------------------------------------------------- the write policy
+class _Writes:
+    """Records every CheckpointStore.write_many: (start, end, [(names, body)])."""
+
+    def __init__(self, monkeypatch):
+        from trainwell.train.checkpoint import CheckpointStore
+        self.calls: list[tuple[float, float, list]] = []
+        real = CheckpointStore.write_many
+
+        def write_many(store, items):
+            t0 = time.monotonic()
+            real(store, items)
+            self.calls.append((t0, time.monotonic(), [(names, body) for _, body, names in items]))
+        monkeypatch.setattr(CheckpointStore, "write_many", write_many)
+
+    def names(self) -> list[list[list[str]]]:
+        return [[names for names, _ in items] for _, _, items in self.calls]
+
+
+def test_default_policy_writes_once_at_the_end(tmp_path, monkeypatch):
+    """No checkpoint is written while training (the best weights are kept in memory); at the end
+    one write puts `last` and `best` in place; `best` holds the best epoch's weights."""
+    writes = _Writes(monkeypatch)
+    run_dir = tmp_path / "run"
+    run = trainwell.fit("digits", sets=[*SETS, "train.epochs=4"], out=run_dir, verbose=False)
+    assert writes.names() == [[["last"], ["best"]]]
+    best_epoch = run.metrics["best_epoch"]
+    body = json.loads((run_dir / "checkpoints" / "best" / "state.json").read_text())["body"]
+    assert (body["kind"], body["epoch"], len(body["history"])) == ("best", best_epoch, best_epoch)
+    best = load_file(str(run_dir / "checkpoints" / "best" / "state.safetensors"))
+    final = load_file(str(run_dir / "model.safetensors"))                     # restore_best: the best epoch
+    last = load_file(str(run_dir / "checkpoints" / "last" / "state.safetensors"))
+    assert best.keys() == {f"model.{k}" for k in final}
+    assert all(torch.equal(best[f"model.{k}"], final[k]) and torch.equal(last[f"best.{k}"], final[k]) for k in final)
+    loaded = trainwell.load(run_dir, checkpoint="best")
+    assert loaded.checkpoint == "best" and loaded.metrics["epoch"] == best_epoch and len(loaded.history) == best_epoch
+
+
+def test_best_without_restore_best_and_from_a_killed_run(tmp_path, monkeypatch):
+    """stop.restore_best=false: the model is the last epoch's, `best` still the best epoch's. A run
+    killed before writing `best`: load(checkpoint="best") takes the best weights the newest checkpoint
+    carries."""
+    run_dir = tmp_path / "run"
+    sets = [*SETS, "train.epochs=4", "stop.restore_best=false", "optim.lr=0.05"]   # a noisy lr: best < 4
+    run = trainwell.fit("digits", sets=sets, out=run_dir, verbose=False)
+    best_epoch = run.metrics["best_epoch"]
+    best = trainwell.load(run_dir, checkpoint="best")
+    last = load_file(str(run_dir / "checkpoints" / "last" / "state.safetensors"))
+    final = load_file(str(run_dir / "model.safetensors"))
+    assert all(torch.equal(best.model.state_dict()[k], last[f"best.{k}"]) for k in final)
+    assert all(torch.equal(last[f"model.{k}"], final[k]) for k in final)     # no restore: the last epoch
+    if best_epoch < 4:
+        assert any(not torch.equal(last[f"best.{k}"], final[k]) for k in final)
+    shutil.rmtree(run_dir / "checkpoints" / "best")                           # as if killed before it
+    again = trainwell.load(run_dir, checkpoint="best")
+    assert again.checkpoint == "best" and again.metrics["epoch"] == best_epoch
+    assert all(torch.equal(again.model.state_dict()[k], best.model.state_dict()[k]) for k in final)
+
+
+def test_time_budget_spaces_writes_by_their_cost(tmp_path, monkeypatch):
+    """With no minimum interval, `last` is written on the time budget alone: mid-epoch too, and each
+    write is followed by at least 1/MAX_COST times its duration without writing (<= 5 % of the time)."""
+    from trainwell.train.checkpoint import Checkpointer
+    monkeypatch.setattr(Checkpointer, "MIN_INTERVAL_S", 0.0)
+    writes = _Writes(monkeypatch)
+    trainwell.fit("digits", sets=SETS, out=tmp_path / "run", verbose=False)
+    timed = [(t0, t1, items) for t0, t1, items in writes.calls[:-1]]         # the last one: the end
+    assert len(timed) >= 2 and all([names for names, _ in items] == [["last"]] for *_, items in timed)
+    assert any(items[0][1]["mid_epoch"] for *_, items in timed)
+    for (a0, a1, _), (b0, _, _) in zip(timed, timed[1:]):
+        assert b0 - a1 >= (a1 - a0) / Checkpointer.MAX_COST * 0.99
+    assert writes.names()[-1] == [["last"], ["best"]]
+
+
+def test_time_budgeted_last_resumes_exactly(tmp_path):
+    """SIGKILL from outside as soon as a time-budgeted `last` is published (mid-epoch), twice."""
+    attempts = [{"kill_when": "checkpoints/last"}, {"kill_when": "checkpoints/last"}, {}]
+    result = drive(tmp_path, SETS, attempts, min_interval=0.0, max_cost=0.2)
+    ended = [a["ended"] for a in result["attempts"]]
+    assert ended == ["signal:9", "signal:9", "exit:0"], (ended, result["stderr"])
+    same_weights(tmp_path / "ref", tmp_path / "run")
+
+
+def test_monitors_sample_by_step_number():
+    """The sampled steps are a function of the step number (a resumed run samples the same ones):
+    each of the first epochs, then at least MIN_GAP steps apart (small epochs: a sample costs
+    about five plain steps)."""
+    from trainwell.diagnose.monitors import FIRST_EPOCHS, MIN_GAP, Monitor
+
+    class State:
+        model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(), torch.nn.Linear(4, 1))
+        steps_per_epoch, step = 10, 0
+
+    m = Monitor()
+    m.on_train_begin(State)
+    sampled = [k for k in range(1, 2001) if m.sampled(k)]
+    assert sampled[:FIRST_EPOCHS + 1] == [1, *range(10, 10 * FIRST_EPOCHS + 1, 10)]
+    assert sampled[FIRST_EPOCHS + 1:] == list(range(MIN_GAP, 2001, MIN_GAP))
+    for start in (0, 9, 10, 57, 199, 200, 1234):          # a run resumed at any step arms the same
+        State.step = start
+        r = Monitor()
+        r.on_train_begin(State)
+        assert r._armed == ((start + 1) in sampled)
+        r._disarm()
+    explicit = Monitor(every=7)
+    explicit.on_train_begin(State)
+    assert [k for k in range(1, 60) if explicit.sampled(k)] == [1, 7, 14, 21, 28, 35, 42, 49, 56]
+
+
+def test_nan_diagnosis_replays_from_the_initial_weights(tmp_path):
+    """No checkpoint was written before the loss went NaN in epoch 3: the diagnosis replays from the
+    initial weights (epochs 1-2 unprobed, taking the same steps as the run) and names the step."""
+    from typer.testing import CliRunner
+
+    from trainwell.cli import app
+    sets = [*SETS, "optim.name=sgd", "schedule.name=piecewise", "schedule.boundaries=[2]",
+            "schedule.values=[0.1,1e6]", "data.scale=standard"]
+    res = CliRunner().invoke(app, ["fit", "digits", "--out", str(tmp_path / "run"),
+                                   *[a for s in sets for a in ("--set", s)]])
+    assert res.exit_code == 2, res.output
+    text = " ".join(res.output.split())
+    assert "loss became NaN or inf at step" in text and "(epoch 3, batch" in text, text
+    assert "No checkpoint had been saved yet" in text
 
 
 # --------------------------------------------------------------------------- in-process
@@ -208,7 +335,8 @@ def test_damaged_checkpoints_fall_back_then_refuse(base_run):
     with pytest.warns(CheckpointWarning, match="truncated"):
         assert trainwell.load(base_run, checkpoint="step-130").checkpoint == "step-120"
     text = (ck / "step-120" / "state.json").read_text()
-    (ck / "step-120" / "state.json").write_text(text.replace('"step": 120', '"step": 121'))  # JSON edit
+    assert '"step":120,' in text
+    (ck / "step-120" / "state.json").write_text(text.replace('"step":120,', '"step":121,'))  # JSON edit
     for name in ("best", "step-110"):
         _flip(ck / name / "state.safetensors", 0.9)
     with warnings.catch_warnings():
@@ -294,7 +422,9 @@ def test_full_or_read_only_disk(reference, tmp_path, monkeypatch, err, what, wor
     monkeypatch.undo()
     ck = run_dir / "checkpoints"
     assert not [p for p in ck.iterdir() if p.name.startswith(".")]      # no half-written leftovers
-    assert trainwell.load(run_dir, checkpoint="last").metrics["epoch"] == 1
+    assert sorted(p.name for p in ck.iterdir()) == ["step-70", "step-80", "step-90"]   # `last`: at the end
+    newest = trainwell.load(run_dir, checkpoint="last")        # no `last` yet: the newest checkpoint
+    assert newest.checkpoint == "step-90" and newest.metrics["step"] == 90
     trainwell.fit(resume=run_dir, verbose=False)                        # space is back: carry on
     same_weights(reference, run_dir)
 

@@ -62,7 +62,9 @@ def test_two_processes_match_the_single_process_loss_curve(table: Path, single, 
 
 def test_killing_both_ranks_and_resuming_finishes_the_run(table: Path, single, tmp_path: Path):
     run_dir = tmp_path / "killed"
-    r = _fit(str(table), "--nproc", "2", "--out", str(run_dir), env={"TRAINWELL_FAULT": "kill@step=100"})
+    # checkpoints go to disk on a time budget and at the end; a checkpoint every epoch for this test
+    r = _fit(str(table), "--nproc", "2", "--out", str(run_dir), "--set", "checkpoint.every=1",
+             env={"TRAINWELL_FAULT": "kill@step=100"})
     assert r.returncode != 0                                                # both ranks SIGKILLed at step 100
     assert not (run_dir / "history.csv").exists() and (run_dir / "checkpoints" / "last").exists()
     r = subprocess.run([sys.executable, "-m", "trainwell", "fit", "--resume", str(run_dir), "--nproc", "2"],

@@ -45,14 +45,25 @@ SAT_SIGMOID = 0.01      # sigmoid output within 0.01 of 0 or 1
 SAT_TANH = 0.99         # |tanh| above 0.99
 
 
-def auto_every(steps_per_epoch: int) -> int:
-    """Default sampling period: one sample per epoch, never rarer than every 100 steps.
+MIN_GAP = 400          # auto sampling: at least this many steps between samples ...
+FIRST_EPOCHS = 3       # ... except in the first epochs, sampled once each (what training starts from)
 
-    One sampled step costs several plain steps (hooks, norms), so on small epochs
-    (digits: 45 steps) two samples per epoch cost about 10 % of the epoch; one keeps
-    the overhead near 5 % and still gives the doctor a value per layer per epoch.
+
+def auto_every(steps_per_epoch: int) -> int:
+    """Default sampling period within an epoch: once per epoch, or every MIN_GAP steps in long epochs."""
+    return int(max(1, min(MIN_GAP, steps_per_epoch)))
+
+
+def auto_stride(steps_per_epoch: int) -> int:
+    """Default sampling stride in epochs after the first FIRST_EPOCHS: at least MIN_GAP steps apart.
+
+    A sampled step runs with hooks, so it takes the autograd step instead of the hand-written one
+    and costs five to seven plain steps on a small network (Carseats, 320 rows, 10 steps per
+    epoch: a sample every epoch was a third of the epoch's time). One sample per MIN_GAP steps
+    keeps the monitors near 1-2 % of training at any table size; the first epochs, where most
+    problems show, are still sampled each.
     """
-    return int(max(1, min(100, steps_per_epoch)))
+    return int(max(1, -(-MIN_GAP // max(1, steps_per_epoch))))
 
 
 @dataclass
@@ -82,6 +93,10 @@ class Monitor:
 
     def __init__(self, every: int = 0):
         self.every = int(every)
+        self.auto = self.every <= 0        # monitor_every: 0 -> auto_every and auto_stride
+        self.stride = 1
+        self.steps_per_epoch = 1
+        self._next = 1                     # the next sampled step
         self.rows: list[dict] = []
         self.layers: list[_Layer] = []
         self._handles: list = []
@@ -98,23 +113,49 @@ class Monitor:
     # -- callback protocol ----------------------------------------------------
     def on_train_begin(self, state) -> None:
         self.layers = monitored_layers(state.model)
-        if self.every <= 0:
-            self.every = auto_every(state.steps_per_epoch)
-        # The sampled steps are a function of the step number alone (the first step, then every
-        # step k with k % every == 0), so a resumed run samples exactly the steps an uninterrupted
-        # run samples. This matters for the weights, not only for the statistics: a sampled step
-        # runs with hooks, so it takes the autograd step instead of the hand-written one
-        # (train/fast.py), whose gradients differ in the last bits. Arming on every
-        # ``on_train_begin`` made each resume add one autograd step (issue 15: ~6e-8 drift).
+        self.steps_per_epoch = max(1, state.steps_per_epoch)
+        if self.auto:
+            self.every = auto_every(self.steps_per_epoch)
+            self.stride = auto_stride(self.steps_per_epoch)
         self._first = state.step == 0     # a resumed run has no "as initialised" sample
-        if state.step == 0 or (state.step + 1) % self.every == 0:
-            self._arm(state)              # the very first step: gradients at init
+        self._next = self._following(state.step)
+        if self._next == state.step + 1:
+            self._arm(state)
 
-    def on_step_end(self, state) -> None:
+    def sampled(self, step: int) -> bool:
+        """Whether optimizer step ``step`` (1-based) is sampled: the first step (the gradients at
+        init), then every ``every``-th step (auto: in the first FIRST_EPOCHS epochs, then in every
+        ``stride``-th epoch).
+
+        A function of the step number alone, so a resumed run samples exactly the steps an
+        uninterrupted run samples. That matters for the weights, not only for the statistics: a
+        sampled step runs with hooks, so it takes the autograd step instead of the hand-written one
+        (train/fast.py), whose gradients differ in the last bits (issue 15: arming on every
+        start made each resume add an autograd step, ~6e-8 drift).
+        """
+        if step == 1:
+            return True
+        if step % self.every:
+            return False
+        epoch = -(-step // self.steps_per_epoch)      # the epoch (1-based) the step belongs to
+        return self.stride == 1 or epoch <= FIRST_EPOCHS or epoch % self.stride == 0
+
+    def _following(self, step: int) -> int:
+        """The first sampled step after ``step``."""
+        k = step + 1
+        while not self.sampled(k):
+            k = (k // self.every + 1) * self.every     # the next multiple of every
+        return k
+
+    def on_step_end(self, state) -> None:       # every step: one comparison unless sampling
         if self._armed:
             self._collect()
-        if (state.step + 1) % self.every == 0:
+        if state.step + 1 == self._next:
             self._arm(state)
+        elif state.step + 1 > self._next:
+            self._next = self._following(state.step)
+            if self._next == state.step + 1:
+                self._arm(state)
 
     def on_epoch_end(self, state) -> None:
         if self._sum is None or self._count == 0:

@@ -11,17 +11,23 @@ A checkpoint is a directory ``RUN_DIR/checkpoints/<name>/`` (``epoch-12``,
   bytes and the sha256 of the JSON body itself.
 
 Writes are crash-safe: both files go to a fresh ``.tmp-*`` directory, are
-fsynced (files and directory), then the directory is renamed into place and the
-parent fsynced. Loading verifies both checksums before parsing any tensor and
+fsynced (files and directory; every file of one batch at once), then the
+directory is renamed into place and the parent fsynced. Loading verifies both checksums before parsing any tensor and
 never unpickles anything (no ``pickle``, no ``torch.load``); a damaged
 checkpoint is skipped with a warning in favour of the previous good one.
 
-The :class:`Checkpointer` callback saves every ``checkpoint.every`` epochs,
-every ``checkpoint.every_steps`` steps, ``last`` after each epoch and ``best``
-when the monitored value improves. Between saves it costs one integer check per
-step. It also turns SIGINT/SIGTERM into "save, then exit cleanly", and turns a
-NaN loss into a diagnosis (or, with ``stop.on_nan: rollback``, into a rollback
-to the last good checkpoint with half the learning rate).
+The :class:`Checkpointer` callback writes to disk rarely, because on a small
+table one fsynced write costs more than an epoch (issue 13: 275 rows, 200
+epochs, 50 s): the best weights are kept in memory (a copy on improvement;
+every checkpoint carries them, ``best`` is written once, weights only);
+``last`` is written on a time budget (at most one every ``MIN_INTERVAL_S``, and
+never sooner than ``1/MAX_COST`` times the previous write's duration after it),
+at the end of training (with ``best``, in one batch of fsyncs) and on
+SIGINT/SIGTERM; ``epoch-N``/``step-N`` every ``checkpoint.every`` epochs /
+``checkpoint.every_steps`` steps when set. Between saves it costs an integer
+check and a clock read per step. It also turns SIGINT/SIGTERM into "save, then
+exit cleanly", and turns a NaN loss into a diagnosis (or, with ``stop.on_nan:
+rollback``, into a rollback to the last good state with half the learning rate).
 """
 from __future__ import annotations
 
@@ -39,6 +45,7 @@ import threading
 import time
 import uuid
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -83,8 +90,16 @@ class TrainingInterrupted(KeyboardInterrupt):
 
 
 # --------------------------------------------------------------------------- encoding
+_SCALARS = frozenset({bool, int, float, str, type(None)})
+
+
 def _encode(obj: Any, prefix: str, tensors: dict[str, torch.Tensor]) -> Any:
     """A JSON-able copy of ``obj`` with tensors moved into ``tensors`` (referenced by key)."""
+    kind = type(obj)
+    if kind in _SCALARS:                # fast paths: the history's floats, the python RNG's 625 ints
+        return obj
+    if (kind is list or kind is tuple) and all(type(v) in _SCALARS for v in obj):
+        return list(obj) if kind is list else {"__tuple__": list(obj)}
     if isinstance(obj, torch.Tensor):
         tensors[prefix] = obj
         return {"__tensor__": prefix}
@@ -298,6 +313,7 @@ _NO_FAULTS: _Faults | None = None
 
 # --------------------------------------------------------------------------- the store
 def _fsync_dir(path: Path) -> None:
+    """fsync a folder (or a file, opened read-only: Linux syncs its data all the same)."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -310,8 +326,8 @@ def _write_all(fd: int, view: memoryview) -> None:
         view = view[os.write(fd, view):]
 
 
-def _write_file(path: Path, data: bytes, faults: _Faults | None = None) -> None:
-    """Create ``path`` (it must not exist), write ``data`` and fsync it."""
+def _write_file(path: Path, data: bytes, faults: _Faults | None = None, sync: bool = True) -> None:
+    """Create ``path`` (it must not exist), write ``data`` and fsync it (``sync=False``: the caller does)."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     try:
         view = memoryview(data)
@@ -321,9 +337,25 @@ def _write_file(path: Path, data: bytes, faults: _Faults | None = None) -> None:
             faults.point("data")
             view = view[len(view) // 2:]
         _write_all(fd, view)
-        os.fsync(fd)
+        if sync:
+            os.fsync(fd)
     finally:
         os.close(fd)
+
+
+_POOL: tuple[int, ThreadPoolExecutor] | None = None
+
+
+def _fsync_all(paths: list[Path]) -> None:
+    """fsync files or folders, concurrently (the file system commits them together); raises the first error."""
+    global _POOL
+    if len(paths) < 2:
+        for p in paths:
+            _fsync_dir(p)
+        return
+    if _POOL is None or _POOL[0] != os.getpid():     # one pool per process (a forked child makes its own)
+        _POOL = (os.getpid(), ThreadPoolExecutor(max_workers=8, thread_name_prefix="trainwell-fsync"))
+    list(_POOL[1].map(_fsync_dir, paths))
 
 
 def _order(body: dict) -> tuple[int, int, int]:
@@ -356,36 +388,53 @@ class CheckpointStore:
 
     def write(self, data: bytes, body: dict, names: list[str]) -> None:
         """Publish one checkpoint under each of ``names``; atomically per name."""
+        self.write_many([(data, body, names)])
+
+    def write_many(self, items: list[tuple[bytes, dict, list[str]]]) -> None:
+        """Publish checkpoints, each under each of its names, atomically per name.
+
+        Every file is written into its fresh ``.tmp-*`` folder first; then all files and folders are
+        fsynced together, and only then renamed into place (the parent fsynced last).
+        Concurrent fsyncs are committed together by the file system (one journal commit on ext4
+        instead of one per file: 3-5x faster for the four files of ``last`` + ``best``), with the
+        same guarantee: nothing is renamed into place before its bytes are on disk.
+        """
         faults = self.faults
         tmps: list[Path] = []
+        every_name = [n for _, _, names in items for n in names]
         try:
             self.path.mkdir(parents=True, exist_ok=True)
-            digest = hashlib.sha256(data).hexdigest()
-            canonical = _canonical(body)
-            doc = {"format": FORMAT, "tensors_sha256": digest, "tensors_bytes": len(data),
-                   "body_sha256": hashlib.sha256(canonical).hexdigest(), "body": body}
-            meta = json.dumps(doc, indent=1, sort_keys=True).encode()
-            tmp = self.path / f".tmp-{uuid.uuid4().hex[:12]}"
-            os.mkdir(tmp)
-            tmps.append(tmp)
-            _write_file(tmp / TENSORS, data, faults if faults is not None and faults.wants("data") else None)
-            _write_file(tmp / META, meta)
-            _fsync_dir(tmp)
-            sources = [tmp]
-            for _ in names[1:]:       # further names share the bytes: hard links (copies where unsupported)
-                extra = self.path / f".tmp-{uuid.uuid4().hex[:12]}"
-                os.mkdir(extra)
-                tmps.append(extra)
-                for f in (TENSORS, META):
-                    try:
-                        os.link(tmp / f, extra / f)
-                    except OSError:
-                        _write_file(extra / f, (tmp / f).read_bytes())
-                _fsync_dir(extra)
-                sources.append(extra)
+            files: list[Path] = []
+            sources: list[tuple[Path, str]] = []
+            for data, body, names in items:
+                canonical = _canonical(body)
+                head = {"format": FORMAT, "tensors_sha256": hashlib.sha256(data).hexdigest(),
+                        "tensors_bytes": len(data), "body_sha256": hashlib.sha256(canonical).hexdigest()}
+                # {"body": <the canonical bytes>, the rest}: the body is encoded once (JSON, sorted keys)
+                meta = b'{"body":' + canonical + b"," + json.dumps(head, sort_keys=True).encode()[1:]
+                tmp = self.path / f".tmp-{uuid.uuid4().hex[:12]}"
+                os.mkdir(tmp)
+                tmps.append(tmp)
+                _write_file(tmp / TENSORS, data, faults if faults is not None and faults.wants("data") else None,
+                            sync=False)
+                _write_file(tmp / META, meta, sync=False)
+                files += [tmp / TENSORS, tmp / META]
+                sources.append((tmp, names[0]))
+                for name in names[1:]:   # further names share the bytes: hard links (copies where unsupported)
+                    extra = self.path / f".tmp-{uuid.uuid4().hex[:12]}"
+                    os.mkdir(extra)
+                    tmps.append(extra)
+                    for f in (TENSORS, META):
+                        try:
+                            os.link(tmp / f, extra / f)
+                        except OSError:
+                            _write_file(extra / f, (tmp / f).read_bytes(), sync=False)
+                            files.append(extra / f)
+                    sources.append((extra, name))
+            _fsync_all([*files, *(src for src, _ in sources)])   # the bytes and the folders' entries
             if faults is not None:
                 faults.point("tmp")
-            for src, name in zip(sources, names):
+            for src, name in sources:
                 self._publish(src, name)
             _fsync_dir(self.path)
             if faults is not None:
@@ -393,7 +442,7 @@ class CheckpointStore:
         except OSError as exc:
             for t in tmps:
                 shutil.rmtree(t, ignore_errors=True)
-            raise UserError(self._write_failure(exc, names)) from None
+            raise UserError(self._write_failure(exc, every_name)) from None
 
     def _publish(self, src: Path, name: str) -> None:
         dest = self.path / name
@@ -468,15 +517,18 @@ class CheckpointStore:
             raise CorruptCheckpoint(f"checkpoint {path} is damaged: {exc}") from None
         return tensors, body
 
-    def newest(self, prefer: str | None = None, *, warn: Callable[[str], None] | None = None
-               ) -> tuple[str, dict[str, torch.Tensor], dict] | None:
+    def newest(self, prefer: str | None = None, *, warn: Callable[[str], None] | None = None,
+               exclude: tuple[str, ...] = ()) -> tuple[str, dict[str, torch.Tensor], dict] | None:
         """The requested checkpoint, else the newest good one (damaged ones are skipped with a warning).
 
+        ``exclude``: names not to consider (resuming skips the weights-only ``best``).
         Returns None when there is no checkpoint at all; raises UserError when
         every checkpoint is damaged.
         """
         bodies = []
         for name, path in self.candidates():
+            if name in exclude:
+                continue
             try:
                 body = json.loads((path / META).read_bytes())["body"]
                 order = _order(body)
@@ -521,6 +573,9 @@ def _warn(console: Any | None) -> Callable[[str], None]:
 class Checkpointer:
     """Saves, resumes, handles signals and NaN for one ``fit``; see the module docstring."""
 
+    MIN_INTERVAL_S = 30.0   # the time-budgeted `last`: at most one every this many seconds ...
+    MAX_COST = 0.05         # ... and never more often than writing takes this share of the time between writes
+
     def __init__(self, spec: Spec, run_dir: str | Path | None, meta: dict | None = None,
                  console: Any | None = None):
         ck = spec.checkpoint
@@ -532,12 +587,17 @@ class Checkpointer:
         self.store = CheckpointStore(self.run_dir, self.faults) if self.run_dir is not None else None
         self.meta = meta or {}
         self.console = console
-        self.in_memory = self.store is None and spec.stop.on_nan == "rollback"
+        self.rollback_mode = spec.stop.on_nan == "rollback"
+        self.in_memory = self.store is None and self.rollback_mode
         self.active = self.store is not None or self.in_memory
         self.last_good: tuple[bytes, dict, str] | None = None
         self.signal: int | None = None
         self.resumed_from: str | None = None
         self.warned_exploding = False
+        self.next_due = math.inf        # time.monotonic() from which a time-budgeted `last` is due
+        self.write_seconds: list[float] = []   # each disk write (capture included), for the budget and tests
+        self.sampled: Callable[[int], bool] | None = None   # the monitors' sampled steps (NaN replay)
+        self.best_written = False
 
     # -- resume ---------------------------------------------------------------
     def resume(self, state: TrainState) -> str | None:
@@ -545,7 +605,7 @@ class Checkpointer:
         if self.store is None:
             return None
         self.store.recover()
-        found = self.store.newest(warn=_warn(self.console))
+        found = self.store.newest(warn=_warn(self.console), exclude=("best",))   # best: weights only
         if found is None:
             return None
         name, tensors, body = found
@@ -555,34 +615,58 @@ class Checkpointer:
 
     # -- callback hooks ------------------------------------------------------------
     def on_train_begin(self, state: TrainState) -> None:
-        if self.store is not None and self.last_good is None:
+        first = self.last_good is None          # a NaN rollback calls fit_loop (and this) again
+        if self.store is not None and first:
             self.store.recover()
-        if self.last_good is None:     # one in-memory capture per fit: NaN replay/rollback start here
+            state.extra["keep_best"] = True     # the best weights stay in memory (fit_loop) for `best`
+            self.next_due = time.monotonic() + self.MIN_INTERVAL_S
+        if first:                      # one in-memory capture per fit: NaN replay/rollback start here
             data, body = capture(state, self.meta)
             self.last_good = (data, body, f"checkpoints/{self.resumed_from}" if self.resumed_from
                               else "the initial weights")
+            if self.store is not None and self.resumed_from not in (None, "last") and self._finished(state):
+                # a finished run killed while publishing its final `last`: publish it now
+                self._save(state, ["last"], force=True, with_best=True)
 
     def on_step_end(self, state: TrainState) -> None:
         if self.signal is not None:
             state.stop = True
             state.stopped_because = "interrupted"
-        elif self.every_steps and state.step % self.every_steps == 0 and self.store is not None:
-            self._save(state, [f"step-{state.step}"])
+        elif self.store is not None:
+            if self.every_steps and state.step % self.every_steps == 0:
+                self._save(state, [f"step-{state.step}"])
+            elif time.monotonic() >= self.next_due and state.batch_in_epoch < state.steps_per_epoch:
+                self._save(state, ["last"])          # a long epoch: the time budget's `last`, mid-epoch
 
     def on_epoch_end(self, state: TrainState) -> None:
         if not self.active or state.stopped_because == "nan":
             return
-        names = ["last"]
-        if self.store is not None:
-            if self.every and state.epoch % self.every == 0:
-                names.insert(0, f"epoch-{state.epoch}")
-            if state.stopper.best_epoch == state.epoch:
-                names.append("best")
-        self._save(state, names)
+        if self.store is None:                       # stop.on_nan=rollback without a run directory
+            self._save(state, ["last"])
+            return
+        names = [f"epoch-{state.epoch}"] if self.every and state.epoch % self.every == 0 else []
+        final = self._finished(state)
+        if names or final or time.monotonic() >= self.next_due:
+            self._save(state, [*names, "last"], with_best=final)   # the end: `last` and `best` in one write
+        elif self.rollback_mode:                     # rollback restores the last epoch: keep it in memory
+            self._save(state, ["last"], disk=False)
 
     def on_train_end(self, state: TrainState) -> None:
-        if state.stopped_because == "interrupted" and self.store is not None:
-            self._save(state, ["last"], force=True)
+        if self.store is None:
+            return
+        if state.stopped_because == "interrupted":
+            self._save(state, ["last"], force=True, with_best=True)
+        if state.stopped_because != "nan" and not self.best_written:
+            item = self._best_item(state)
+            if item is not None:
+                t0 = time.monotonic()
+                self.store.write_many([item])
+                self._spent(t0)
+            self.best_written = True
+
+    def _finished(self, state: TrainState) -> bool:
+        """This epoch is the run's last (the Checkpointer is the last callback: nothing changes it after)."""
+        return bool(state.stop) or state.epoch >= self.spec.train.epochs
 
     # -- saving -----------------------------------------------------------------
     def _health(self, state: TrainState) -> tuple[bool, float | None]:
@@ -608,7 +692,9 @@ class Checkpointer:
                    default=None)
         return best is not None and loss > 10 * best + 1.0
 
-    def _save(self, state: TrainState, names: list[str], force: bool = False) -> None:
+    def _save(self, state: TrainState, names: list[str], force: bool = False, disk: bool = True,
+              with_best: bool = False) -> None:
+        t0 = time.monotonic()
         finite, loss = self._health(state)
         if not finite:                     # never save a poisoned state: flag the NaN instead
             state.stop = True
@@ -622,12 +708,41 @@ class Checkpointer:
             self.warned_exploding = True
             return
         data, body = capture(state, self.meta)
-        label = f"checkpoints/{names[0]}" if self.store is not None else "the last good state (kept in memory)"
+        on_disk = self.store is not None and disk
+        label = f"checkpoints/{names[0]}" if on_disk else "the last good state (kept in memory)"
         self.last_good = (data, body, label)
-        if self.store is not None:
-            self.store.write(data, body, names)
+        if on_disk:
+            best = self._best_item(state) if with_best else None
+            self.store.write_many([(data, body, names), *([best] if best is not None else [])])
+            self.best_written = self.best_written or with_best
             if any(NUMBERED_RE.match(n) for n in names):
                 self.store.prune(self.keep)
+            self._spent(t0)
+
+    def _spent(self, t0: float) -> None:
+        """A write took ``now - t0``: the next time-budgeted `last` waits at least 1/MAX_COST times that."""
+        now = time.monotonic()
+        self.write_seconds.append(now - t0)
+        self.next_due = now + max(self.MIN_INTERVAL_S, (now - t0) / self.MAX_COST)
+
+    def _best_item(self, state: TrainState) -> tuple[bytes, dict, list[str]] | None:
+        """``best``: the best epoch's weights, kept in memory while training, written once at the end.
+
+        A weights-only checkpoint (``"kind": "best"``): loaded and scored like any other, never
+        resumed from (that epoch's optimizer and RNG states are not kept); every full checkpoint
+        carries the best weights so far (``best.*``), so a resume loses nothing."""
+        epoch, best = state.stopper.best_epoch, state.best_state
+        if best is None or epoch < 1:
+            return None
+        tensors: dict[str, torch.Tensor] = {f"model.{k}": v for k, v in best.items()}
+        history = state.history[:epoch]
+        body = {"kind": "best", "step": epoch * state.steps_per_epoch, "epoch": epoch, "batch_in_epoch": 0,
+                "steps_per_epoch": state.steps_per_epoch, "n_train": int(state.data.X_train.shape[0]),
+                "mid_epoch": False, "stop": False, "stopped_because": "",
+                "history": _encode(history, "history", tensors),
+                "history_columns": list(history[-1]) if history else [],
+                "spec": state.spec.to_dict(), "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S"), **self.meta}
+        return st_save(_to_cpu_unshared(tensors)), body, ["best"]
 
     # -- signals -------------------------------------------------------------------
     @contextlib.contextmanager
@@ -657,6 +772,7 @@ class Checkpointer:
         """``fit_loop`` with checkpoints, signal handling and NaN rollback/diagnosis."""
         faults = [self.faults] if self.faults is not None and self.faults.at_step else []
         cbs = [*(callbacks or []), *faults, self]
+        self.sampled = next((cb.sampled for cb in callbacks or [] if callable(getattr(cb, "sampled", None))), None)
         with self.signals():
             while True:
                 fit_loop(state, cbs, on_epoch=on_epoch)
@@ -706,7 +822,7 @@ class Checkpointer:
             kept_state = (state.history, state.epoch, state.step, state.stopped_because,
                           state.extra.get("nan_rollbacks", 0))
             try:
-                found = _replay_to_nan(state, data, body, nan_epoch)
+                found = _replay_to_nan(state, data, body, nan_epoch, self.sampled)
             except Exception:  # noqa: BLE001 - the diagnosis must not hide the real problem
                 found = None
             (state.history, state.epoch, state.step, state.stopped_because,
@@ -762,16 +878,22 @@ def _scale_lr(state: TrainState, factor: float) -> None:
 
 
 class _NanProbe:
-    """Replay hook: per-step finite checks and per-layer gradient norms (diagnosis only)."""
+    """Replay hook: per-step finite checks and per-layer gradient norms (diagnosis only).
+
+    The replay starts at the last good state, which may be epochs before the NaN (checkpoints
+    are written on a time budget): the steps before the NaN epoch run at full speed, unprobed."""
 
     def __init__(self, state: TrainState, limit_epoch: int | None):
         self.named = [(n, p) for n, p in state.model.named_parameters() if p.requires_grad]
         self.limit = limit_epoch
+        self.from_epoch = (limit_epoch or 1) - 1      # steps of epoch N run with state.epoch == N - 1
         self.norms: list[np.ndarray] = []
         self.steps: list[int] = []
         self.found: dict | None = None
 
     def on_step_end(self, state: TrainState) -> None:
+        if state.epoch < self.from_epoch:
+            return
         grads = [p.grad.detach().float().norm() if p.grad is not None else torch.zeros((), device=p.device)
                  for _, p in self.named]
         vals = torch.stack([*grads, state.extra["epoch_loss"].float().reshape(()),
@@ -805,16 +927,44 @@ class _NanProbe:
         return out
 
 
-def _replay_to_nan(state: TrainState, data: bytes, body: dict, nan_epoch: int | None) -> dict | None:
+class _SamePath:
+    """Replay hook: a no-op forward hook on the steps the monitors sampled in the run.
+
+    A step with a forward hook takes the autograd step instead of the hand-written one
+    (train/fast.py); arming the same steps makes the replay follow the run bit for bit."""
+
+    def __init__(self, model: torch.nn.Module, sampled: Callable[[int], bool]):
+        self.model, self.sampled, self.handle = model, sampled, None
+
+    def on_step_end(self, state: TrainState) -> None:
+        self.close()
+        if self.sampled(state.step + 1):
+            self.handle = self.model.register_forward_hook(lambda *args: None)
+
+    def close(self) -> None:
+        if self.handle is not None:
+            self.handle.remove()
+            self.handle = None
+
+
+def _replay_to_nan(state: TrainState, data: bytes, body: dict, nan_epoch: int | None,
+                   sampled: Callable[[int], bool] | None = None) -> dict | None:
     """Re-run from the last good checkpoint with per-step checks; where did it go non-finite?"""
     restore(state, data, body)
     probe = _NanProbe(state, nan_epoch)
+    hooks: list = [probe.on_step_end]
+    same = _SamePath(state.model, sampled) if sampled is not None else None
+    if same is not None:
+        same.on_step_end(state)           # the first replayed step
+        hooks.append(same.on_step_end)
     saved = state.extra.get("step_hooks")
-    state.extra["step_hooks"] = [probe.on_step_end]
+    state.extra["step_hooks"] = hooks
     try:
         fit_loop(state, [])
     finally:
         state.extra["step_hooks"] = saved
+        if same is not None:
+            same.close()
     return probe.found
 
 
@@ -877,6 +1027,21 @@ def make_checkpointer(state: TrainState, run_dir: str | Path | None, arch: dict,
 
 
 # --------------------------------------------------------------------------- loading a saved point
+def _best_so_far(store: CheckpointStore) -> tuple[str, dict[str, torch.Tensor], dict] | None:
+    """``best`` of a run that stopped before writing it (killed): the best weights kept in the newest
+    full checkpoint (``best.*``), as a weights-only checkpoint of the best epoch."""
+    found = store.newest(warn=_warn(None), exclude=("best",))
+    if found is None:
+        return None
+    _, tensors, body = found
+    best = {f"model.{k[len('best.'):]}": v for k, v in tensors.items() if k.startswith("best.")}
+    epoch = int(_decode(body["stopper"], tensors).get("best_epoch", -1))
+    if not best or epoch < 1:
+        return None
+    return "best", best, {**body, "epoch": epoch, "step": epoch * int(body["steps_per_epoch"]),
+                          "batch_in_epoch": 0, "mid_epoch": False}
+
+
 def load_checkpoint_run(run_dir: str | Path, name: str = "last", device: str = "cpu") -> Any:
     """A :class:`~trainwell.run.Run` with the weights of checkpoint ``name`` (falls back if damaged)."""
     from trainwell.data.pipeline import Preprocessor
@@ -885,7 +1050,11 @@ def load_checkpoint_run(run_dir: str | Path, name: str = "last", device: str = "
     import pandas as pd
 
     store = CheckpointStore(run_dir)
-    found = store.newest(prefer=name, warn=_warn(None))
+    found = None
+    if name in ("best", "last") and not (store.path / name).is_dir():   # not written yet (a killed run)
+        found = (_best_so_far(store) if name == "best" else    # the newest checkpoint's best weights
+                 store.newest(warn=_warn(None), exclude=("best",)))   # `last`: the newest checkpoint
+    found = found or store.newest(prefer=name, warn=_warn(None))
     if found is None:
         raise UserError(f"{Path(run_dir)} has no checkpoints (looked in {store.path}).")
     got, tensors, body = found
@@ -895,7 +1064,7 @@ def load_checkpoint_run(run_dir: str | Path, name: str = "last", device: str = "
     model.to(device).eval()
     pre = Preprocessor.from_json(body["preprocessing"])
     spec = Spec.from_dict(body["spec"])
-    history = pd.DataFrame(_history(body, tensors))
+    history = pd.DataFrame(_history(body, tensors)[:body["epoch"]])
     metrics = {"checkpoint": got, "epoch": body["epoch"], "step": body["step"]}
     run = Run(model, arch, pre, spec, history, metrics, Path(run_dir))
     run.checkpoint = got

@@ -255,7 +255,9 @@ def fit_loop(state: TrainState, callbacks: list | None = None,
             if state.stopper.update(state.epoch, monitored, row.get(state.stopper.tiebreak, math.nan)):
                 state.stop = True
                 state.stopped_because = state.stopper.reason
-            if state.stopper.best_epoch == state.epoch and spec.stop.restore_best:
+            if state.stopper.best_epoch == state.epoch and (spec.stop.restore_best or state.extra.get("keep_best")):
+                # the best weights are kept in memory (a copy, no disk write); the Checkpointer writes
+                # them as checkpoints/best once, at the end, and stores them in every checkpoint
                 state.best_state = {k: v.detach().clone() for k, v in state.model.state_dict().items()}
             if state.schedule.per == "epoch":   # plateau expects lower-is-better
                 state.schedule.step_epoch(monitored if state.stopper.mode == "min" else -monitored)
