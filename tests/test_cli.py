@@ -42,8 +42,10 @@ GOOD = "a,b,y\n" + "".join(f"{i},{i % 7},{i % 2}\n" for i in range(40))
 BAD_INPUT = {
     "missing_file": (None, ["fit", "nope.csv", "--target", "y"], "nope.csv"),
     "unknown_target": (GOOD, ["fit", "d.csv", "--target", "yy"], "yy"),
-    "strings_in_numeric": (GOOD.replace("\n5,5,1", "\nfive,5,1"), ["fit", "d.csv", "--target", "y"], "five"),
-    "nan": (GOOD.replace("\n5,5,1", "\n,5,1"), ["fit", "d.csv", "--target", "y"], "NaN"),
+    # strict mode (data.impute=none): a stray word or a NaN is refused; by default both are missing values, imputed
+    "strings_in_numeric": (GOOD.replace("\n5,5,1", "\nfive,5,1"), ["fit", "d.csv", "--target", "y", "--set",
+                                                                     "data.impute=none"], "five"),
+    "nan": (GOOD.replace("\n5,5,1", "\n,5,1"), ["fit", "d.csv", "--target", "y", "--set", "data.impute=none"], "NaN"),
     "inf": (GOOD.replace("\n5,5,1", "\ninf,5,1"), ["fit", "d.csv", "--target", "y"], "inf"),
     "one_class": (GOOD.replace(",1\n", ",0\n"), ["fit", "d.csv", "--target", "y", "--task", "binary"], "class"),
     "empty": ("a,b,y\n", ["fit", "d.csv", "--target", "y"], "d.csv"),

@@ -8,9 +8,12 @@ import pandas as pd
 import pytest
 
 import trainwell as tw
-from trainwell.data.categorical import MAX_CATEGORIES, OneHot, is_text
+from trainwell.api import load_table
+from trainwell.data.categorical import OneHot, is_text
+from trainwell.data.pipeline import prepare
 from trainwell.data.sources import load_source
 from trainwell.errors import UserError
+from trainwell.spec import Spec
 
 
 def _frame(n=600, seed=0):
@@ -74,14 +77,19 @@ def test_fit_on_a_dataframe_with_text(tmp_path):
     assert run.predict(df.drop(columns="y").iloc[:5]).shape == (5,)
 
 
-def test_identifier_columns_are_refused(tmp_path, cli):
+def test_identifier_columns_are_dropped_with_a_note(tmp_path):
+    """An identifier (one distinct text per row) is dropped and named, not an error (data/columns.py)."""
     df = _frame()
     df["id"] = [f"user-{i}" for i in range(len(df))]
     df.to_csv(tmp_path / "ids.csv", index=False)
-    with pytest.raises(UserError, match=rf'"id".*{len(df)} distinct values \(more than {MAX_CATEGORIES}\).*Drop'):
-        load_source(str(tmp_path / "ids.csv"), target="y")
-    r = cli("fit", str(tmp_path / "ids.csv"), "--target", "y")
-    assert r.returncode == 2 and "Traceback" not in r.stderr
+    table = load_source(str(tmp_path / "ids.csv"), target="y")
+    assert not any(n.startswith("id") for n in table.feature_names) and table.X.shape == (600, 6)
+    spec = Spec.build(None, sets=[f"data.source={tmp_path / 'ids.csv'}", "data.target=y"])
+    prep = prepare(load_table(spec), spec)
+    assert any(n.startswith("dropped: id (identifier: 600 distinct values in 600 rows)") for n in prep.notes)
+    kept = Spec.build(spec, sets=["data.drop_columns=[]"])          # the key that turns the drop off
+    prep = prepare(load_table(kept), kept)
+    assert "id=(other)" in prep.pre.feature_names and not any(n.startswith("dropped") for n in prep.notes)
 
 
 def test_encoding_round_trips_through_json():

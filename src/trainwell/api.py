@@ -54,42 +54,63 @@ def resolve_device(name: str) -> torch.device:
 
 
 def load_table(spec: Spec, X: Any = None, y: Any = None) -> Table:
-    """The data as a Table: from arrays when given, else from ``spec.data.source``."""
-    missing = spec.data.impute != "none"      # NaN allowed through: prepare fills it (data/pipeline.py)
+    """The data as a Table: from arrays or a DataFrame when given, else from ``spec.data.source``.
+
+    A DataFrame is typed column by column like a CSV file (data/columns.py: booleans, numbers written
+    as text, dates, categories; identifiers dropped); rows whose target is missing are dropped
+    (data.drop_missing_target) and NaN features pass through to ``data.impute`` unless it is ``none``.
+    """
+    d = spec.data
+    reconstruct = spec.task == "reconstruction" or spec.model.type == "autoencoder"
+    missing = d.impute != "none" and not reconstruct   # NaN allowed through: prepare fills it (data/impute.py)
     if X is None:
-        return load_source(spec.data.source, spec.data.target, seed=spec.train.seed, allow_missing=missing)
-    if isinstance(X, pd.DataFrame):
-        from trainwell.data.categorical import OneHot
-        from trainwell.data.sources import frame_features
-        frame = X.rename(columns=str)
-        where = Path("the X DataFrame")
-        onehot = OneHot.fit(frame, list(frame.columns), where)
-        if onehot is not None:     # text columns: one-hot encoded, the vocabulary kept with the model
-            if y is None:
-                raise UserError("fit(X=...) needs y as well: pass the targets as y=.")
-            ya = np.asarray(y)
-            if len(ya) != len(frame):
-                raise UserError(f"X has {len(frame)} rows but y has {len(ya)}; they must match row for row.")
-            return Table(X=frame_features(frame, list(frame.columns), where, onehot, missing), y=ya,
-                         feature_names=onehot.names(), name="arrays", onehot=onehot)
-        names, Xa = [str(c) for c in X.columns], X.to_numpy()
-    else:
-        Xa = np.asarray(X)
-        names = [f"x{i}" for i in range(Xa.shape[1])] if Xa.ndim == 2 else []
+        return load_source(d.source, d.target, seed=spec.train.seed, allow_missing=missing, data=d)
     if y is None:
         raise UserError("fit(X=...) needs y as well: pass the targets as y=.")
     ya = np.asarray(y)
+    if isinstance(X, pd.DataFrame):
+        from trainwell.data.sources import _weights, table_from_frame
+        frame = X.rename(columns=str).reset_index(drop=True)
+        if len(ya) != len(frame):
+            raise UserError(f"X has {len(frame)} rows but y has {len(ya)}; they must match row for row.")
+        where = "the X DataFrame"
+        ya, keep, notes = _drop_missing_array(ya, d)
+        if keep is not None:
+            frame = frame.loc[keep].reset_index(drop=True)
+        weights = _weights(frame, d.weight, where)
+        features = [c for c in frame.columns if c != d.weight]
+        return table_from_frame(frame, ya, "arrays", where, missing, d, features, notes, weights)
+    Xa = np.asarray(X)
     if Xa.dtype == object or not (np.issubdtype(Xa.dtype, np.number) or Xa.dtype == bool):
-        raise UserError("X must be numeric; encode or drop non-numeric columns before fitting.")
+        raise UserError("X must be numeric; encode or drop non-numeric columns before fitting "
+                        "(or pass a pandas DataFrame: its text and date columns are encoded for you).")
     if Xa.ndim < 2 or Xa.shape[0] == 0:
         raise UserError(f"X must be a 2-D array with at least one row; got shape {list(Xa.shape)}.")
     if len(ya) != len(Xa):
         raise UserError(f"X has {len(Xa)} rows but y has {len(ya)}; they must match row for row.")
+    ya, keep, notes = _drop_missing_array(ya, d)
+    if keep is not None:
+        Xa = Xa[keep]
     Xa = Xa.astype(np.float32, copy=False)      # the caller's float32 array is not copied
     if (np.isinf(Xa) if missing else ~np.isfinite(Xa)).any():
         raise UserError("X contains NaN or inf values; drop or impute them before fitting"
-                        + (" (inf cannot be imputed)." if missing else " (or pass data.impute='median')."))
-    return Table(X=Xa, y=ya, feature_names=names, name="arrays")
+                        + (" (inf cannot be imputed)." if missing else " (or pass data.impute='auto')."))
+    names = [f"x{i}" for i in range(Xa.shape[1])] if Xa.ndim == 2 else []
+    return Table(X=Xa, y=ya, feature_names=names, name="arrays", notes=notes)
+
+
+def _drop_missing_array(ya: np.ndarray, d: Any) -> tuple[np.ndarray, np.ndarray | None, list[str]]:
+    """Targets given as an array: rows without a value dropped (data.drop_missing_target), with a note."""
+    if not d.drop_missing_target or ya.size == 0:
+        return ya, None, []
+    flat = ya.reshape(len(ya), -1)
+    missing = pd.isna(pd.DataFrame(flat)).any(axis=1).to_numpy()
+    if not missing.any() or missing.all():
+        return ya, None, []
+    keep = ~missing
+    note = (f"target: {int(missing.sum())} of {len(ya)} row(s) without a target value dropped (data.drop_missing_target"
+            f"=false refuses them instead)")
+    return ya[keep], keep, [note]
 
 
 def spec_for(data: Any, spec: Any, sets: list[str] | None, overrides: dict, notes: list[str] | None = None) -> Spec:
@@ -281,7 +302,7 @@ def split_metrics(run: Run, prep: Prepared, state: TrainState) -> dict:
             from trainwell.nn.autoencoder import reconstruction_metrics
             out[split] = reconstruction_metrics(yn, o)
         elif prep.pre.task == "regression":
-            out[split] = regression_metrics(prep.pre.decode_regression(yn), prep.pre.decode_regression(o))
+            out[split] = regression_metrics(prep.pre.decode_regression(yn, clip=False), prep.pre.decode_regression(o))
         else:
             out[split] = classification_metrics(prep.pre.task, yn, o)
         out[split]["loss"] = loss

@@ -27,9 +27,20 @@ class DataSpec(_Section):
     source: str = "digits"
     target: Optional[Union[str, list[str]]] = None
     split: Union[Literal["auto"], list[float]] = "auto"
-    scale: Literal["auto", "standard", "channel", "pixels", "none"] = "auto"   # auto: standard for tables; channel/pixels for images
+    # auto: robust + smooth clipping for MLP tables, standard for other tables, channel/pixels for images
+    scale: Literal["auto", "robust", "quantile", "standard", "channel", "pixels", "none"] = "auto"
     features: list[Literal["squares"]] = Field(default_factory=list)
-    impute: Literal["none", "median", "mean"] = "none"   # NaN features: refused, or filled with the training split's statistic
+    # NaN features: auto = training median + a missing indicator per column; median/mean = the fill alone; none = refused
+    impute: Literal["auto", "median", "mean", "none"] = "auto"
+    # tables (data/columns.py): which text columns are read as booleans, numbers ("$1,200", "12%") or dates
+    parse: list[Literal["booleans", "numbers", "dates"]] = Field(default_factory=lambda: ["booleans", "numbers", "dates"])
+    max_categories: int = Field(32, ge=0)   # text columns: indicators per column beyond which rare values share "(other)"; 0 = no cap
+    min_count: int = Field(5, ge=1)         # ... and the training rows a value needs for its own indicator once capped
+    drop_columns: Union[Literal["auto"], list[str]] = "auto"   # auto: identifiers, free text, empty columns; or these names
+    drop_missing_target: bool = True        # rows without a target: dropped (counted), or refused when false
+    target_transform: Literal["auto", "log", "none"] = "auto"   # regression: auto = log1p when >= 0 and skewness > 2
+    clip_predictions: bool = True           # regression: predictions clipped to the training target range (+-5%)
+    weight: Optional[str] = None            # a column of per-row weights (training rows resampled in proportion)
     streaming: Union[bool, Literal["auto"]] = "auto"   # auto: stream files larger than 1/4 of free RAM
     row_id: Optional[str] = None            # streaming: column whose hash decides the split (else row index)
     shuffle_buffer: int = Field(65536, ge=1)   # streaming: rows held for shuffling

@@ -1,4 +1,4 @@
-"""Source -> split -> features -> scale -> encoded arrays, with every decision explained.
+"""Source -> split -> columns -> impute -> features -> scale -> encoded arrays, with every decision explained.
 
 ``Preprocessor`` is what a trained model carries to turn raw input into the
 network's input at predict time; it round-trips through JSON (no pickle).
@@ -10,56 +10,83 @@ from typing import Any
 
 import numpy as np
 
-from trainwell.data.categorical import OneHot
+from trainwell.data.columns import ColumnEncoder, Options
+from trainwell.data.impute import Imputer
 from trainwell.data.labels import LabelCoder, make_coder
-from trainwell.data.scaling import Standardizer, add_features
+from trainwell.data.scaling import QuantileScaler, RobustScaler, Standardizer, add_features, scaler_from_json
 from trainwell.data.sources import Table
 from trainwell.data.split import split_indices
+from trainwell.data.target import TargetPlan
 from trainwell.errors import UserError
 from trainwell.spec import Spec
 
 
 @dataclass
 class Preprocessor:
-    """Raw features -> network input (squares, z-score); raw targets <-> encoded ones."""
+    """Raw features -> network input (columns, fill, squares, scaling); raw targets <-> encoded ones."""
 
     coder: LabelCoder
     features: list[str] = field(default_factory=list)
-    scaler: Standardizer | None = None
+    scaler: Any = None                 # Standardizer | RobustScaler | QuantileScaler (data/scaling.py)
     target_scaler: Standardizer | None = None
     input_shape: list[int] = field(default_factory=list)
-    feature_names: list[str] = field(default_factory=list)
-    onehot: OneHot | None = None      # text columns -> indicators (data/categorical.py)
+    feature_names: list[str] = field(default_factory=list)   # encoded inputs, before the missing indicators
+    columns: ColumnEncoder | None = None   # raw table columns -> inputs (data/columns.py)
     impute: list[float] | None = None  # per input column: the value that fills a missing (NaN) one
+    indicators: list = field(default_factory=list)   # [(name, [input columns])]: missing indicators appended
+    target: TargetPlan | None = None   # regression: log1p columns and the prediction clip range
 
     @property
     def task(self) -> str:
         return self.coder.task
 
-    def transform_X(self, X: Any) -> np.ndarray:
-        """Raw features -> network input. A DataFrame is read by column name (text columns one-hot
-        encoded as in training); an array must hold the network's input columns in order, or, for a
-        model with text columns, the raw columns in training order."""
-        import pandas as pd
-        if self.onehot is not None and not isinstance(X, pd.DataFrame) and np.asarray(X).ndim == 2 \
-                and np.asarray(X).shape[1] == len(self.onehot.columns) != len(self.feature_names):
-            X = pd.DataFrame(np.asarray(X, dtype=object), columns=self.onehot.columns)
-        if isinstance(X, pd.DataFrame):
-            from pathlib import Path
+    @property
+    def onehot(self) -> ColumnEncoder | None:
+        """The column encoder (the name it had when it only one-hot encoded text)."""
+        return self.columns
 
+    @property
+    def imputer(self) -> Imputer | None:
+        return None if self.impute is None else Imputer(list(self.impute), list(self.indicators))
+
+    @property
+    def input_names(self) -> list[str]:
+        """The network's input names: encoded columns, missing indicators, engineered features."""
+        from trainwell.data.scaling import feature_names_after
+        names = self.feature_names + [n for n, _ in self.indicators]
+        return feature_names_after(names, self.features) if self.features else names
+
+    def _frame(self, X: Any) -> np.ndarray:
+        """A DataFrame (by column name) or raw positional columns -> the encoded matrix."""
+        import pandas as pd
+        strict = self.impute is None
+        enc = self.columns
+        if enc is not None and not isinstance(X, pd.DataFrame) and np.ndim(X) == 2 \
+                and np.shape(X)[1] == len(enc.raw_names) != len(self.feature_names):
+            X = pd.DataFrame(np.asarray(X, dtype=object), columns=enc.raw_names)   # raw columns in training order
+        if not isinstance(X, pd.DataFrame):
+            return X
+        X = X.rename(columns=str)
+        cols = enc.needed if enc is not None else (self.feature_names or list(X.columns))
+        if all(c in X.columns for c in cols):      # by name, in training order; extra columns ignored
+            if enc is not None:
+                return enc.transform(X, "the input DataFrame", strict=strict)
             from trainwell.data.sources import frame_features
-            cols = self.onehot.columns if self.onehot is not None else (self.feature_names or list(X.columns))
-            by_name = self.onehot is not None or all(str(c) in X.columns for c in cols)
-            if by_name:        # columns picked by name, in training order
-                X = frame_features(X.rename(columns=str), cols, Path("the input DataFrame"), self.onehot,
-                                   allow_missing=self.impute is not None)
-            elif X.shape[1] == len(cols):   # trained on unnamed arrays: the columns are taken in order
-                X = X.to_numpy()
-            else:
-                raise UserError(f"The input DataFrame has {X.shape[1]} columns ({', '.join(map(str, X.columns[:8]))}"
-                                f"{', ...' if X.shape[1] > 8 else ''}) but the model was trained on {len(cols)}: "
-                                f"{', '.join(cols[:8])}{', ...' if len(cols) > 8 else ''}. Pass those columns.")
-        X = np.asarray(X)
+            return frame_features(X, cols, "the input DataFrame", allow_missing=not strict)
+        width = len(enc.raw_names) if enc is not None else len(cols)
+        if (enc is None or enc.numeric_only) and X.shape[1] == width:   # unnamed training arrays: by position
+            return X.to_numpy()
+        lack = [c for c in cols if c not in X.columns]
+        raise UserError(f"The input DataFrame has {X.shape[1]} columns ({', '.join(map(str, X.columns[:8]))}"
+                        f"{', ...' if X.shape[1] > 8 else ''}) but the model was trained on {len(cols)}: "
+                        f"{', '.join(cols[:8])}{', ...' if len(cols) > 8 else ''}. Pass those columns "
+                        f"(missing: {', '.join(lack[:8])}{', ...' if len(lack) > 8 else ''}).")
+
+    def transform_X(self, X: Any) -> np.ndarray:
+        """Raw features -> network input. A DataFrame is read by column name (typed, one-hot encoded,
+        dates expanded as in training); an array must hold the encoded input columns in order, or,
+        for a model trained on a table with text columns, the raw columns in training order."""
+        X = np.asarray(self._frame(X))
         if X.dtype == object or not np.issubdtype(X.dtype, np.number) and X.dtype != bool:
             raise UserError("Input features must be numeric; encode or drop non-numeric columns before predicting.")
         X = X.astype(np.float32)
@@ -71,8 +98,8 @@ class Preprocessor:
                 f"Input has shape {list(X.shape[1:])} per row but the model was trained on {expected}. "
                 f"Pass the same feature columns, in the same order, as at training time."
             )
-        if self.impute is not None and X.ndim == 2:   # data.impute: the training split's median / mean
-            X = np.where(np.isnan(X), np.asarray(self.impute, dtype=np.float32), X)
+        if self.impute is not None and X.ndim == 2:   # data.impute: the training split's median / mean (+ indicators)
+            X = self.imputer.transform(X)
         if not np.isfinite(X).all():
             raise UserError("Input features contain NaN or inf values; drop or impute them before predicting.")
         if self.features:
@@ -83,39 +110,53 @@ class Preprocessor:
 
     def encode_y(self, y: Any) -> np.ndarray:
         codes = self.coder.encode(np.asarray(y))
+        if self.task == "regression" and self.target is not None:
+            codes = self.target.forward(codes).astype(np.float32)
         if self.target_scaler is not None:
             codes = self.target_scaler.transform(codes)
         return codes
 
-    def decode_regression(self, values: np.ndarray) -> np.ndarray:
-        """Network-scale regression outputs -> original target units."""
+    def decode_regression(self, values: np.ndarray, clip: bool = True) -> np.ndarray:
+        """Network-scale regression outputs -> original target units (expm1 where the target was
+        logged). ``clip``: predictions kept within the training range (data.clip_predictions);
+        pass ``clip=False`` for true targets."""
         if self.target_scaler is not None:
             values = self.target_scaler.inverse(values)
+        if self.target is not None:
+            values = self.target.inverse(values, clip=clip).astype(np.float32)
         return values
 
     def to_json(self) -> dict:
         return {
             "labels": self.coder.to_json(),
             "features": self.features,
-            "scaler": self.scaler.to_json() if self.scaler else None,
+            "scaler": self.scaler.to_json() if self.scaler is not None else None,
             "target_scaler": self.target_scaler.to_json() if self.target_scaler else None,
             "input_shape": self.input_shape,
             "feature_names": self.feature_names,
-            "onehot": self.onehot.to_json() if self.onehot is not None else None,
+            "columns": self.columns.to_json() if self.columns is not None else None,
             "impute": self.impute,
+            "indicators": [[n, list(c)] for n, c in self.indicators],
+            "target": self.target.to_json() if self.target is not None else None,
         }
 
     @classmethod
     def from_json(cls, d: dict) -> "Preprocessor":
+        columns = ColumnEncoder.from_json(d.get("columns"))
+        if columns is None and d.get("onehot"):          # saved before column typing
+            from trainwell.data.categorical import OneHot
+            columns = ColumnEncoder.from_onehot(OneHot.from_json(d["onehot"]))
         return cls(
             coder=LabelCoder.from_json(d["labels"]),
             features=list(d.get("features", [])),
-            scaler=Standardizer.from_json(d["scaler"]) if d.get("scaler") else None,
+            scaler=scaler_from_json(d.get("scaler")),
             target_scaler=Standardizer.from_json(d["target_scaler"]) if d.get("target_scaler") else None,
             input_shape=list(d.get("input_shape", [])),
             feature_names=list(d.get("feature_names", [])),
-            onehot=OneHot.from_json(d.get("onehot")),
+            columns=columns,
             impute=d.get("impute"),
+            indicators=[(str(n), [int(j) for j in c]) for n, c in d.get("indicators") or []],
+            target=TargetPlan.from_json(d.get("target")),
         )
 
 
@@ -136,86 +177,154 @@ class Prepared:
 
 
 def prepare(table: Table, spec: Spec) -> Prepared:
-    """Apply PRACTICES §1 to a loaded table: encode labels, split, engineer features, scale."""
+    """Apply PRACTICES §1 to a loaded table: encode labels, split, then learn every statistic (categories,
+    fill values, scaling, target transform) from the training split only and apply it to all splits."""
     if spec.task == "reconstruction" or spec.model.type == "autoencoder":
-        if spec.data.impute != "none":
+        if spec.data.impute in ("median", "mean"):
             raise UserError("data.impute is not supported for autoencoders (the inputs are also the targets, and a "
                             "filled-in value is not one to reconstruct). Fill the missing values before training.")
         from trainwell.data.layout import prepare_reconstruction   # inputs are their own targets
         return prepare_reconstruction(table, spec)
     if table.y is None:
         raise UserError("The data has no target. Pass --target COLUMN (or data.target in the spec).")
-    notes: list[str] = []
+    notes: list[str] = list(table.notes)
     y_all = table.y if table.y_test is None else _concat(table.y, table.y_test)
     coder = make_coder(y_all, spec.task)
     notes.append(f"task: {coder.task}" + (" (detected)" if spec.task == "auto" else " (given)")
                  + (f", {len(coder.classes)} classes" if coder.task in ("binary", "multiclass") else ""))
-    if table.onehot is not None:
-        notes.append(table.onehot.describe())
     y_enc = coder.encode(table.y)
     strata = y_enc if coder.task in ("binary", "multiclass") else None
     n = table.X.shape[0]
     tr, va, te, how = split_indices(n, strata, spec.data.split, spec.train.seed, has_test=table.X_test is not None)
     notes.append(how)
-    X_tr, X_va = table.X[tr], table.X[va]
+    if table.weights is not None:     # data.weight: rows resampled in proportion to their weight
+        tr, va, note = _resample(tr, va, table.weights, spec.train.seed)
+        notes.append(note)
+    X_all, columns, feature_names, groups = _encode_columns(table, spec, tr, notes)
+    X_tr, X_va = X_all[tr], X_all[va]
     if table.X_test is not None:
         X_te, y_te_raw = table.X_test, table.y_test
         y_te = coder.encode(table.y_test)
     else:
-        X_te, y_te_raw, y_te = table.X[te], table.y[te], y_enc[te]
-    impute = None
-    if spec.data.impute != "none":
-        X_tr, X_va, X_te, impute, note = _impute(X_tr, X_va, X_te, spec.data.impute, table.feature_names)
-        notes.append(note)
+        X_te, y_te_raw, y_te = X_all[te], table.y[te], y_enc[te]
+    impute, indicators = None, []
+    how_impute = spec.data.impute
+    if how_impute == "none" or (how_impute == "auto" and X_tr.ndim != 2):
+        from trainwell.data.sources import _check_finite       # strict: NaN refused, with the column and row
+        for a, where in ((X_tr, "the training split"), (X_va, "the validation split"), (X_te, "the test split")):
+            _check_finite(a, feature_names, f"{table.name} ({where})", allow_missing=False)
+    else:
+        imputer = Imputer.fit(X_tr, how_impute, groups)
+        notes.append(imputer.note(how_impute, (X_tr, X_va, X_te), feature_names))
+        X_tr, X_va, X_te = (imputer.transform(a) for a in (X_tr, X_va, X_te))
+        impute, indicators = imputer.fill, imputer.indicators
     features = list(spec.data.features)
     if features:
         X_tr, X_va, X_te = (add_features(a, features) for a in (X_tr, X_va, X_te))
         notes.append(f"features: {', '.join(features)} appended ({X_tr.shape[-1]} inputs)")
-    scaler = None
-    if spec.data.scale in ("standard", "auto") and X_tr.ndim == 2 and spec.model.type in ("mlp", "perceptron"):
-        scaler = Standardizer.fit(X_tr)
+    scaler, note = _table_scaler(X_tr, spec)
+    if scaler is not None:
         X_tr, X_va, X_te = (scaler.transform(a) for a in (X_tr, X_va, X_te))
-        notes.append("scale: z-score fitted on the training split only")
-    elif spec.data.scale != "none":          # images, signals, sequences: per channel, pixels, per feature
-        from trainwell.data.layout import choose_scaler
+        notes.append(note)
+    elif spec.data.scale != "none" and not (X_tr.ndim == 2 and spec.data.scale in ("robust", "quantile", "standard")):
+        from trainwell.data.layout import choose_scaler     # images, signals, sequences: per channel, pixels
         scaler, note = choose_scaler(X_tr, spec.data.scale, spec.model.type, spec.model.conv_dims)
         if scaler is not None:
             X_tr, X_va, X_te = (scaler.transform(a) for a in (X_tr, X_va, X_te))
             notes.append(note)
     y_tr, y_va = y_enc[tr], y_enc[va]
-    target_scaler = None
+    target_scaler, target = None, None
     if coder.task == "regression":
+        names = [str(t) for t in spec.data.target] if isinstance(spec.data.target, list) else \
+            ([str(spec.data.target)] if spec.data.target else None)
+        target, t_notes = TargetPlan.fit(y_tr, spec.data.target_transform, spec.data.clip_predictions,
+                                         names if names and len(names) == coder.n_outputs else None)
+        notes += t_notes
+        y_tr, y_va, y_te = (target.forward(a).astype(np.float32) for a in (y_tr, y_va, y_te))
         target_scaler = Standardizer.fit(y_tr)
         y_tr, y_va, y_te = (target_scaler.transform(a) for a in (y_tr, y_va, y_te))
-        notes.append("target: z-score fitted on the training split (predictions are returned in original units)")
     pre = Preprocessor(coder=coder, features=features, scaler=scaler, target_scaler=target_scaler,
-                       input_shape=list(table.X.shape[1:]), feature_names=list(table.feature_names),
-                       onehot=table.onehot, impute=impute)
+                       input_shape=list(X_all.shape[1:]), feature_names=list(feature_names),
+                       columns=columns, impute=impute, indicators=indicators, target=target)
+    raw_X_te = table.X_test if table.X_test is not None else X_all[te]
     return Prepared(pre, *(np.ascontiguousarray(a, dtype=a.dtype) for a in (X_tr, y_tr, X_va, y_va, X_te, y_te)),
-                    name=table.name, notes=notes,
-                    raw_test=(table.X_test if table.X_test is not None else table.X[te], y_te_raw))
+                    name=table.name, notes=notes, raw_test=(raw_X_te, y_te_raw))
 
 
 def _concat(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.concatenate([np.asarray(a), np.asarray(b)], axis=0)
 
 
-def _impute(X_tr: np.ndarray, X_va: np.ndarray, X_te: np.ndarray, how: str, names: list[str]):
-    """Fill NaN with each column's median (or mean) over the training split only (PRACTICES §1: no
-    statistic may see the validation or test rows). A column with no value in the training split is
-    filled with 0."""
-    import warnings
-    if X_tr.ndim != 2:
-        raise UserError(f"data.impute={how} fills missing values in tables [rows, columns]; this data has per-row "
-                        f"shape {list(X_tr.shape[1:])}. Set data.impute=none and clean the data instead.")
-    stat = np.nanmedian if how == "median" else np.nanmean
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)          # all-NaN columns: filled with 0 below
-        fill = stat(X_tr.astype(np.float64), axis=0)
-    fill = np.where(np.isfinite(fill), fill, 0.0).astype(np.float32)
-    missing = [int(np.isnan(a).sum()) for a in (X_tr, X_va, X_te)]
-    cols = int((np.isnan(X_tr).any(0) | np.isnan(X_va).any(0) | np.isnan(X_te).any(0)).sum()) if X_tr.size else 0
-    X_tr, X_va, X_te = (np.where(np.isnan(a), fill, a).astype(np.float32) for a in (X_tr, X_va, X_te))
-    note = (f"impute: {sum(missing)} missing value(s) in {cols} column(s) (train/val/test {missing[0]}/{missing[1]}/"
-            f"{missing[2]}) filled with the training split's {how}; stored with the model for predict")
-    return X_tr, X_va, X_te, fill.tolist(), note
+def _encode_columns(table: Table, spec: Spec, tr: np.ndarray, notes: list[str]):
+    """(all rows encoded, the encoder, input names, each input's raw column) with the categories and
+    date references learned from the training rows ``tr`` only."""
+    if table.columns is None or table.typed is None:       # arrays, npz, images: already numbers
+        names = list(table.feature_names)
+        return table.X, table.columns, names, names or None
+    columns, typed = table.columns, table.typed
+    options = Options.from_spec(spec.data)
+    if options != columns.options and table.frame is not None:    # loaded with other typing options
+        columns = ColumnEncoder.infer(table.frame, list(table.frame.columns), options)
+        typed = columns.parse(table.frame, table.name, strict=spec.data.impute == "none")
+    columns = columns.fit(typed, np.unique(tr))
+    notes += columns.describe(typed)
+    X_all = columns.encode(typed)
+    if X_all.shape[1] == 0:
+        raise UserError(f"{table.name} has no usable feature column left: {'; '.join(columns.describe(typed))}. "
+                        f"Keep some with data.drop_columns=[] or add input columns.")
+    return X_all, columns, columns.names(), columns.groups()
+
+
+def _resample(tr: np.ndarray, va: np.ndarray, w: np.ndarray, seed: int):
+    """Systematic resampling: each row repeated about weight / mean weight times (zero: dropped), so the
+    expected loss over an epoch is the weighted loss; the test split is scored unweighted."""
+    rng = np.random.default_rng(seed)
+
+    def draw(idx: np.ndarray) -> np.ndarray:
+        ww = w[idx]
+        if ww.sum() <= 0:
+            return idx
+        c = np.cumsum(ww / ww.sum() * len(idx))
+        counts = np.diff(np.floor(np.r_[0.0, c] + rng.uniform()).astype(np.int64))
+        return np.repeat(idx, np.maximum(counts, 0))
+
+    if w[tr].sum() <= 0:
+        raise UserError("Sample weights must contain at least one non-zero number in the training split.")
+    new_tr, new_va = draw(tr), draw(va)
+    note = (f"weights: training and validation rows resampled in proportion to their weight ({len(tr)} -> "
+            f"{len(new_tr)} and {len(va)} -> {len(new_va)} rows, systematic sampling); the test split is unweighted")
+    return new_tr, new_va, note
+
+
+def _table_scaler(X_tr: np.ndarray, spec: Spec):
+    """(scaler, note) for a 2-D table: robust + smooth clipping, quantile or z-score; (None, None) otherwise."""
+    scale = spec.data.scale
+    m = spec.model
+    if X_tr.ndim != 2 and scale in ("robust", "quantile"):
+        raise UserError(f"data.scale={scale} is for tables [rows, columns]; this data has per-row shape "
+                        f"{list(X_tr.shape[1:])}. Use data.scale=auto, standard, channel or pixels.")
+    if X_tr.ndim != 2 or scale in ("none", "channel", "pixels"):
+        return None, None
+    if scale == "auto":
+        if m.type not in ("mlp", "perceptron"):
+            return None, None                               # custom modules, conv/rnn nets: data/layout.py
+        if m.type == "mlp" and m.preset != "self_normalizing":
+            scale, why = "robust", " (auto: a table for an MLP; data.scale=standard|quantile|none to change)"
+        else:
+            scale, why = "standard", (" (auto: SELU's self-normalization assumes mean 0, variance 1)"
+                                      if m.preset == "self_normalizing" else " (auto: the perceptron's inputs)")
+    else:
+        why = ""
+    if scale == "robust":
+        s = RobustScaler.fit(X_tr)
+        kept = int(s.keep.sum())
+        return s, (f"scale: robust (median, interquartile range) + smooth clipping x/sqrt(1+(x/3)^2) on "
+                   f"{len(s.keep) - kept} input(s), {kept} 0/1 input(s) left as they are, fitted on the training "
+                   f"split only (RealMLP-TD){why}")
+    if scale == "quantile":
+        s = QuantileScaler.fit(X_tr)
+        kept = int(s.keep.sum())
+        return s, (f"scale: quantile transform to a standard normal on {len(s.keep) - kept} input(s), {kept} 0/1 "
+                   f"input(s) left as they are, fitted on the training split only{why}")
+    s = Standardizer.fit(X_tr)
+    return s, f"scale: z-score fitted on the training split only{why}"

@@ -114,3 +114,152 @@ def feature_names_after(names: list[str], features: list[str]) -> list[str]:
         if f == "squares":
             out = out + [f"{n}^2" for n in out]
     return out
+
+
+# --------------------------------------------------------------------------- tables: robust and quantile
+
+def binary_columns(X: np.ndarray) -> np.ndarray:
+    """Boolean mask of the columns whose training values are all 0 or 1 (one-hot, indicators, flags)."""
+    X = np.asarray(X)
+    if X.shape[0] == 0:
+        return np.zeros(X.shape[1], dtype=bool)
+    return np.array([bool(np.isin(X[:, j], (0.0, 1.0)).all()) for j in range(X.shape[1])], dtype=bool)
+
+
+@dataclass
+class RobustScaler:
+    """Robust scaling then smooth clipping (RealMLP-TD: Holzmüller, Grinsztajn & Steinwart, "Better by
+    Default: Strong Pre-Tuned MLPs and Boosted Trees on Tabular Data", NeurIPS 2024).
+
+    Per column ``z = (x - median) / s`` with ``s`` the interquartile range (q75 - q25); where that is 0
+    (a column mostly at one value), half the range ``(max - min) / 2``; where that is 0 too (a constant
+    column), the column becomes 0. Then ``z / sqrt(1 + (z / 3)^2)``: the identity near 0, bounded by
+    ±3, so an outlier (a salary of 10^7, a count of 5,000) cannot dominate a layer's input while the
+    order of values is kept. All statistics come from the training split.
+
+    Columns whose training values are all 0 or 1 (one-hot categories, missing indicators, yes/no
+    flags) are left as they are (``keep``): they already lie within the clipped range; robust statistics
+    of a rare indicator are degenerate (its IQR is 0, so half-range scaling would map 1 to 2, then
+    clipping to 1.66, a value that depends on nothing meaningful); and 0/1 inputs are what the
+    scikit-learn pipeline peer (one-hot next to scaled numbers) feeds its MLP.
+    """
+
+    median: np.ndarray
+    factor: np.ndarray
+    keep: np.ndarray          # bool per column: passed through unchanged
+
+    kind = "robust"
+
+    @classmethod
+    def fit(cls, X: np.ndarray) -> "RobustScaler":
+        X = np.asarray(X, dtype=np.float64)
+        if X.ndim != 2 or X.shape[0] == 0:
+            raise UserError(f"Cannot fit robust scaling on data of shape {X.shape}: it needs a table with at least one row.")
+        median = np.median(X, axis=0)
+        q25, q75 = np.quantile(X, 0.25, axis=0), np.quantile(X, 0.75, axis=0)
+        spread = q75 - q25
+        half = 0.5 * (X.max(axis=0) - X.min(axis=0))
+        spread = np.where(spread > 0, spread, half)
+        factor = np.where(spread > 0, 1.0 / np.where(spread > 0, spread, 1.0), 0.0)
+        keep = binary_columns(X)
+        return cls(median=np.where(keep, 0.0, median), factor=np.where(keep, 1.0, factor), keep=keep)
+
+    def transform(self, X: np.ndarray) -> np.ndarray:
+        X = np.asarray(X)
+        if X.ndim != 2 or X.shape[1] != len(self.median):
+            raise UserError(f"The data has per-row shape {list(X.shape[1:])} but the scaler was fitted on "
+                            f"[{len(self.median)}]. Use inputs with the same features as in training.")
+        out = np.empty(X.shape, dtype=np.float32)
+        for i in range(0, max(X.shape[0], 1), CHUNK):
+            z = (X[i:i + CHUNK].astype(np.float64) - self.median) * self.factor
+            out[i:i + CHUNK] = np.where(self.keep, z, z / np.sqrt(1.0 + (z / 3.0) ** 2))
+        return out
+
+    def to_json(self) -> dict:
+        return {"kind": self.kind, "median": self.median.tolist(), "factor": self.factor.tolist(),
+                "keep": self.keep.astype(bool).tolist()}
+
+    @classmethod
+    def from_json(cls, d: dict) -> "RobustScaler":
+        return cls(np.asarray(d["median"], dtype=np.float64), np.asarray(d["factor"], dtype=np.float64),
+                   np.asarray(d["keep"], dtype=bool))
+
+
+QUANTILES = 1000
+BOUND = 1e-7
+
+
+@dataclass
+class QuantileScaler:
+    """Each column through its training distribution to a standard normal: ``Phi^-1(F_train(x))``.
+
+    ``F_train`` interpolates between (at most 1,000) training quantiles, averaging the interpolation
+    from below and from above so that tied values (a discrete column) map to the middle of their
+    probability step, as scikit-learn's QuantileTransformer does; probabilities are clipped to
+    [1e-7, 1 - 1e-7], so outputs stay within ±5.2. Runs of equal quantiles are stored by their
+    ends only (exact: interpolation on a flat run needs nothing else), which keeps model.json small
+    for discrete columns. 0/1 columns are left as they are (see ``RobustScaler``).
+    """
+
+    quantiles: list[np.ndarray]
+    probs: list[np.ndarray]
+    keep: np.ndarray
+
+    kind = "quantile"
+
+    @classmethod
+    def fit(cls, X: np.ndarray) -> "QuantileScaler":
+        X = np.asarray(X, dtype=np.float64)
+        if X.ndim != 2 or X.shape[0] == 0:
+            raise UserError(f"Cannot fit the quantile transform on data of shape {X.shape}: it needs a table with at least one row.")
+        k = max(2, min(QUANTILES, X.shape[0]))
+        p = np.linspace(0.0, 1.0, k)
+        q = np.quantile(X, p, axis=0)
+        qs, ps = [], []
+        for j in range(X.shape[1]):
+            col = q[:, j]
+            same_prev = np.r_[False, col[1:] == col[:-1]]
+            same_next = np.r_[col[:-1] == col[1:], False]
+            sel = ~(same_prev & same_next)                 # the ends of each flat run, and everything else
+            qs.append(col[sel])
+            ps.append(p[sel])
+        return cls(qs, ps, binary_columns(X))
+
+    def transform(self, X: np.ndarray) -> np.ndarray:
+        from scipy.special import ndtri
+        X = np.asarray(X, dtype=np.float64)
+        if X.ndim != 2 or X.shape[1] != len(self.quantiles):
+            raise UserError(f"The data has per-row shape {list(X.shape[1:])} but the scaler was fitted on "
+                            f"[{len(self.quantiles)}]. Use inputs with the same features as in training.")
+        out = np.empty(X.shape, dtype=np.float32)
+        for j, (q, p) in enumerate(zip(self.quantiles, self.probs)):
+            x = X[:, j]
+            if self.keep[j]:
+                out[:, j] = x
+                continue
+            up = np.interp(x, q, p)
+            down = -np.interp(-x, -q[::-1], -p[::-1])
+            u = np.clip(0.5 * (up + down), BOUND, 1.0 - BOUND)
+            out[:, j] = ndtri(u)
+        return out
+
+    def to_json(self) -> dict:
+        return {"kind": self.kind, "quantiles": [q.tolist() for q in self.quantiles],
+                "probs": [p.tolist() for p in self.probs], "keep": self.keep.astype(bool).tolist()}
+
+    @classmethod
+    def from_json(cls, d: dict) -> "QuantileScaler":
+        return cls([np.asarray(q, dtype=np.float64) for q in d["quantiles"]],
+                   [np.asarray(p, dtype=np.float64) for p in d["probs"]], np.asarray(d["keep"], dtype=bool))
+
+
+def scaler_from_json(d: dict | None):
+    """Any scaler saved in model.json (a plain z-score has no ``kind``)."""
+    if not d:
+        return None
+    kind = d.get("kind", "standard")
+    if kind == "robust":
+        return RobustScaler.from_json(d)
+    if kind == "quantile":
+        return QuantileScaler.from_json(d)
+    return Standardizer.from_json(d)

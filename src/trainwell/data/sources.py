@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import gzip
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from trainwell.data.categorical import OneHot
+from trainwell.data.columns import Column, ColumnEncoder, Options
 from trainwell.errors import UserError, did_you_mean
 
 BUILTINS: dict[str, str] = {
@@ -36,7 +37,12 @@ IDX_LABELS_MAGIC = 2049
 
 @dataclass
 class Table:
-    """A loaded dataset: float32 features plus raw targets, before any encoding."""
+    """A loaded dataset: float32 features plus raw targets, before any split.
+
+    For a table (.csv, .parquet, a DataFrame) ``X`` holds every row encoded by ``columns`` fitted on
+    all rows (NaN where a value is missing), and ``frame`` / ``typed`` keep the raw and the parsed
+    columns so that ``prepare`` can learn the categories and statistics from the training rows only.
+    """
 
     X: np.ndarray
     y: np.ndarray | None
@@ -44,7 +50,16 @@ class Table:
     name: str
     X_test: np.ndarray | None = None
     y_test: np.ndarray | None = None
-    onehot: OneHot | None = None      # text columns and their categories (data/categorical.py)
+    columns: ColumnEncoder | None = None   # how raw table columns become inputs (data/columns.py)
+    typed: dict | None = None              # parsed columns (same rows as X)
+    frame: pd.DataFrame | None = None      # the raw feature columns (same rows as X)
+    notes: list[str] = field(default_factory=list)   # decisions made while loading (rows dropped, ...)
+    weights: np.ndarray | None = None      # data.weight: one weight per row
+
+    @property
+    def onehot(self) -> ColumnEncoder | None:
+        """The column encoder (the name it had when it only one-hot encoded text)."""
+        return self.columns
 
 
 # --------------------------------------------------------------------------- built-ins
@@ -108,27 +123,6 @@ def _row_label(path: Path, i: int) -> str:
     return f"row {i + 1}"
 
 
-def _numeric_column(df: pd.DataFrame, col: str, path: Path) -> np.ndarray:
-    """One feature column as float64: booleans become 0/1, text is refused."""
-    s = df[col]
-    if pd.api.types.is_bool_dtype(s):
-        return s.to_numpy(dtype=np.float64)
-    if pd.api.types.is_numeric_dtype(s):
-        return s.to_numpy(dtype=np.float64, na_value=np.nan)
-    values = s.to_numpy(dtype=object)
-    converted = pd.to_numeric(pd.Series(values), errors="coerce").to_numpy(dtype=np.float64)
-    bad = np.flatnonzero(np.isnan(converted) & ~pd.isna(values))
-    if bad.size:
-        i = int(bad[0])
-        raise UserError(
-            f'Feature column "{col}" in {path} is not numeric: {_row_label(path, i)} holds {values[i]!r} '
-            f"({bad.size} non-numeric value(s) in a column that is otherwise numbers, so it is not treated as "
-            f"categorical text). Fix the value, or encode the column yourself or drop it, or pass "
-            f'--target "{col}" if it is the label.'
-        )
-    return converted
-
-
 def _check_finite(X: np.ndarray, names: list[str], where: str, allow_missing: bool = False) -> None:
     """Refuse NaN / inf in features: they silently poison every gradient.
 
@@ -147,7 +141,9 @@ def _check_finite(X: np.ndarray, names: list[str], where: str, allow_missing: bo
         f"Features in {where} contain NaN or infinite values: {col} has {int(per_col[j])} of them, the first in "
         f"row {i + 1} ({cols} column(s) affected, {int(flat.sum())} value(s) in all). Drop those rows, or impute the "
         f"missing values before training" + (" (infinite values cannot be imputed)." if allow_missing else
-                                             ": --set data.impute=median fills NaN with the training split's median.")
+                                             ": data.impute=auto (the default) fills NaN with the training split's "
+                                             "median plus a missing indicator, data.impute=median with the median "
+                                             "alone.")
     )
 
 
@@ -200,40 +196,96 @@ def _target_values(df: pd.DataFrame, names: list[str], path: Path) -> np.ndarray
     return np.column_stack([c.astype(object) for c in cols])
 
 
-def frame_features(df: pd.DataFrame, features: list[str], path: Path, onehot: OneHot | None = None,
+def _encoder(onehot: Any) -> ColumnEncoder | None:
+    """A trained model's column encoder; models saved before column typing carry a OneHot."""
+    if onehot is None or isinstance(onehot, ColumnEncoder):
+        return onehot
+    return ColumnEncoder.from_onehot(onehot)
+
+
+def frame_features(df: pd.DataFrame, features: list[str], path: Path | str, onehot: Any = None,
                    allow_missing: bool = False) -> np.ndarray:
-    """The given feature columns as a validated float32 [N, F] matrix; text columns of ``onehot`` as indicators."""
+    """The given feature columns as a validated float32 [N, F] matrix, encoded by ``onehot`` (a trained
+    model's ColumnEncoder) when given, else read as numbers (booleans 0/1). ``allow_missing``: NaN
+    passes (``data.impute`` fills it); otherwise missing and unreadable values are refused."""
     if not features:
         raise UserError(
             f"{path} has no feature columns left once the target is set aside (columns: {', '.join(df.columns)}). "
             f"Add input columns or choose a different --target."
         )
-    missing = [c for c in features if c not in df.columns]
-    if missing:
-        hint = did_you_mean(missing[0], df.columns)
-        raise UserError(
-            f"{path} lacks {len(missing)} feature column(s) the model was trained on: {', '.join(missing)}.{hint} "
-            f"Add them (same names as in training); extra columns are ignored."
-        )
-    blocks = [onehot.indicators(df[c], c, path) if onehot is not None and c in onehot.categories
-              else _numeric_column(df, c, path)[:, None] for c in features]
-    X = np.hstack(blocks)
-    _check_finite(X, onehot.names() if onehot is not None else features, str(path), allow_missing)
-    return X.astype(np.float32)
+    enc = _encoder(onehot) or ColumnEncoder([Column(c, "numeric") for c in features], Options(parse=()))
+    X = enc.transform(df, path, strict=not allow_missing)
+    _check_finite(X, enc.names(), str(path), allow_missing)
+    return X
 
 
-def _load_table(path: Path, target: str | list[str] | None, onehot: OneHot | None = None,
-                allow_missing: bool = False) -> Table:
+def _drop_missing_targets(df: pd.DataFrame, targets: list[str], path: Path | str, data: Any) -> tuple[pd.DataFrame, list[str]]:
+    """Rows without a target: dropped with a note (data.drop_missing_target), else refused with the first row."""
+    if data is None or not data.drop_missing_target:
+        return df, []
+    missing = np.zeros(len(df), dtype=bool)
+    for t in targets:
+        missing |= pd.isna(df[t]).to_numpy()
+    if not missing.any():
+        return df, []
+    kept = df.loc[~missing].reset_index(drop=True)
+    if len(kept) == 0:
+        raise UserError(f"Every row of {path} lacks a value in the target column ({', '.join(targets)}). "
+                        f"Check the --target column.")
+    note = (f"target: {int(missing.sum())} of {len(df)} row(s) without a value in {', '.join(targets)} dropped "
+            f"(they cannot be learned from; data.drop_missing_target=false refuses them instead)")
+    return kept, [note]
+
+
+def _weights(df: pd.DataFrame, col: str | None, path: Path | str) -> np.ndarray | None:
+    if col is None:
+        return None
+    if col not in df.columns:
+        raise UserError(f'The weight column "{col}" (data.weight) is not in {path}.{did_you_mean(col, df.columns)} '
+                        f"Columns: {', '.join(map(str, df.columns))}.")
+    w = pd.to_numeric(df[col], errors="coerce").to_numpy(dtype=np.float64)
+    if not np.isfinite(w).all() or (w < 0).any():
+        raise UserError(f'The weight column "{col}" in {path} must hold finite numbers >= 0 in every row. '
+                        f"Fix or drop the rows with missing, negative or infinite weights.")
+    if not (w > 0).any():
+        raise UserError(f'Sample weights must contain at least one non-zero number: every weight in "{col}" is zero.')
+    return w
+
+
+def table_from_frame(df: pd.DataFrame, y: np.ndarray | None, name: str, path: Path | str,
+                     allow_missing: bool = False, data: Any = None, features: list[str] | None = None,
+                     notes: list[str] | None = None, weights: np.ndarray | None = None) -> Table:
+    """A raw feature frame typed column by column (data/columns.py) into a Table."""
+    features = list(df.columns) if features is None else features
+    if not features:
+        frame_features(df, features, path)          # raises the "no feature columns" error
+    enc = ColumnEncoder.infer(df, features, Options.from_spec(data))
+    typed = enc.parse(df, path, strict=not allow_missing)
+    enc = enc.fit(typed)
+    X = enc.encode(typed)
+    names = enc.names()
+    if not names:
+        raise UserError(f"{path} has no usable feature column: {'; '.join(enc.describe(typed))}. Add input columns, "
+                        f"or keep some with data.drop_columns=[].")
+    _check_finite(X, names, str(path), allow_missing)
+    return Table(X, y, names, name, columns=enc, typed=typed, frame=df[features].reset_index(drop=True),
+                 notes=list(notes or []), weights=weights)
+
+
+def _load_table(path: Path, target: str | list[str] | None, onehot: Any = None,
+                allow_missing: bool = False, data: Any = None) -> Table:
     df = _read_frame(path)
     targets = _resolve_target(df, target, path)
-    features = [c for c in df.columns if c not in targets]
-    if onehot is None:
-        onehot = OneHot.fit(df, features, path)
-    else:            # evaluating a trained model: its columns and categories
-        features = onehot.columns
-    X = frame_features(df, features, path, onehot, allow_missing)
+    weight = getattr(data, "weight", None)
+    df, notes = _drop_missing_targets(df, targets, path, data)
+    features = [c for c in df.columns if c not in targets and c != weight]
     y = _target_values(df, targets, path)
-    return Table(X, y, onehot.names() if onehot is not None else features, path.stem, onehot=onehot)
+    w = _weights(df, weight, path)
+    enc = _encoder(onehot)
+    if enc is not None:          # evaluating a trained model: its columns and categories
+        X = frame_features(df, enc.needed, path, enc, allow_missing)
+        return Table(X, y, enc.names(), path.stem, columns=enc, notes=notes, weights=w)
+    return table_from_frame(df, y, path.stem, path, allow_missing, data, features, notes, w)
 
 
 # --------------------------------------------------------------------------- npz
@@ -404,11 +456,13 @@ def _path_of(source: str) -> Path:
 
 
 def load_source(source: str, target: str | list[str] | None = None, seed: int = 0,
-                onehot: OneHot | None = None, allow_missing: bool = False) -> Table:
+                onehot: Any = None, allow_missing: bool = False, data: Any = None) -> Table:
     """Load a built-in name, .csv, .parquet, .npz or IDX folder into a validated Table.
 
-    ``onehot``: a trained model's text-column encoding, to encode a table as in training.
+    ``onehot``: a trained model's column encoder (``run.pre.columns``), to encode a table as in training.
     ``allow_missing``: NaN features pass (``data.impute`` fills them); inf never does.
+    ``data``: the spec's data section (column typing options, data.weight, data.drop_missing_target);
+    without it a table is read strictly: rows without a target are refused.
     """
     if source in BUILTINS:
         return _load_builtin(source, seed)
@@ -417,11 +471,11 @@ def load_source(source: str, target: str | list[str] | None = None, seed: int = 
         return _load_idx_folder(path)
     if path.suffix.lower() == ".npz":
         return _load_npz(path, target, allow_missing)
-    return _load_table(path, target, onehot, allow_missing)
+    return _load_table(path, target, onehot, allow_missing, data)
 
 
 def load_features(source: str, feature_names: list[str], target: str | list[str] | None = None,
-                  onehot: OneHot | None = None, allow_missing: bool = False) -> np.ndarray:
+                  onehot: Any = None, allow_missing: bool = False) -> np.ndarray:
     """Features of new data in the training column order, for predict / evaluate.
 
     Missing columns are an error (named); extra ones, the target included, are ignored.
@@ -447,6 +501,7 @@ def load_features(source: str, feature_names: list[str], target: str | list[str]
             raise UserError(f"{path} has {X.shape[1]} feature columns but the model was trained on {len(feature_names)}. Use data with the same columns.")
         return X
     df = _read_frame(path)
-    if onehot is not None:
-        return frame_features(df, onehot.columns, path, onehot, allow_missing)
+    enc = _encoder(onehot)
+    if enc is not None:
+        return frame_features(df, enc.needed, path, enc, allow_missing)
     return frame_features(df, list(feature_names), path, allow_missing=allow_missing)

@@ -420,7 +420,7 @@ def prepare_streaming(spec: Spec, rank: int = 0, world: int = 1,
     """One pass over the data: split sizes, classes, scaling statistics; small val/test kept in memory."""
     from trainwell.data.pipeline import Preprocessor
 
-    if spec.data.impute != "none":
+    if spec.data.impute in ("median", "mean"):     # auto (the default): streamed rows are read strictly
         raise UserError(f"data.impute={spec.data.impute} needs the data in memory (the fill values come from the "
                         f"whole training split), but this data is streamed from disk. Set data.streaming=false if "
                         f"it fits in memory, or fill the missing values before training.")
