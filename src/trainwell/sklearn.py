@@ -5,15 +5,35 @@ They follow scikit-learn's conventions (parameters stored verbatim in
 ``validate_data``) and train with trainwell's defaults: scaling, matched init,
 Adam, early stopping on a held-out validation fraction with best weights
 restored. No test split is held out: scoring is the caller's job here.
+
+Raw tables work as they do for ``trainwell fit``: a pandas DataFrame with text, boolean or date
+columns and missing values (NaN, None) is typed and encoded column by column (data/columns.py),
+missing numbers are filled from the training split with missing indicators (data/impute.py),
+and that preprocessing is stored with the model, so ``predict`` takes the same raw columns (by
+name). Numeric arrays may hold NaN too (``allow_nan``); infinite values are refused.
+
+``sample_weight`` resamples the training (and validation) rows in proportion to the weights
+(systematic sampling: each row appears about weight / mean weight times, zero-weight rows not
+at all), so the expected loss of an epoch is the weighted loss. It is not exactly equivalent to
+repeating rows (the split and the mini-batches differ), as for scikit-learn's own MLP.
 """
 from __future__ import annotations
 
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted, column_or_1d, validate_data
+
+WEIGHT = "__trainwell_sample_weight__"
+
+
+def _raw_table(X: Any) -> bool:
+    """A DataFrame that needs column typing: some column is not plain numbers."""
+    return isinstance(X, pd.DataFrame) and not all(
+        pd.api.types.is_numeric_dtype(t) and not pd.api.types.is_bool_dtype(t) for t in X.dtypes)
 
 from trainwell.run import Run
 
@@ -57,9 +77,35 @@ class _Base(BaseEstimator):
             "stop": {"enabled": self.early_stopping, "patience": self.patience},
         }
 
-    def _fit(self, X: Any, y: Any, task: str) -> "Run":
+    def _validate_X(self, X: Any, reset: bool = False) -> Any:
+        """A raw DataFrame passes as it is (names and width checked); anything else becomes float32
+        (NaN allowed, inf refused)."""
+        if _raw_table(X):
+            return validate_data(self, X, reset=reset, skip_check_array=True)
+        return validate_data(self, X, reset=reset, dtype=np.float32, ensure_all_finite="allow-nan")
+
+    def _validate_Xy(self, X: Any, y: Any) -> tuple[Any, Any]:
+        if y is None:            # scikit-learn's own message ("requires y to be passed")
+            return validate_data(self, X, y, dtype=np.float32, ensure_all_finite="allow-nan")
+        if _raw_table(X):
+            return validate_data(self, X, y, skip_check_array=True)
+        return validate_data(self, X, y, dtype=np.float32, ensure_all_finite="allow-nan", **self._y_check)
+
+    _y_check: dict = {}
+
+    def _fit(self, X: Any, y: Any, task: str, sample_weight: Any = None) -> "Run":
         from trainwell.api import fit
-        self.run_ = fit(X=X, y=y, spec=self._spec(task), save=False, verbose=self.verbose)
+        spec = self._spec(task)
+        if sample_weight is not None:
+            w = _check_sample_weight(sample_weight, X if not isinstance(X, pd.DataFrame) else np.empty((len(X), 0)),
+                                     dtype=np.float64, ensure_non_negative=True)
+            if not (w > 0).any():
+                raise ValueError("Sample weights must contain at least one non-zero number.")
+            frame = X.copy() if isinstance(X, pd.DataFrame) else pd.DataFrame(
+                np.asarray(X), columns=[f"x{i}" for i in range(np.shape(X)[1])])
+            X = frame.assign(**{WEIGHT: w})
+            spec["data"]["weight"] = WEIGHT
+        self.run_ = fit(X=X, y=y, spec=spec, save=False, verbose=self.verbose)
         self.history_ = self.run_.history
         self.best_epoch_ = self.run_.metrics.get("best_epoch")
         return self.run_
@@ -67,6 +113,7 @@ class _Base(BaseEstimator):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.non_deterministic = False
+        tags.input_tags.allow_nan = True       # missing values are imputed (data.impute=auto)
         return tags
 
 
@@ -79,8 +126,8 @@ class Classifier(ClassifierMixin, _Base):
     True
     """
 
-    def fit(self, X: Any, y: Any) -> "Classifier":
-        X, y = validate_data(self, X, y, dtype=np.float32)
+    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> "Classifier":
+        X, y = self._validate_Xy(X, y)
         y = column_or_1d(y, warn=True)
         check_classification_targets(y)
         self.classes_ = np.unique(y)
@@ -88,12 +135,12 @@ class Classifier(ClassifierMixin, _Base):
             raise ValueError(f"Classifier needs samples of at least 2 classes in the data; got 1 class "
                              f"({self.classes_[0]!r}).")
         task = "binary" if len(self.classes_) == 2 else "multiclass"
-        self._fit(X, y, task)
+        self._fit(X, y, task, sample_weight)
         return self
 
     def predict_proba(self, X: Any) -> np.ndarray:
         check_is_fitted(self, "run_")
-        X = validate_data(self, X, reset=False, dtype=np.float32)
+        X = self._validate_X(X)
         return self.run_.predict_proba(X)
 
     def predict(self, X: Any) -> np.ndarray:
@@ -104,14 +151,19 @@ class Classifier(ClassifierMixin, _Base):
 class Regressor(RegressorMixin, _Base):
     """Neural-network regressor (one or several targets) with trainwell's defaults."""
 
-    def fit(self, X: Any, y: Any) -> "Regressor":
-        X, y = validate_data(self, X, y, dtype=np.float32, multi_output=True, y_numeric=True)
-        self._fit(X, np.asarray(y, dtype=np.float64), "regression")
+    _y_check = {"multi_output": True, "y_numeric": True}
+
+    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> "Regressor":
+        X, y = self._validate_Xy(X, y)
+        if _raw_table(X):
+            from sklearn.utils.validation import check_array
+            y = check_array(y, ensure_2d=False, dtype=np.float64, input_name="y")
+        self._fit(X, np.asarray(y, dtype=np.float64), "regression", sample_weight)
         return self
 
     def predict(self, X: Any) -> np.ndarray:
         check_is_fitted(self, "run_")
-        X = validate_data(self, X, reset=False, dtype=np.float32)
+        X = self._validate_X(X)
         return np.asarray(self.run_.predict(X), dtype=np.float64)
 
     def __sklearn_tags__(self):
