@@ -125,7 +125,7 @@ class OptimSpec(_Section):
 
 
 class ScheduleSpec(_Section):
-    name: str = "none"
+    name: str = "auto"     # auto: plateau, patience a third of the stop patience (api.auto_schedule); none = constant
     step_size: int = Field(10, ge=1)        # step: epochs per halving (T)
     gamma: float = Field(0.5, gt=0)         # step / piecewise factor
     decay_rate: float = Field(0.05, ge=0)   # exponential e^{-k t}: k

@@ -80,7 +80,7 @@ def unsupported(spec: Spec, arch: dict) -> str | None:
         return "selu with alpha dropout"
     if spec.optim.name not in OPTIMIZERS:
         return f"optim.name={spec.optim.name} (population optimizers: {', '.join(OPTIMIZERS)})"
-    if spec.schedule.name != "none":
+    if spec.schedule.name not in ("none", "auto"):     # auto: a population trains at a constant lr
         return f"schedule.name={spec.schedule.name}"
     reg = spec.regularize
     if any((reg.l1, reg.l2, reg.bias_l1, reg.bias_l2, reg.activity_l1, reg.activity_l2, reg.noise,
