@@ -317,7 +317,10 @@ class ColumnEncoder:
                          f"{_list([f'{c.name} ({len(c.categories)})' for c in plain])}")
         if capped:
             o = self.options
-            notes.append(f"categories capped: {_list([f'{c.name} {c.distinct} -> {len(c.categories)} + (other)' for c in capped])} "
+            def kept(c: Column) -> str:
+                n = len([v for v in c.categories if v != MISSING])
+                return f"{c.name} {c.distinct} -> {n}{' + (missing)' if MISSING in c.categories else ''} + (other)"
+            notes.append(f"categories capped: {_list([kept(c) for c in capped])} "
                          f"(values with >= {o.min_count} training rows, at most {o.max_categories} per column; "
                          f"data.max_categories=0 keeps all)")
         dropped = by.get("dropped", [])
