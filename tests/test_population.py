@@ -16,7 +16,8 @@ TOL = 1e-5
 
 
 def _prep(sets):
-    base = Spec.build(None, sets=["data.source=digits", *sets])
+    # members are lone networks at a constant lr (a population has no schedule)
+    base = Spec.build(None, sets=["data.source=digits", "model.ensemble=1", "schedule.name=none", *sets])
     return base, prepare(load_table(base), base)
 
 

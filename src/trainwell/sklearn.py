@@ -42,11 +42,12 @@ class _Base(BaseEstimator):
     _task = "auto"
 
     def __init__(self, hidden: Any = "auto", activation: str = "relu", epochs: int = 200,
-                 batch_size: Any = 32, optimizer: str = "adam", lr: float = 1e-3, weight_decay: float = 0.0,
-                 dropout: float = 0.0, batchnorm: bool = False, patience: int = 10,
+                 batch_size: Any = "auto", optimizer: str = "adam", lr: float | None = None,
+                 weight_decay: float = 0.0, dropout: float = 0.0, batchnorm: bool = False, patience: Any = "auto",
                  validation_fraction: float = 0.1, early_stopping: bool = True, random_state: int | None = 0,
-                 device: str = "cpu", verbose: bool = False):
+                 device: str = "cpu", verbose: bool = False, ensemble: Any = "auto"):
         self.hidden = hidden
+        self.ensemble = ensemble
         self.activation = activation
         self.epochs = epochs
         self.batch_size = batch_size
@@ -69,8 +70,10 @@ class _Base(BaseEstimator):
             "task": task,
             "data": {"split": [1.0 - vf, vf, 0.0]},
             "model": {"hidden": hidden, "activation": self.activation, "dropout": self.dropout,
-                      "batchnorm": self.batchnorm},
-            "optim": {"name": self.optimizer, "lr": self.lr, "weight_decay": self.weight_decay},
+                      "batchnorm": self.batchnorm, "ensemble": self.ensemble},
+            # lr None: trainwell's default, 1e-3 at batch 32, scaled with the auto batch size (train/batch_size.py)
+            "optim": {"name": self.optimizer, "weight_decay": self.weight_decay,
+                      **({} if self.lr is None else {"lr": self.lr})},
             "train": {"epochs": self.epochs, "batch_size": self.batch_size, "device": self.device,
                       "seed": 0 if self.random_state is None else int(self.random_state),
                       "progress": False, "monitor": False},

@@ -135,6 +135,7 @@ def train_population(specs: list[Spec], prep: Prepared, archs: list[dict], devic
     """
     from trainwell.api import seed_everything
     device = torch.device(device)
+    archs = [one_network(s, a) for s, a in zip(specs, archs)]
     P = len(specs)
     head = make_head(prep.pre.task, archs[0]["loss"], archs[0]["output_activation"])
     metric = head.metric
