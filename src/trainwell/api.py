@@ -35,6 +35,7 @@ from trainwell.train.batch_size import resolve_batch
 from trainwell.train.early_stopping import (PATIENCE_EPOCHS, PATIENCE_STEPS, EarlyStopping, loss_tiebreak,
                                              resolve_mode, resolve_monitor, resolve_patience)
 from trainwell.train.loop import Tensors, TrainState
+from trainwell.train.threads import threads_for
 from trainwell.train.metrics import classification_metrics, regression_metrics
 
 
@@ -433,11 +434,12 @@ def fit(data: str | dict | None = None, X: Any = None, y: Any = None, spec: Spec
     ckpt = dist.checkpointer(make_checkpointer, state, run_dir if save else None, arch, prep.pre, console,
                              resume=resume is not None)
     t0 = time.perf_counter()
-    if verbose and spec.train.progress:
-        with _Progress(console, spec.train.epochs, state.head.metric) as bar:
-            ckpt.train(state, callbacks, on_epoch=bar)
-    else:
-        ckpt.train(state, callbacks)
+    with threads_for(state.model, state.batch_size, device):   # small nets: one thread (train/threads.py)
+        if verbose and spec.train.progress:
+            with _Progress(console, spec.train.epochs, state.head.metric) as bar:
+                ckpt.train(state, callbacks, on_epoch=bar)
+        else:
+            ckpt.train(state, callbacks)
     seconds = time.perf_counter() - t0
     history = pd.DataFrame(state.history)
     run = Run(state.model, arch, prep.pre, spec, history, directory=None)
