@@ -14,7 +14,7 @@ import trainwell as tw
 from trainwell.train.distributed import strip_nproc
 
 # batch 67 does not divide the 2,400 training rows: the last global batch splits 28/27 over the ranks
-SETS = ["train.epochs=4", "train.batch_size=67", "model.hidden=[16]", "train.progress=false",
+SETS = ["train.epochs=4", "train.batch_size=67", "model.hidden=[16]", "model.ensemble=1", "train.progress=false",
         "train.monitor=false", "stop.enabled=false"]
 
 

@@ -117,7 +117,8 @@ def test_members_stop_early_independently():
 def test_population_tune_finds_the_sequential_best(tmp_path):
     space = {"optim.lr": {"choice": [0.0003, 0.003, 0.03]}, "optim.weight_decay": {"choice": [0.0, 0.001]}}
     common = dict(space=space, sampler="grid", trials=6, objective="val_loss", verbose=False,
-                  sets=["train.epochs=3", "model.hidden=[16]", "stop.enabled=false"], seed=0)
+                  sets=["train.epochs=3", "model.hidden=[16]", "stop.enabled=false", "model.ensemble=1",
+                        "schedule.name=none"], seed=0)    # what a population trains: one network, a constant lr
     seq = tw.tune("digits", out=tmp_path / "seq", **common)
     pop = tw.tune("digits", out=tmp_path / "pop", population=6, **common)
     assert seq.best_params == pop.best_params
@@ -130,7 +131,7 @@ def test_population_tune_finds_the_sequential_best(tmp_path):
 
 def test_ensemble_averages_member_probabilities():
     run = tw.fit("digits", ensemble=3, save=False, verbose=False,
-                 sets=["train.epochs=3", "model.hidden=[16]", "stop.enabled=false"])
+                 sets=["train.epochs=6", "model.hidden=[16]", "stop.enabled=false"])
     members = run.model.members
     assert len(members) == 3
     X = load_table(Spec.build(None, sets=["data.source=digits"])).X[:20]

@@ -308,7 +308,9 @@ def _table_scaler(X_tr: np.ndarray, spec: Spec):
     if scale == "auto":
         if m.type not in ("mlp", "perceptron"):
             return None, None                               # custom modules, conv/rnn nets: data/layout.py
-        if m.type == "mlp" and m.preset != "self_normalizing":
+        if spec.data.features:     # squares etc. were asked for to make a boundary linear: clipping would bend it
+            scale, why = "standard", " (auto: engineered features keep a linear scale; smooth clipping would bend them)"
+        elif m.type == "mlp" and m.preset != "self_normalizing":
             scale, why = "robust", " (auto: a table for an MLP; data.scale=standard|quantile|none to change)"
         else:
             scale, why = "standard", (" (auto: SELU's self-normalization assumes mean 0, variance 1)"

@@ -260,7 +260,10 @@ def fit_loop(state: TrainState, callbacks: list | None = None,
                 # them as checkpoints/best once, at the end, and stores them in every checkpoint
                 state.best_state = {k: v.detach().clone() for k, v in state.model.state_dict().items()}
             if state.schedule.per == "epoch":   # plateau expects lower-is-better
-                state.schedule.step_epoch(monitored if state.stopper.mode == "min" else -monitored)
+                if state.stopper.tiebreak:      # progress as early stopping counts it (ties broken by the loss):
+                    state.schedule.step_epoch(-float(state.stopper.best_epoch))   # falls at each improvement
+                else:
+                    state.schedule.step_epoch(monitored if state.stopper.mode == "min" else -monitored)
         if on_epoch is not None:
             on_epoch(state, row)
         _call(callbacks, "on_epoch_end", state)
