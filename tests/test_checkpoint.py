@@ -202,7 +202,8 @@ def test_time_budget_spaces_writes_by_their_cost(tmp_path, monkeypatch):
     from trainwell.train.checkpoint import Checkpointer
     monkeypatch.setattr(Checkpointer, "MIN_INTERVAL_S", 0.0)
     writes = _Writes(monkeypatch)
-    trainwell.fit("digits", sets=SETS, out=tmp_path / "run", verbose=False)
+    # 40 epochs: on one thread (train/threads.py) 3 epochs of digits take less than two spaced writes
+    trainwell.fit("digits", sets=[*SETS, "train.epochs=40"], out=tmp_path / "run", verbose=False)
     timed = [(t0, t1, items) for t0, t1, items in writes.calls[:-1]]         # the last one: the end
     assert len(timed) >= 2 and all([names for names, _ in items] == [["last"]] for *_, items in timed)
     assert any(items[0][1]["mid_epoch"] for *_, items in timed)
