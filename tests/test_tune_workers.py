@@ -33,7 +33,11 @@ def test_two_workers_sqlite_grid_no_duplicates(tmp_path):
     assert len(set(combos)) == 8                                   # every point once, none twice
     assert set(t["worker"]) == {0, 1}                              # both processes ran trials
     study = optuna.load_study(study_name="digits", storage=f"sqlite:///{tmp_path}/study.db")
-    assert _states(study).count("COMPLETE") == 8 and len(study.trials) == 8
+    assert _states(study).count("COMPLETE") == 8
+    # a worker that asked for a trial as the other took the last grid point created one more: it is
+    # marked skipped (tune/search.py Objective) and trains nothing; nothing else may be left over
+    extra = [t for t in study.trials if t.state.name != "COMPLETE"]
+    assert all("skipped" in t.user_attrs for t in extra) and len(extra) <= 1, [t.user_attrs for t in extra]
 
 
 @pytest.mark.slow
