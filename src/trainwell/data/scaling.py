@@ -126,6 +126,14 @@ def binary_columns(X: np.ndarray) -> np.ndarray:
     return np.array([bool(np.isin(X[:, j], (0.0, 1.0)).all()) for j in range(X.shape[1])], dtype=bool)
 
 
+def _fit_table(X: np.ndarray, what: str) -> np.ndarray:
+    """``X`` as float64 [rows, columns] with at least one row, or a clear error naming ``what`` is fitted."""
+    X = np.asarray(X, dtype=np.float64)
+    if X.ndim != 2 or X.shape[0] == 0:
+        raise UserError(f"Cannot fit {what} on data of shape {X.shape}: it needs a table with at least one row.")
+    return X
+
+
 @dataclass
 class RobustScaler:
     """Robust scaling then smooth clipping (RealMLP-TD: Holzmüller, Grinsztajn & Steinwart, "Better by
@@ -152,9 +160,7 @@ class RobustScaler:
 
     @classmethod
     def fit(cls, X: np.ndarray) -> "RobustScaler":
-        X = np.asarray(X, dtype=np.float64)
-        if X.ndim != 2 or X.shape[0] == 0:
-            raise UserError(f"Cannot fit robust scaling on data of shape {X.shape}: it needs a table with at least one row.")
+        X = _fit_table(X, "robust scaling")
         median = np.median(X, axis=0)
         q25, q75 = np.quantile(X, 0.25, axis=0), np.quantile(X, 0.75, axis=0)
         spread = q75 - q25
@@ -209,9 +215,7 @@ class QuantileScaler:
 
     @classmethod
     def fit(cls, X: np.ndarray) -> "QuantileScaler":
-        X = np.asarray(X, dtype=np.float64)
-        if X.ndim != 2 or X.shape[0] == 0:
-            raise UserError(f"Cannot fit the quantile transform on data of shape {X.shape}: it needs a table with at least one row.")
+        X = _fit_table(X, "the quantile transform")
         k = max(2, min(QUANTILES, X.shape[0]))
         p = np.linspace(0.0, 1.0, k)
         q = np.quantile(X, p, axis=0)
