@@ -23,3 +23,31 @@ def run_cli(*args: str, cwd: Path | None = None, timeout: int = 300) -> subproce
 @pytest.fixture
 def cli():
     return run_cli
+
+
+def require_service(name: str, why: str) -> None:
+    """Skip a test whose external service (``postgres``, ``chromium``, ``mlflow``) is missing, except in CI.
+
+    Under ``.ci/run`` (``TRAINWELL_CI=1``) a missing service fails the test unless
+    ``TRAINWELL_ALLOW_SKIP`` names it (``TRAINWELL_ALLOW_SKIP=postgres,chromium``): a green CI
+    then means the real service was tested. Every call is logged to ``TRAINWELL_SERVICE_LOG``
+    (when set) for .ci/run's summary. Call it only when the service is missing.
+    """
+    allowed = {s.strip() for s in os.environ.get("TRAINWELL_ALLOW_SKIP", "").split(",") if s.strip()}
+    strict = os.environ.get("TRAINWELL_CI") == "1" and name not in allowed
+    log = os.environ.get("TRAINWELL_SERVICE_LOG")
+    if log:
+        with open(log, "a") as f:
+            f.write(f"{name}\t{'missing' if strict else 'skipped'}\t{os.environ.get('PYTEST_CURRENT_TEST', '')}\n")
+    if strict:
+        pytest.fail(f"{name} is needed and missing: {why}. In CI this fails the run; set "
+                    f"TRAINWELL_ALLOW_SKIP={name} to run without it on purpose.", pytrace=False)
+    pytest.skip(f"{name} not available: {why}")
+
+
+def service_used(name: str) -> None:
+    """Record that a test ran against the real ``name`` service (for .ci/run's summary)."""
+    log = os.environ.get("TRAINWELL_SERVICE_LOG")
+    if log:
+        with open(log, "a") as f:
+            f.write(f"{name}\ttested\t{os.environ.get('PYTEST_CURRENT_TEST', '')}\n")

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import trainwell as tw
+from conftest import require_service, service_used
 
 FAST = ["train.progress=false"]
 SCRIPT = ("<script>window.addEventListener('load',function(){var im=document.images,bad=0;"
@@ -93,7 +94,9 @@ def _png_nonblank(path: Path) -> bool:
 def test_report_renders_in_headless_chromium(run_dir, tmp_path):
     exe = _chromium()
     if exe is None:
-        pytest.skip("chromium is not installed and could not be installed (.ci/run tries apt-get install chromium)")
+        require_service("chromium", "no chromium, chromium-browser or google-chrome on PATH "
+                                    "(.ci/run installs Debian's chromium)")
+    service_used("chromium")
     shot = tmp_path / "shot.png"
     url = (run_dir / "report.html").resolve().as_uri()
     subprocess.run([exe, *_flags(tmp_path), f"--screenshot={shot}", "--window-size=1200,3000", url],

@@ -12,6 +12,7 @@ import optuna
 import pytest
 
 import trainwell as tw
+from conftest import require_service, service_used
 from trainwell.tune.search import make_storage
 
 SETS = ["train.epochs=8", "model.hidden=[16]", "stop.patience=100"]
@@ -99,8 +100,7 @@ def test_killed_worker_trial_is_retried(tmp_path):
 def _pg_url() -> str:
     url = os.environ.get("TRAINWELL_TEST_PG_URL")
     if not url:
-        pytest.skip("PostgreSQL not available: TRAINWELL_TEST_PG_URL is not set (.ci/run starts a server "
-                    "when Debian's postgresql can be installed)")
+        require_service("postgres", "TRAINWELL_TEST_PG_URL is not set (.ci/run starts a server with .ci/postgres.sh)")
     try:
         import sqlalchemy as sa
 
@@ -108,8 +108,9 @@ def _pg_url() -> str:
         with sa.create_engine(_driver(url)).connect() as conn:
             conn.execute(sa.text("select 1"))
     except Exception as exc:  # noqa: BLE001
-        pytest.skip(f"PostgreSQL not available at TRAINWELL_TEST_PG_URL: {type(exc).__name__}: "
-                    f"{str(exc).splitlines()[0] if str(exc) else ''}")
+        require_service("postgres", f"no server at TRAINWELL_TEST_PG_URL: {type(exc).__name__}: "
+                                    f"{str(exc).splitlines()[0] if str(exc) else ''}")
+    service_used("postgres")
     return url
 
 
