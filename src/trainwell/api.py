@@ -18,7 +18,6 @@ import numpy as np
 import pandas as pd
 import torch
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table as RichTable
 
 from trainwell.data.pipeline import Prepared, prepare
@@ -35,6 +34,7 @@ from trainwell.train.batch_size import resolve_batch
 from trainwell.train.early_stopping import (PATIENCE_EPOCHS, PATIENCE_STEPS, EarlyStopping, loss_tiebreak,
                                              resolve_mode, resolve_monitor, resolve_patience)
 from trainwell.train.loop import Tensors, TrainState
+from trainwell.train.progress import epoch_log, note
 from trainwell.train.threads import threads_for
 from trainwell.train.metrics import classification_metrics, regression_metrics
 
@@ -328,35 +328,6 @@ def split_metrics(run: Run, prep: Prepared, state: TrainState) -> dict:
     return out
 
 
-class _Progress:
-    """Rich progress bar with live train/validation loss and metric."""
-
-    def __init__(self, console: Console, epochs: int, metric: str):
-        self.metric = metric
-        self.progress = Progress(TextColumn("[bold]epoch"), MofNCompleteColumn(), BarColumn(),
-                                 TextColumn("{task.description}"), TimeElapsedColumn(), console=console,
-                                 transient=False, auto_refresh=False)
-        self.last = 0.0
-        self.task = self.progress.add_task("", total=epochs)
-
-    def __enter__(self):
-        self.progress.__enter__()
-        return self
-
-    def __exit__(self, *exc):
-        self.progress.__exit__(*exc)
-
-    def __call__(self, state: TrainState, row: dict) -> None:
-        m = self.metric
-        self.progress.update(self.task, completed=state.epoch, description=(
-            f"loss {row['train_loss']:.4f} / val {row['val_loss']:.4f}  "
-            f"{m} {row[f'train_{m}']:.4f} / val {row[f'val_{m}']:.4f}"))
-        now = time.perf_counter()
-        if now - self.last > 0.2 or state.stop or state.epoch == state.spec.train.epochs:
-            self.progress.refresh()   # manual refresh: a refresh thread would fight the loop for the GIL
-            self.last = now
-
-
 def fit(data: str | dict | None = None, X: Any = None, y: Any = None, spec: Spec | dict | str | None = None,
         *, sets: list[str] | None = None, out: str | Path | None = None, save: bool = True,
         verbose: bool = True, callbacks: list | None = None, resume: str | Path | None = None,
@@ -402,8 +373,8 @@ def fit(data: str | dict | None = None, X: Any = None, y: Any = None, spec: Spec
         from trainwell.nn.perceptron import perceptron_spec_changes
         changes, notes = perceptron_spec_changes(spec)
         spec = Spec.build(spec, **changes)
-        for note in notes:
-            console.print(f"[dim]·[/dim] {note}")
+        for text in notes:
+            note(console, text)
     if streaming:                          # larger than memory: data/streaming.py
         from trainwell.data.streaming import prepare_streaming
         console.print(f"[dim]·[/dim] {stream_why}")
@@ -418,14 +389,14 @@ def fit(data: str | dict | None = None, X: Any = None, y: Any = None, spec: Spec
     state = build_state(spec, prep, arch, device)
     spec = state.spec                      # batch size, lr and stop monitor resolved
     dist.wrap(state)
-    for note in [*prep.notes, *topo_notes, *arch_notes]:
-        console.print(f"[dim]·[/dim] {note}")
-    console.print("[dim]·[/dim] model: " + (arch.get("summary") or
+    for text in [*prep.notes, *topo_notes, *arch_notes]:
+        note(console, text)
+    note(console, "model: " + (arch.get("summary") or
                   f"{arch['n_inputs']}-{'-'.join(map(str, arch['hidden']))}-{arch['n_outputs']}")
                   + f" {arch['activation']}, {count_parameters(state.model):,} parameters, on {device.type};"
                   f" {spec.optim.name} lr {spec.optim.lr:g}, batch {state.batch_size}"
                   f" ({state.steps_per_epoch} steps/epoch)")
-    console.print(f"[dim]·[/dim] {step_note(state)}")
+    note(console, step_note(state))
     run_dir = dist.same_path(Path(out) if out is not None else new_run_dir(prep.name))
     from trainwell.diagnose.session import attach, diagnose_failure, make_callbacks
     monitor, doctor_callbacks = make_callbacks(spec)      # babysitting monitors (+ TensorBoard)
@@ -436,7 +407,7 @@ def fit(data: str | dict | None = None, X: Any = None, y: Any = None, spec: Spec
     t0 = time.perf_counter()
     with threads_for(state.model, state.batch_size, device):   # small nets: one thread (train/threads.py)
         if verbose and spec.train.progress:
-            with _Progress(console, spec.train.epochs, state.head.metric) as bar:
+            with epoch_log(console, spec.train.epochs, state.head.metric) as bar:
                 ckpt.train(state, callbacks, on_epoch=bar)
         else:
             ckpt.train(state, callbacks)
@@ -461,12 +432,19 @@ def fit(data: str | dict | None = None, X: Any = None, y: Any = None, spec: Spec
                    **split_metrics(run, prep, state)}
     attach(run, state, prep, monitor)                      # run.diagnosis: the doctor's findings
     restored = f"; restored epoch {best}" if spec.stop.restore_best and best > 0 else ""
-    console.print(f"[dim]·[/dim] stopped at epoch {state.epoch}: {state.stopped_because}{restored} ({seconds:.1f} s)")
+    note(console, f"stopped at epoch {state.epoch}: {state.stopped_because}{restored} ({seconds:.1f} s)")
     if save and dist.rank == 0:
         write_run_directory(run, run_dir, best)
         console.print(f"[dim]·[/dim] run directory: {run_dir}")
     if verbose:
         console.print(summary_table(run.metrics))
+        from trainwell.diagnose.report_cli import doctor_lines   # beside the other diagnose imports of fit
+        head, *problems = doctor_lines(run.diagnosis, run_dir if save else None)
+        note(console, head)
+        for line in problems:
+            note(console, line, bullet=" ")
+        if save and dist.rank == 0:
+            note(console, f"report: {run_dir / 'report.html'}")
     dist.finish()
     return run
 

@@ -43,6 +43,22 @@ def print_diagnosis(console: Console, result: dict, where: Path | None = None) -
         console.print(t)
 
 
+def doctor_lines(result: dict | None, where: Path | None = None) -> list[str]:
+    """What ``fit`` prints at its end: one summary line, then each error and warning with its remedy (infos are
+    left to ``trainwell diagnose``), so that a run that failed quietly says so where the user is looking."""
+    findings = [f for f in (result or {}).get("findings", []) if f["severity"] in ("error", "warning")]
+    more = f" (details: trainwell diagnose {where})" if where is not None else ""
+    if not findings:
+        return [f"doctor: no errors or warnings{more}"]
+    counts = [f"{n} {kind}{'s' if n > 1 else ''}" for kind in ("error", "warning")
+              if (n := sum(f["severity"] == kind for f in findings))]
+    lines = [f"doctor: {', '.join(counts)}{more}"]
+    for f in sorted(findings, key=lambda f: f["severity"] != "error"):
+        lines.append(f"[{STYLE[f['severity']]}]{f['severity'].upper()}[/] {escape(f['id'])}: {escape(f['title'])}"
+                     f" — [green]remedy:[/green] {escape(f['remedy'])}")
+    return lines
+
+
 def print_overfit(console: Console, r: dict) -> None:
     style = "green" if r["passed"] else "bold red"
     console.print(f"[dim]·[/dim] before training: {r['metric']} {r['metric_before']:.4f}, loss {r['loss_before']:.4g}")
