@@ -5,8 +5,6 @@ import sys
 from pathlib import Path
 from typing import List, Optional
 
-import numpy as np
-import pandas as pd
 import typer
 from rich.console import Console
 
@@ -119,6 +117,8 @@ def predict(
     proba: bool = typer.Option(False, "--proba", help="Also write class probabilities."),
 ) -> None:
     """Decoded predictions (original labels / units) for new data, written as CSV."""
+    import numpy as np    # imported on use: `trainwell --help` stays fast (docs/performance.md)
+    import pandas as pd   # imported on use: `trainwell --help` stays fast
     from trainwell.run import load
     try:
         run = load(run_dir)
@@ -147,6 +147,7 @@ def encode(
     out_file: Path = typer.Option(Path("codes.csv"), "--out", help="Where to write the codes (.csv)."),
 ) -> None:
     """Bottleneck codes of an autoencoder for new inputs, one row per input, written as CSV."""
+    import pandas as pd   # imported on use: `trainwell --help` stays fast (docs/performance.md)
     from trainwell.run import load
     try:
         run = load(run_dir)

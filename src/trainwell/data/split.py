@@ -57,9 +57,53 @@ def _take(pool: np.ndarray, k: int, strata: np.ndarray | None, seed: int) -> tup
         return pool[:0], pool
     if k == len(pool):
         return pool, pool[:0]
-    from sklearn.model_selection import train_test_split   # imported on use (import time)
-    rest, taken = train_test_split(pool, test_size=k, random_state=seed, stratify=None if strata is None else strata[pool])
-    return taken, rest
+    rest, taken = shuffle_split(len(pool), k, None if strata is None else strata[pool], seed)
+    return pool[taken], pool[rest]
+
+
+def shuffle_split(n: int, k: int, strata: np.ndarray | None, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(rest, taken) positions: the rows scikit-learn's ``train_test_split(range(n), test_size=k,
+    random_state=seed, stratify=strata)`` returns, the same arrays in the same order (its
+    ShuffleSplit / StratifiedShuffleSplit with a NumPy RandomState; tests/test_start_up.py checks the
+    equality on many seeds), in NumPy: importing scikit-learn costs about a second of start-up.
+    Raises ValueError where scikit-learn does (a class with one row, fewer rows than classes)."""
+    if not 0 < k < n:
+        raise ValueError(f"test size {k} must be between 1 and {n - 1}")
+    rng = np.random.RandomState(seed)
+    if strata is None:
+        perm = rng.permutation(n)
+        return perm[k:], perm[:k]
+    classes, inverse, counts = np.unique(strata, return_inverse=True, return_counts=True)
+    if counts.min() < 2 or n - k < len(classes) or k < len(classes):
+        raise ValueError("too few rows per class to stratify")
+    by_class = np.split(np.argsort(inverse.reshape(-1), kind="stable"), np.cumsum(counts)[:-1])
+    n_rest = _approximate_mode(counts, n - k, rng)
+    n_taken = _approximate_mode(counts - n_rest, k, rng)
+    rest: list[int] = []
+    taken: list[int] = []
+    for i in range(len(classes)):
+        rows = by_class[i].take(rng.permutation(counts[i]), mode="clip")
+        rest.extend(rows[:n_rest[i]])
+        taken.extend(rows[n_rest[i]:n_rest[i] + n_taken[i]])
+    return rng.permutation(rest), rng.permutation(taken)
+
+
+def _approximate_mode(counts: np.ndarray, draws: int, rng: np.random.RandomState) -> np.ndarray:
+    """Rows drawn per class: the floor of the proportional share, the left-over rows given to the
+    largest remainders, ties broken at random (scikit-learn's ``utils.extmath._approximate_mode``)."""
+    continuous = counts / counts.sum() * draws
+    floored = np.floor(continuous)
+    need = int(draws - floored.sum())
+    if need > 0:
+        remainder = continuous - floored
+        for value in np.sort(np.unique(remainder))[::-1]:
+            (inds,) = np.where(remainder == value)
+            add = min(len(inds), need)
+            floored[rng.choice(inds, size=add, replace=False)] += 1
+            need -= add
+            if need == 0:
+                break
+    return floored.astype(int)
 
 
 def _draw(n: int, sizes: tuple[int, int, int], strata: np.ndarray | None, seed: int) -> tuple[np.ndarray, ...]:

@@ -1,0 +1,115 @@
+"""Start-up cost (issue 16): what ``import trainwell`` and a built-in fit import, and the NumPy
+replacements for scikit-learn's split, metrics and toy data, checked equal to scikit-learn's."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from sklearn import datasets, metrics as skm
+from sklearn.model_selection import train_test_split
+
+from trainwell.data.sources import _load_builtin
+from trainwell.data.split import shuffle_split
+from trainwell.train.metrics import classification_metrics, regression_metrics
+
+
+def _modules_after(code: str) -> set[str]:
+    out = subprocess.run([sys.executable, "-c", code + "\nimport sys; print(' '.join(sys.modules))"],
+                         capture_output=True, text=True, check=True).stdout.split()
+    return {m.split(".")[0] for m in out}
+
+
+def test_import_trainwell_loads_no_heavy_module():
+    loaded = _modules_after("import trainwell")
+    assert not loaded & {"torch", "pandas", "sklearn", "matplotlib", "optuna", "scipy"}
+
+
+def test_cli_help_loads_no_heavy_module():
+    loaded = _modules_after("import sys; sys.argv = ['trainwell', '--help']\n"
+                            "from trainwell.cli import app\ntry:\n    app()\nexcept SystemExit:\n    pass")
+    assert "typer" in loaded
+    assert not loaded & {"torch", "pandas", "sklearn", "matplotlib", "optuna", "scipy"}
+
+
+def test_fit_on_a_builtin_does_not_import_sklearn():
+    code = ("import trainwell as tw\n"
+            "tw.fit('iris', save=False, verbose=False, sets=['train.epochs=2'])\n")
+    out = subprocess.run([sys.executable, "-c", code + "import sys; print(' '.join(sys.modules))"],
+                         capture_output=True, text=True, check=True).stdout.split()
+    assert "sklearn" not in out and "scipy" not in out
+
+
+@pytest.mark.parametrize("name", ["digits", "breast_cancer", "diabetes", "iris", "wine"])
+def test_builtin_data_equals_scikit_learns(name):
+    bunch = getattr(datasets, f"load_{name}")()
+    table = _load_builtin(name, 0)
+    np.testing.assert_array_equal(table.X, np.asarray(bunch.data, dtype=np.float32))
+    np.testing.assert_array_equal(table.y, bunch.target)
+    assert table.y.dtype == np.asarray(bunch.target).dtype
+    assert table.feature_names == [str(f) for f in bunch.feature_names]
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_shuffle_split_equals_train_test_split(seed):
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(20, 400))
+    k = int(rng.integers(3, n // 3))
+    strata = rng.choice(4, size=n, p=[0.5, 0.3, 0.15, 0.05])
+    for s in (None, strata):
+        want_rest, want_taken = train_test_split(np.arange(n), test_size=k, random_state=seed, stratify=s)
+        rest, taken = shuffle_split(n, k, s, seed)
+        np.testing.assert_array_equal(rest, want_rest)
+        np.testing.assert_array_equal(taken, want_taken)
+
+
+def test_shuffle_split_refuses_what_scikit_learn_refuses():
+    strata = np.array([0] * 9 + [1])          # a class with one row cannot be stratified
+    with pytest.raises(ValueError):
+        train_test_split(np.arange(10), test_size=2, random_state=0, stratify=strata)
+    with pytest.raises(ValueError):
+        shuffle_split(10, 2, strata, 0)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_classification_metrics_equal_scikit_learns(seed):
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, 200)
+    p = np.round(np.clip(y * 0.3 + rng.random(200) * 0.7, 0, 1), 2)      # rounded: ties in the scores
+    got = classification_metrics("binary", y, p)
+    pred = (p >= 0.5).astype(int)
+    assert got["accuracy"] == pytest.approx(skm.accuracy_score(y, pred), abs=1e-12)
+    assert got["precision"] == pytest.approx(skm.precision_score(y, pred, zero_division=0), abs=1e-12)
+    assert got["recall"] == pytest.approx(skm.recall_score(y, pred, zero_division=0), abs=1e-12)
+    assert got["f1"] == pytest.approx(skm.f1_score(y, pred, zero_division=0), abs=1e-12)
+    assert got["roc_auc"] == pytest.approx(skm.roc_auc_score(y, p), abs=1e-12)
+    assert got["confusion_matrix"] == skm.confusion_matrix(y, pred, labels=[0, 1]).tolist()
+    c = 5
+    yc = rng.integers(0, c - 1, 150)                                        # class 4 never occurs
+    proba = rng.random((150, c)) + np.eye(c)[yc] * rng.random((150, 1))
+    got = classification_metrics("multiclass", yc, proba)
+    pc, labels = proba.argmax(1), list(range(c))
+    for key, fn in (("precision", skm.precision_score), ("recall", skm.recall_score), ("f1", skm.f1_score)):
+        assert got[key] == pytest.approx(fn(yc, pc, average="macro", labels=labels, zero_division=0), abs=1e-12)
+    assert got["confusion_matrix"] == skm.confusion_matrix(yc, pc, labels=labels).tolist()
+    ym = rng.integers(0, 2, (100, 3))
+    pm = rng.random((100, 3))
+    got = classification_metrics("multilabel", ym, pm)
+    bm = (pm >= 0.5).astype(int)
+    assert got["subset_accuracy"] == pytest.approx(skm.accuracy_score(ym, bm), abs=1e-12)
+    assert got["f1"] == pytest.approx(skm.f1_score(ym, bm, average="macro", zero_division=0), abs=1e-12)
+    np.testing.assert_allclose(got["per_label_f1"], skm.f1_score(ym, bm, average=None, zero_division=0), atol=1e-12)
+
+
+def test_regression_metrics_equal_scikit_learns():
+    rng = np.random.default_rng(0)
+    y = rng.normal(size=(80, 2)) * [1.0, 30.0]
+    p = y + rng.normal(size=(80, 2))
+    got = regression_metrics(y, p)
+    assert got["mse"] == pytest.approx(skm.mean_squared_error(y, p), rel=1e-12)
+    assert got["mae"] == pytest.approx(skm.mean_absolute_error(y, p), rel=1e-12)
+    assert got["r2"] == pytest.approx(skm.r2_score(y, p), rel=1e-12)
+    const = np.full((10, 1), 3.0)
+    assert regression_metrics(const, const)["r2"] == skm.r2_score(const, const) == 1.0
+    assert regression_metrics(const, const + 1)["r2"] == skm.r2_score(const, const + 1) == 0.0
