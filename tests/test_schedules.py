@@ -120,12 +120,31 @@ def test_onecycle_peaks_at_max_lr_per_batch():
     assert max(default) == pytest.approx(10 * MU0, rel=1e-12)
 
 
+def onecycle_by_hand(t: int, total: int, max_lr: float) -> float:
+    """1cycle (Smith & Topin 2019) as torch documents OneCycleLR's defaults: warm up from max_lr/25 to max_lr
+    over the first 30 % of the steps, then anneal to max_lr/25/1e4, both halves cosine."""
+    start, low = max_lr / 25, max_lr / 25 / 1e4
+    up_end = 0.3 * total - 1
+    cos = lambda a, b, pct: b + (a - b) / 2 * (math.cos(math.pi * pct) + 1)  # noqa: E731
+    if t <= up_end:
+        return cos(start, max_lr, t / up_end)
+    return cos(max_lr, low, (t - up_end) / (total - 1 - up_end))
+
+
+@pytest.mark.parametrize("epochs,spe,max_lr", [(5, 8, 0.3), (3, 7, None)])
+def test_onecycle_equals_its_formula_at_every_step(epochs, spe, max_lr):
+    total = epochs * spe
+    got = lrs_over(ScheduleSpec(name="onecycle", max_lr=max_lr), n=total, by="batch", epochs=epochs,
+                   steps_per_epoch=spe)
+    close(got, [onecycle_by_hand(t, total, max_lr or 10 * MU0) for t in range(total)])
+
+
 def test_onecycle_holds_after_the_planned_steps():
     opt, sched = setup(ScheduleSpec(name="onecycle"), epochs=2, steps_per_epoch=3)
     for _ in range(10):  # more steps than planned must not crash
         opt.step()
         sched.step_batch()
-    assert opt.param_groups[0]["lr"] > 0
+    assert opt.param_groups[0]["lr"] == pytest.approx(onecycle_by_hand(5, 6, 10 * MU0), rel=1e-9)   # the last planned lr
 
 
 def test_per_routes_the_right_calls():

@@ -47,8 +47,8 @@ class LRSchedule:
         if self.per != "batch" or self.scheduler is None:
             return
         if isinstance(self.scheduler, lrs.OneCycleLR) and \
-                self.scheduler.last_epoch >= self.scheduler.total_steps:
-            return  # past the planned cycle (e.g. a partial last batch): hold the final lr
+                self.scheduler.last_epoch >= self.scheduler.total_steps - 1:
+            return  # past the planned cycle (steps 0 .. total-1; e.g. a partial last batch): hold the final lr
         self.scheduler.step()
 
     def step_epoch(self, monitored: float | None = None) -> None:
