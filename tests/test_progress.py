@@ -37,7 +37,8 @@ def test_fit_in_a_pipe_logs_every_epoch_and_ends_with_the_diagnosis(cli, tmp_pat
     assert "· doctor: 1 error" in out and "(details: trainwell diagnose runs/dead)" in out
     dead = next(ln for ln in out.splitlines() if "ERROR dead_units" in ln)
     assert "remedy: Lower the learning rate" in dead
-    assert out.rstrip().endswith("· report: runs/dead/report.html")
+    assert out.rstrip().endswith("report: runs/dead/report.html")
+    assert not [ln for ln in out.splitlines() if ln.startswith(" ") and not ln.startswith("  ")]   # nothing wrapped
     assert (tmp_path / "runs/dead/report.html").is_file()
 
 

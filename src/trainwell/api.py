@@ -34,7 +34,7 @@ from trainwell.train.batch_size import resolve_batch
 from trainwell.train.early_stopping import (PATIENCE_EPOCHS, PATIENCE_STEPS, EarlyStopping, loss_tiebreak,
                                              resolve_mode, resolve_monitor, resolve_patience)
 from trainwell.train.loop import Tensors, TrainState
-from trainwell.train.progress import epoch_log, note
+from trainwell.train.progress import epoch_log, fit_console, note
 from trainwell.train.threads import threads_for
 from trainwell.train.metrics import classification_metrics, regression_metrics
 
@@ -328,6 +328,17 @@ def split_metrics(run: Run, prep: Prepared, state: TrainState) -> dict:
     return out
 
 
+def arrays_first(data: Any, X: Any, y: Any) -> tuple[Any, Any, Any]:
+    """``fit(X, y)`` as scikit-learn users write it: arrays or a DataFrame in the first two places are the
+    features and the targets (the first place is otherwise the data's name or path)."""
+    if data is None or isinstance(data, (str, Path, dict)):
+        return data, X, y
+    if X is None or y is not None:
+        raise UserError("fit's first argument is a data name or path, or the features X followed by the targets y: "
+                        "call tw.fit(X, y) or tw.fit(X=X, y=y).")
+    return None, data, X
+
+
 def fit(data: str | dict | None = None, X: Any = None, y: Any = None, spec: Spec | dict | str | None = None,
         *, sets: list[str] | None = None, out: str | Path | None = None, save: bool = True,
         verbose: bool = True, callbacks: list | None = None, resume: str | Path | None = None,
@@ -344,6 +355,7 @@ def fit(data: str | dict | None = None, X: Any = None, y: Any = None, spec: Spec
     ``ensemble=P`` trains a deep ensemble of P networks (seeds seed..seed+P-1) as one batched
     population; ``Run.predict`` averages the members' probabilities.
     """
+    data, X, y = arrays_first(data, X, y)
     if resume is not None:   # the saved spec, the same folder; arrays-trained runs pass X, y again
         from trainwell.train.checkpoint import resume_spec
         spec, out = resume_spec(resume, data, spec, sets, overrides), resume
@@ -359,7 +371,7 @@ def fit(data: str | dict | None = None, X: Any = None, y: Any = None, spec: Spec
     from trainwell.nn.topology import topology_defaults   # batch 128 for conv/recurrent nets, rnn clipping
     spec, more = topology_defaults(spec)
     topo_notes += more
-    console = Console(quiet=not verbose, highlight=False)
+    console = fit_console(verbose)
     from trainwell.train.distributed import Distributed   # torchrun ranks: DDP; only rank 0 writes
     dist = Distributed.from_env(spec)
     if dist.rank != 0:
@@ -427,15 +439,10 @@ def fit(data: str | dict | None = None, X: Any = None, y: Any = None, spec: Spec
             + (f" (written to {run_dir / 'diagnosis.json'})." if save else "")
         )
     best = state.stopper.best_epoch
-    from trainwell.train.calibration import calibrate_run   # classifiers: temperature on the validation split
-    cal_note, cal = (None, None) if getattr(prep, "streaming", False) else \
-        calibrate_run(run, state.data, spec.train.calibrate)
     run.metrics = {"task": prep.pre.task, "best_epoch": best, "epochs_run": state.epoch,
                    "stopped_because": state.stopped_because, "seconds": seconds,
-                   **split_metrics(run, prep, state), **({"calibration": cal} if cal else {})}
+                   **split_metrics(run, prep, state)}
     attach(run, state, prep, monitor)                      # run.diagnosis: the doctor's findings
-    if cal_note:
-        console.print(f"[dim]·[/dim] {cal_note}")
     restored = f"; restored epoch {best}" if spec.stop.restore_best and best > 0 else ""
     note(console, f"stopped at epoch {state.epoch}: {state.stopped_because}{restored} ({seconds:.1f} s)")
     if save and dist.rank == 0:

@@ -16,6 +16,19 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)
 out = Console(highlight=False)
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version   # only for --version: the installed distribution's metadata
+        out.print(f"trainwell {version('trainwell')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                          help="Print trainwell's version and exit.")) -> None:
+    """Train neural networks well: the field's practices built in, explained and fast."""
+
+
 def _fail(exc: UserError) -> None:
     err.print(f"[bold red]error:[/bold red] {exc}")
     raise typer.Exit(code=2)
@@ -162,6 +175,30 @@ def encode(
     out.print(f"wrote {len(frame)} codes of size {codes.shape[1]} to {out_file}")
 
 
+@app.command()
+def summary(run_dir: Path = typer.Argument(..., help="A run directory written by `trainwell fit`.")) -> None:
+    """Per-layer summary of a trained model: each layer's output shape and parameter count."""
+    from rich.table import Table
+
+    from trainwell.nn.summary import layer_rows
+    from trainwell.run import load
+    try:
+        run = load(run_dir)
+        rows = layer_rows(run.model, run.arch.get("input_shape") or [run.arch["n_inputs"]])
+    except UserError as exc:
+        _fail(exc)
+        return
+    members = run.arch.get("members", 1)
+    table = Table(title=f"{run_dir}: {run.arch.get('type', 'mlp')}" + (f", {members} packed members" if members > 1
+                                                                          else ""), title_justify="left")
+    for column, justify in (("layer", "left"), ("type", "left"), ("output", "right"), ("parameters", "right")):
+        table.add_column(column, justify=justify)
+    for r in rows:
+        table.add_row(r["name"], r["type"], str(r["output"]).replace("'", ""), f"{r['parameters']:,}")
+    out.print(table)
+    out.print(f"{sum(r['parameters'] for r in rows):,} parameters in all")
+
+
 @app.command("list")
 def list_catalogue() -> None:
     """Print the catalogue: every activation, initializer, optimizer, schedule, regularizer."""
@@ -228,9 +265,13 @@ def lr_find(
         sets.insert(0, f"data.target={target[0] if len(target) == 1 else list(target)}")
     try:
         folder = out_dir or new_run_dir(f"{Path(data).stem}-lr-find")
-        finder(data, spec=spec, sets=sets, out=folder, steps=steps)
+        result = finder(data, spec=spec, sets=sets, out=folder, steps=steps)
     except UserError as exc:
         _fail(exc)
+        return
+    from trainwell.diagnose.lr_finder import fit_commands
+    for line in fit_commands(data, spec, sets, result):
+        out.print(line, soft_wrap=True, markup=False)
 
 
 @app.command()

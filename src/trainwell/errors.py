@@ -14,8 +14,12 @@ class UserError(ValueError):
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
-    """Return ' Did you mean "x"?' when a close match exists, else ''."""
-    close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
+    """Return ' Did you mean "x"?' when a close match exists, else ''. Case is ignored first ("Relu" is "relu",
+    not the closer-spelled "elu"), then spelling is compared in lower case."""
+    choices = [str(c) for c in choices]
+    same = [c for c in choices if c.lower() == str(word).lower()]
+    lower = {c.lower(): c for c in choices}
+    close = same or [lower[c] for c in difflib.get_close_matches(str(word).lower(), list(lower), n=1, cutoff=0.6)]
     return f' Did you mean "{close[0]}"?' if close else ""
 
 

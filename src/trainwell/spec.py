@@ -7,6 +7,7 @@ directory always says exactly how its model was trained.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any, Literal, Optional, Union
 
@@ -163,9 +164,6 @@ class TrainSpec(_Section):
     monitor: bool = True                    # babysitting monitors -> diagnostics.csv, diagnosis.json
     monitor_every: int = Field(0, ge=0)     # sample every K steps; 0 = auto (one sample per epoch, at most every 100 steps)
     progress: bool = True
-    # classifiers: temperature scaling on the validation split (train/calibration.py); auto = when it lowers the
-    # validation log-loss, temperature = always, none = off
-    calibrate: Literal["auto", "temperature", "none"] = "auto"
 
     @field_validator("batch_size")
     @classmethod
@@ -303,12 +301,25 @@ def _apply_set(tree: dict, item: str) -> None:
     node[last] = value
 
 
+def _loc(err: dict) -> str:
+    """An error's place as a spec path (``model.hidden``), without pydantic's union-branch names."""
+    return ".".join(str(p) for p in err["loc"] if not str(p).startswith(("literal[", "list[", "function-")))
+
+
 def _explain(exc: ValidationError) -> str:
     """Turn pydantic's errors into one paragraph with the valid choices."""
     parts = []
-    for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"] if not str(p).startswith(("literal[", "list[", "function-")))
+    errors = exc.errors()
+    as_list = {_loc(e) for e in errors if e["type"] == "list_type" and isinstance(e.get("input"), str)}
+    for err in errors:
+        loc = _loc(err)
         kind = err["type"]
+        if loc in as_list:   # "64,32" for a list: the other branches' complaints (not "auto") only confuse
+            if kind == "list_type":
+                items = err["input"].strip("()[] ")[:80]
+                parts.append(f'{loc} = {err["input"][:80]!r} is not a list: write a list in brackets, e.g. '
+                             f'--set "{loc}=[{items}]" (in YAML: {loc.split(".")[-1]}: [{items}]).')
+            continue
         if kind == "extra_forbidden":
             parent = Spec
             for p in err["loc"][:-1]:
@@ -317,7 +328,9 @@ def _explain(exc: ValidationError) -> str:
             name = str(err["loc"][-1])
             parts.append(f'unknown key "{loc}".{did_you_mean(name, valid)} Valid keys here: {", ".join(valid)}.')
         elif kind == "literal_error":
-            parts.append(f'{loc} = {err.get("input")!r} is not allowed: {err["msg"].replace("Input should be ", "expected ")}.')
+            choices = re.findall(r"'([^']*)'", str((err.get("ctx") or {}).get("expected", "")))
+            parts.append(f'{loc} = {err.get("input")!r} is not allowed: {err["msg"].replace("Input should be ", "expected ")}.'
+                         f'{did_you_mean(str(err.get("input")), choices)}')
         else:
             parts.append(f'{loc} = {err.get("input")!r}: {err["msg"]}.')
     seen = list(dict.fromkeys(parts))

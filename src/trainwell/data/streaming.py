@@ -121,7 +121,8 @@ def available_memory() -> int:
 
 
 def wants_streaming(spec: Spec) -> tuple[bool, str]:
-    """(stream?, why): ``data.streaming`` true/false, or auto = files above a quarter of free RAM."""
+    """(stream?, why): ``data.streaming`` true/false, or auto = a folder of table files, or files above a
+    quarter of free RAM."""
     mode = spec.data.streaming
     files = stream_files(spec.data.source)
     if mode is False:
@@ -134,6 +135,9 @@ def wants_streaming(spec: Spec) -> tuple[bool, str]:
     size = sum(f.stat().st_size for f in files)
     if mode is True:
         return True, f"streaming: data.streaming=true ({_mb(size)} on disk)"
+    if Path(spec.data.source).expanduser().is_dir():   # parts of one table: only the streaming reader joins them
+        return True, (f"streaming: a folder of {len(files)} {files[0].suffix} file(s), {_mb(size)} on disk, read in "
+                      f"batches as one table (data.streaming=auto; docs/scaling.md)")
     threshold = int(os.environ.get("TRAINWELL_STREAMING_BYTES", 0)) or available_memory() // 4
     if size > threshold:
         return True, (f"streaming: {_mb(size)} on disk is more than a quarter of the available memory "

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import copy
 import math
+import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -114,6 +115,15 @@ def _suggest(lrs: list[float], losses: list[float], smoothed: list[float], stopp
     return LRFindResult(lrs=list(map(float, lr)), losses=list(map(float, losses)), smoothed=list(map(float, sm)),
                         steepest_lr=steep, divergence_lr=divergence, half_divergence_lr=half,
                         min_loss_lr=float(lr[i_min]), suggested_lr=min(steep, half), stopped_early=stopped)
+
+
+def fit_commands(data: str, spec: Path | None, sets: list[str], result: LRFindResult) -> list[str]:
+    """Two ``trainwell fit`` lines to copy: the suggested lr (with the default plateau schedule), and the
+    1cycle policy (Smith & Topin 2019, arXiv:1708.07120; torch OneCycleLR) whose peak is half the lr at which
+    the loss diverged: the largest lr the range test showed to still train, warmed up to and annealed from."""
+    base = ["trainwell", "fit", data, *(["--spec", str(spec)] if spec else []), *[x for s in sets for x in ("--set", s)]]
+    return [f"use it: {shlex.join([*base, '--set', f'optim.lr={result.suggested_lr:.3g}'])}",
+            f"or 1cycle up to half the divergence lr: {shlex.join([*base, '--set', 'schedule.name=onecycle', '--set', f'schedule.max_lr={result.half_divergence_lr:.3g}'])}"]
 
 
 def plot_lr_find(result: LRFindResult, path: str | Path) -> Path:

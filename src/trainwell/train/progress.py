@@ -18,6 +18,14 @@ WIDE = 110          # at least this many columns: the long labels ("loss 0.1234 
 BAR_MIN = 6         # a narrower bar is left out rather than drawn as a stub
 
 
+def fit_console(verbose: bool) -> Console:
+    """The console ``fit`` prints to: in a pipe or a file nothing is wrapped at rich's default 80 columns, so
+    that each message stays one line of the log."""
+    console = Console(quiet=not verbose, highlight=False)
+    console.soft_wrap = not (console.is_terminal or console.is_jupyter)
+    return console
+
+
 def note(console: Console, text: str, bullet: str = "[dim]·[/dim]") -> None:
     """One decision line, ``· text`` (``bullet`` "  " for a line under the one before). On a terminal a long line wraps between words and its continuation is
     indented under the text; elsewhere it stays one line (soft wrap) so that a log can be grepped."""
