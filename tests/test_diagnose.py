@@ -157,3 +157,32 @@ def test_cli_diagnose(tmp_path, cli):
     assert "before training" in r.stdout and "PASSED" in r.stdout
     r = cli("diagnose", str(tmp_path / "nope"))
     assert r.returncode == 2 and "not a trainwell run directory" in r.stderr
+
+
+def test_lr_too_low_fires_on_a_tiny_sgd_lr():
+    """SGD at lr 1e-6 on digits: the training loss moves by far less than 5 % (the doctor's FLAT_DROP)."""
+    run = tw.fit("digits", sets=["optim.name=sgd", "optim.lr=1e-6", "train.epochs=6", "stop.enabled=false",
+                                 "schedule.name=none", "model.ensemble=1", *FAST], save=False, verbose=False)
+    loss = run.history["train_loss"].to_numpy()
+    assert (loss[0] - loss[-1]) / loss[0] < 0.05                    # the premise, from the history itself
+    assert "lr_too_low" in ids(run)
+    f = next(f for f in run.diagnosis["findings"] if f["id"] == "lr_too_low")
+    assert f["evidence"]["lr"] == 1e-6 and f["evidence"]["epochs"] == 6
+    assert f["evidence"]["first_train_loss"] == pytest.approx(loss[0]) and \
+        f["evidence"]["last_train_loss"] == pytest.approx(loss[-1])
+    assert "raise the learning rate" in f["remedy"].lower()
+
+
+def test_underfitting_fires_when_the_budget_ends_while_validation_loss_falls():
+    """Plain SGD stopped by a 12-epoch budget on digits: the validation loss still falls > 2 % over the last
+    epochs, and the doctor says so (and says lr_too_low does not apply: the loss fell a lot)."""
+    run = tw.fit("digits", sets=["optim.name=sgd", "optim.lr=0.01", "train.epochs=12", "schedule.name=none",
+                                 "model.ensemble=1", *FAST], save=False, verbose=False)
+    assert run.metrics["stopped_because"].startswith("reached the epoch budget")
+    val = run.history["val_loss"].to_numpy()
+    tail = max(2, len(val) // 5)
+    drop = (val[-tail] - val[-1]) / val[-tail]
+    assert drop > 0.02 and np.argmin(val) == len(val) - 1           # the premise, from the history itself
+    assert "underfitting" in ids(run) and "lr_too_low" not in ids(run)
+    f = next(f for f in run.diagnosis["findings"] if f["id"] == "underfitting")
+    assert f["evidence"]["val_loss_drop_last_epochs"] == pytest.approx(drop) and f["evidence"]["last_epochs"] == tail

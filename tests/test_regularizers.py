@@ -104,3 +104,29 @@ def test_clip_off_leaves_gradients():
 
 def test_registry_names_are_the_spec_fields():
     assert set(REGULARIZERS) == set(RegularizeSpec.model_fields)
+
+
+def test_noise_adds_gaussian_noise_of_that_std_to_training_inputs_only():
+    """regularize.noise = sigma: each training step sees x + sigma * eps, eps ~ N(0, 1) (Bishop, "Training with
+    Noise is Equivalent to Tikhonov Regularization", 1995); evaluation sees x unchanged."""
+    from trainwell.api import build_state, load_table, resolve_architecture
+    from trainwell.data.pipeline import prepare
+    from trainwell.spec import Spec
+    from trainwell.train.loop import evaluate_tensors, make_step
+
+    spec = Spec.build(None, sets=["data.source=digits", "regularize.noise=0.5", "model.ensemble=1"])
+    prep = prepare(load_table(spec), spec)
+    state = build_state(spec, prep, resolve_architecture(spec, prep)[0], torch.device("cpu"))
+    seen = []
+    state.extra["forward"] = lambda x: (seen.append(x.clone()), state.model(x))[1]
+    step = make_step(state)
+    xb, yb = state.data.X_train, state.data.y_train
+    torch.manual_seed(7)
+    step(xb, yb)
+    torch.manual_seed(7)
+    torch.testing.assert_close(seen[0], xb + 0.5 * torch.randn_like(xb), rtol=0, atol=0)
+    eps = ((seen[0] - xb) / 0.5).flatten().double()
+    assert abs(float(eps.mean())) < 0.01 and float(eps.std()) == pytest.approx(1.0, abs=0.01)
+    state.model.eval()
+    clean = evaluate_tensors(state.model, state.head, xb, yb)
+    assert evaluate_tensors(state.model, state.head, xb, yb) == clean     # no noise outside training steps

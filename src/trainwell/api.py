@@ -439,10 +439,15 @@ def fit(data: str | dict | None = None, X: Any = None, y: Any = None, spec: Spec
             + (f" (written to {run_dir / 'diagnosis.json'})." if save else "")
         )
     best = state.stopper.best_epoch
+    from trainwell.train.calibration import calibrate_run   # classifiers: temperature on the validation split
+    cal_note, cal = (None, None) if getattr(prep, "streaming", False) else \
+        calibrate_run(run, state.data, spec.train.calibrate)
     run.metrics = {"task": prep.pre.task, "best_epoch": best, "epochs_run": state.epoch,
                    "stopped_because": state.stopped_because, "seconds": seconds,
-                   **split_metrics(run, prep, state)}
+                   **split_metrics(run, prep, state), **({"calibration": cal} if cal else {})}
     attach(run, state, prep, monitor)                      # run.diagnosis: the doctor's findings
+    if cal_note:
+        console.print(f"[dim]·[/dim] {cal_note}")
     restored = f"; restored epoch {best}" if spec.stop.restore_best and best > 0 else ""
     note(console, f"stopped at epoch {state.epoch}: {state.stopped_because}{restored} ({seconds:.1f} s)")
     if save and dist.rank == 0:

@@ -22,6 +22,7 @@ from trainwell.errors import UserError
 from trainwell.nn.heads import Head, make_head
 from trainwell.nn.models import build_model
 from trainwell.spec import Spec
+from trainwell.train.calibration import temperature_of
 from trainwell.train.metrics import classification_metrics, regression_metrics
 
 PREDICT_CHUNK = 8192
@@ -42,7 +43,7 @@ class Run:
         self.directory = directory
         self.diagnosis = diagnosis or {"findings": []}
         self.head: Head = make_head(pre.task, arch.get("loss", "auto"), arch.get("output_activation", "auto"),
-                                     arch.get("members", 1))
+                                     arch.get("members", 1), temperature_of(arch))
 
     # -- prediction ----------------------------------------------------------
     @property

@@ -164,6 +164,9 @@ class TrainSpec(_Section):
     monitor: bool = True                    # babysitting monitors -> diagnostics.csv, diagnosis.json
     monitor_every: int = Field(0, ge=0)     # sample every K steps; 0 = auto (one sample per epoch, at most every 100 steps)
     progress: bool = True
+    # classifiers: temperature scaling on the validation split (train/calibration.py); auto = when it lowers the
+    # validation log-loss, temperature = always, none = off
+    calibrate: Literal["auto", "temperature", "none"] = "auto"
 
     @field_validator("batch_size")
     @classmethod

@@ -37,6 +37,7 @@ class Head:
     loss: str
     output_activation: str = "none"   # regression only: none / relu / softplus / sigmoid / tanh
     members: int = 1                  # a packed ensemble (nn/ensemble.py) trains on [batch, members, outputs]
+    temperature: float = 1.0          # classification logits divided by it (train/calibration.py)
 
     @property
     def metric(self) -> str:
@@ -53,6 +54,8 @@ class Head:
         if self.loss == "perceptron":
             from trainwell.nn.perceptron import perceptron_criterion
             return perceptron_criterion(self.task, out, y)
+        if self.temperature != 1.0 and self.task in ("multiclass", "binary", "multilabel"):
+            out = out / self.temperature           # the calibrated log-loss (train/calibration.py)
         if self.task == "multiclass":
             return F.cross_entropy(out, y)
         if self.task == "binary":
@@ -70,6 +73,8 @@ class Head:
         """Logits -> the quantity a user reads (probabilities or regression values)."""
         if self._per_member(out):
             out = combine_members(out, self.task)
+        if self.temperature != 1.0 and self.task in ("multiclass", "binary", "multilabel"):
+            out = out / self.temperature           # temperature scaling (train/calibration.py)
         if self.task == "multiclass":
             return torch.softmax(out, dim=-1)
         if self.task == "binary":
@@ -119,8 +124,10 @@ class Head:
         return float(terms[0] / max(terms[1], 1.0))
 
 
-def make_head(task: str, loss: str = "auto", output_activation: str = "auto", members: int = 1) -> Head:
-    """The head for ``task``; ``loss='auto'`` picks the table's default; ``members``: a packed ensemble's size."""
+def make_head(task: str, loss: str = "auto", output_activation: str = "auto", members: int = 1,
+              temperature: float = 1.0) -> Head:
+    """The head for ``task``; ``loss='auto'`` picks the table's default; ``members``: a packed ensemble's size;
+    ``temperature``: the calibration of a classifier's probabilities (train/calibration.py)."""
     loss = DEFAULT_LOSS[task] if loss == "auto" else loss
     allowed = {"regression": ("mse", "mae", "huber"), "reconstruction": ("mse", "mae", "huber")}.get(task, (DEFAULT_LOSS[task], "perceptron"))
     if loss not in allowed:
@@ -134,4 +141,4 @@ def make_head(task: str, loss: str = "auto", output_activation: str = "auto", me
             f"model.output_activation={act} applies to regression only; {task} heads use "
             f"{'softmax' if task == 'multiclass' else 'sigmoid'} by construction. Remove the setting."
         )
-    return Head(task=task, loss=loss, output_activation=act, members=int(members))
+    return Head(task=task, loss=loss, output_activation=act, members=int(members), temperature=float(temperature))

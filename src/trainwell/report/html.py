@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from trainwell.report.calibration_plot import calibration_sections
+
 if TYPE_CHECKING:
     from trainwell.run import Run
 
@@ -140,6 +142,7 @@ def sections(run: "Run", run_dir: Path) -> list[tuple[str, str]]:
     if "outputs" in figs:
         title = "Confusion matrix" if figs["outputs"].name.startswith("confusion") else "Predicted vs true"
         out.append((title, embed_png(figs["outputs"])))
+    out += calibration_sections(run, run_dir, embed_png)   # classifiers: reliability diagram and ECE
     if (run_dir / "reconstructions.png").exists():        # autoencoders: inputs / noisy / reconstructions
         out.append(("Reconstructions", embed_png(run_dir / "reconstructions.png")))
     out.append(("Model", model))

@@ -1,0 +1,143 @@
+"""Temperature scaling: probabilities that mean what they say.
+
+A network trained to its best validation accuracy is usually over-confident: its softmax says
+0.99 where it is right 90 % of the time (Guo, Pleiss, Sun & Weinberger, "On Calibration of
+Modern Neural Networks", ICML 2017, https://arxiv.org/abs/1706.04599). Temperature scaling
+divides the logits by one scalar ``T > 0`` fitted on the validation split by minimizing the
+negative log-likelihood; it changes no prediction (``argmax(z / T) = argmax(z)``, and
+``sigmoid(z / T) >= 0.5`` iff ``z >= 0``), only how confident the probabilities are. For a
+packed ensemble (nn/ensemble.py) it acts on the ensemble's logits, the log of the members'
+averaged probabilities.
+
+``train.calibrate``: ``auto`` (default) keeps ``T`` when it lowers the validation log-loss,
+``temperature`` always keeps it, ``none`` turns it off. The temperature is stored in
+``model.json`` (``architecture.calibration``) and applied by the task head (nn/heads.py), so
+``predict_proba``, the metrics, the scikit-learn estimators and export all use it.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+CHUNK = 8192
+ECE_BINS = 15      # Guo et al. 2017 report ECE with 15 equal-width confidence bins
+
+
+def nll(logits: torch.Tensor, y: torch.Tensor, task: str) -> torch.Tensor:
+    """Mean negative log-likelihood of (already scaled) logits: the classification log-loss."""
+    if task == "multiclass":
+        return F.cross_entropy(logits, y.long())
+    if task == "binary":
+        return F.binary_cross_entropy_with_logits(logits.reshape(-1), y.reshape(-1).float())
+    return F.binary_cross_entropy_with_logits(logits, y.float())
+
+
+def fit_temperature(logits: torch.Tensor, y: torch.Tensor, task: str) -> float:
+    """The ``T`` that minimizes ``nll(logits / T, y)``: L-BFGS on ``log T`` (so T stays positive)
+    with a strong-Wolfe line search, from T = 1; the NLL is convex in 1/T, so one minimum."""
+    z, t = logits.detach().double().cpu(), y.detach().cpu()
+    log_t = torch.zeros((), dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.LBFGS([log_t], lr=1.0, max_iter=100, tolerance_grad=1e-10, tolerance_change=1e-12,
+                            line_search_fn="strong_wolfe")
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad()
+        loss = nll(z / log_t.exp(), t, task)
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    T = float(log_t.detach().exp())
+    return T if math.isfinite(T) and T > 0 else 1.0
+
+
+@torch.no_grad()
+def _logits(model: torch.nn.Module, X: torch.Tensor) -> torch.Tensor:
+    model.eval()
+    return torch.cat([model(X[i:i + CHUNK]).float() for i in range(0, X.shape[0], CHUNK)])
+
+
+def calibrate_run(run, data, setting: str) -> tuple[str | None, dict | None]:
+    """Fit ``T`` on the validation split of ``data`` (train/loop.py Tensors) and set it on ``run``
+    when ``setting`` says so; returns the decision line (None for tasks without probabilities) and
+    the record for metrics.json (log-losses before and after; the test split's are only reported)."""
+    task = run.pre.task
+    if task not in ("binary", "multiclass", "multilabel"):
+        return None, None
+    if setting == "none":
+        return "calibration: off (train.calibrate=none)", None
+    if data.X_val.shape[0] == 0:
+        return "calibration: none (no validation rows to fit a temperature on)", None
+    z_val, y_val = _logits(run.model, data.X_val), data.y_val
+    T = fit_temperature(z_val, y_val, task)
+    before, after = (float(nll(z_val.double().cpu() / t, y_val.cpu(), task)) for t in (1.0, T))
+    record = {"method": "temperature", "temperature": T, "val_log_loss_before": before, "val_log_loss_after": after}
+    splits = [("val", z_val.double().cpu(), y_val.cpu())]
+    if data.X_test.shape[0]:
+        z_test = _logits(run.model, data.X_test).double().cpu()
+        record["test_log_loss_before"], record["test_log_loss_after"] = (
+            float(nll(z_test / t, data.y_test.cpu(), task)) for t in (1.0, T))
+        splits.append(("test", z_test, data.y_test.cpu()))
+    if task != "multilabel":
+        for name, z, y in splits:
+            bins = [reliability(probabilities(z / t, task), y.numpy(), task) for t in (1.0, T)]
+            record[f"{name}_ece_before"], record[f"{name}_ece_after"] = bins[0]["ece"], bins[1]["ece"]
+            record[f"{name}_accuracy_before"], record[f"{name}_accuracy_after"] = bins[0]["hits"], bins[1]["hits"]
+    keep = setting == "temperature" or after < before
+    record["applied"] = keep
+    why = f"validation log-loss {before:.4f} -> {after:.4f}"
+    if not keep:
+        return (f"calibration: none (temperature scaling, T = {T:.3f}, would not lower the {why}; "
+                f"train.calibrate=temperature applies it anyway)"), record
+    set_temperature(run, T)
+    return (f"calibration: temperature T = {T:.3f} fitted on the validation split, {why}; predicted labels "
+            f"unchanged (Guo et al. 2017; train.calibrate=none turns it off)"), record
+
+
+def probabilities(logits: torch.Tensor, task: str) -> np.ndarray:
+    """Scaled logits -> probabilities as ``predict_proba`` gives them (binary: [N, 2])."""
+    if task == "multiclass":
+        return torch.softmax(logits, dim=-1).numpy()
+    p = torch.sigmoid(logits).numpy()
+    return np.stack([1.0 - p.reshape(-1), p.reshape(-1)], axis=1) if task == "binary" else p
+
+
+def set_temperature(run, T: float) -> None:
+    """Store ``T`` in the run's architecture (model.json) and in its head."""
+    cal = dict(run.arch.get("calibration") or {})
+    cal.update(method="temperature", temperature=float(T))
+    run.arch["calibration"] = cal
+    run.head = replace(run.head, temperature=float(T))
+
+
+def temperature_of(arch: dict) -> float:
+    """The stored temperature (1.0: uncalibrated, or a run saved before calibration existed)."""
+    cal = arch.get("calibration") or {}
+    return float(cal.get("temperature", 1.0))
+
+
+def reliability(proba: np.ndarray, y: np.ndarray, task: str, bins: int = ECE_BINS) -> dict:
+    """Confidence-vs-accuracy bins and the expected calibration error (Guo et al. 2017, eq. 3):
+    ``ECE = sum_b |B_b| / n * |acc(B_b) - conf(B_b)|`` over equal-width confidence bins.
+    Binary: the confidence of the predicted class; multiclass: the top probability."""
+    proba = np.asarray(proba, dtype=np.float64)
+    y = np.asarray(y).reshape(-1)
+    if task == "binary":
+        p1 = proba.reshape(-1) if proba.ndim == 1 else proba[:, -1]
+        pred = (p1 >= 0.5).astype(np.int64)
+        conf = np.where(pred == 1, p1, 1.0 - p1)
+    else:
+        pred, conf = proba.argmax(-1), proba.max(-1)
+    correct = (pred == y.astype(np.int64)).astype(np.float64)
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    which = np.clip(np.digitize(conf, edges[1:-1], right=True), 0, bins - 1)
+    count = np.bincount(which, minlength=bins).astype(np.float64)
+    acc = np.bincount(which, weights=correct, minlength=bins) / np.maximum(count, 1)
+    mean_conf = np.bincount(which, weights=conf, minlength=bins) / np.maximum(count, 1)
+    ece = float((count / max(len(conf), 1) * np.abs(acc - mean_conf)).sum())
+    return {"ece": ece, "hits": float(correct.mean()) if len(correct) else float("nan"), "edges": edges.tolist(), "count": count.tolist(), "accuracy": acc.tolist(),
+            "confidence": mean_conf.tolist()}

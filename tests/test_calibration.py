@@ -1,0 +1,100 @@
+"""Temperature scaling (train/calibration.py): the fitted T against a grid search on an NLL written
+in NumPy, the default run's decision and its effect on predictions, ECE against its formula, and
+scikit-learn's CalibratedClassifierCV wrapped around trainwell's Classifier."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import trainwell as tw
+from trainwell.train.calibration import calibrate_run, fit_temperature, reliability
+
+
+def _nll_numpy(z: np.ndarray, y: np.ndarray, T: float, task: str) -> float:
+    """Log-loss of logits z / T, written out (log-sum-exp by hand; log-sigmoid as -log1p(exp(-x)))."""
+    s = z / T
+    if task == "multiclass":
+        m = s.max(axis=1, keepdims=True)
+        logp = s - (m + np.log(np.exp(s - m).sum(axis=1, keepdims=True)))
+        return float(-logp[np.arange(len(y)), y].mean())
+    s = s.reshape(-1)
+    return float(np.mean(np.logaddexp(0.0, -s) * y + np.logaddexp(0.0, s) * (1 - y)))
+
+
+def _grid_minimum(z: np.ndarray, y: np.ndarray, task: str) -> float:
+    grid = np.exp(np.linspace(np.log(0.05), np.log(20.0), 4001))   # steps of 0.15 % in T
+    return float(grid[np.argmin([_nll_numpy(z, y, T, task) for T in grid])])
+
+
+@pytest.mark.parametrize("task", ["multiclass", "binary"])
+@pytest.mark.parametrize("sharpness", [0.3, 4.0])      # under- and over-confident logits
+def test_temperature_is_the_nll_minimum_found_by_a_grid(task, sharpness):
+    rng = np.random.default_rng(1)
+    k = 4 if task == "multiclass" else 1
+    truth = rng.normal(size=(500, k)) * 2.0            # the true logits; labels drawn from them
+    if task == "multiclass":
+        p = np.exp(truth) / np.exp(truth).sum(1, keepdims=True)
+        y = (rng.uniform(size=(500, 1)) > p.cumsum(1)).sum(1)
+    else:
+        y = (rng.uniform(size=500) < 1 / (1 + np.exp(-truth[:, 0]))).astype(int)
+    z = truth * sharpness + rng.normal(scale=0.2, size=truth.shape)
+    T = fit_temperature(torch.tensor(z), torch.tensor(y, dtype=torch.float32 if task == "binary" else torch.int64), task)
+    ref = _grid_minimum(z, y, task)
+    assert T == pytest.approx(ref, rel=3e-3)
+    assert (T < 1) == (sharpness < 1)        # under-confident logits are sharpened, over-confident ones softened
+
+
+def test_ece_against_its_formula():
+    p = np.array([[0.9, 0.1], [0.8, 0.2], [0.3, 0.7], [0.45, 0.55]])
+    y = np.array([0, 1, 1, 0])
+    r = reliability(p, y, "multiclass", bins=10)
+    # bins by top probability: 0.9 (right), 0.8 (wrong), 0.7 (right), 0.55 (wrong)
+    want = (abs(1 - 0.9) + abs(0 - 0.8) + abs(1 - 0.7) + abs(0 - 0.55)) / 4
+    assert r["ece"] == pytest.approx(want)
+    assert r["hits"] == pytest.approx(0.5)
+
+
+def test_default_fit_calibrates_when_it_helps_and_keeps_every_label(tmp_path):
+    run = tw.fit("breast_cancer", out=tmp_path / "run", verbose=False, sets=["train.epochs=40"])
+    cal = run.metrics["calibration"]
+    assert cal["applied"] == (cal["val_log_loss_after"] < cal["val_log_loss_before"])
+    saved = json.loads((tmp_path / "run" / "model.json").read_text())["architecture"]
+    T = cal["temperature"] if cal["applied"] else 1.0
+    assert saved.get("calibration", {}).get("temperature", 1.0) == pytest.approx(T)
+    loaded = tw.load(tmp_path / "run")
+    from sklearn.datasets import load_breast_cancer
+    X = load_breast_cancer().data.astype(np.float32)
+    logits = loaded.model(torch.from_numpy(loaded.pre.transform_X(X))).detach().double().reshape(-1)
+    want = torch.sigmoid(logits / T).numpy()
+    np.testing.assert_allclose(loaded.predict_proba(X)[:, 1], want, atol=1e-6)
+    assert (loaded.predict(X) == np.array(loaded.pre.coder.classes)[(logits.numpy() >= 0).astype(int)]).all()
+    assert cal["test_accuracy_before"] == cal["test_accuracy_after"]
+    # the recorded validation log-loss is the NLL of the stored temperature, recomputed by hand
+    assert run.metrics["val"]["loss"] == pytest.approx(cal["val_log_loss_after" if cal["applied"] else
+                                                           "val_log_loss_before"], rel=1e-4)
+
+
+def test_calibrate_none_and_regression_untouched(tmp_path):
+    run = tw.fit("iris", save=False, verbose=False, sets=["train.epochs=5", "train.calibrate=none"])
+    assert "calibration" not in run.metrics and run.head.temperature == 1.0
+    reg = tw.fit("diabetes", save=False, verbose=False, sets=["train.epochs=3"])
+    assert "calibration" not in reg.metrics
+
+
+def test_temperature_always_applied_when_asked():
+    run = tw.fit("iris", save=False, verbose=False, sets=["train.epochs=5", "train.calibrate=temperature"])
+    assert run.metrics["calibration"]["applied"] and run.head.temperature == run.metrics["calibration"]["temperature"]
+
+
+def test_calibrated_classifier_cv_wraps_the_estimator():
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.datasets import load_breast_cancer
+    X, y = load_breast_cancer(return_X_y=True)
+    clf = CalibratedClassifierCV(tw.Classifier(epochs=10, ensemble=1), method="sigmoid", cv=2).fit(X, y)
+    p = clf.predict_proba(X)
+    assert p.shape == (len(X), 2) and np.allclose(p.sum(1), 1.0)
+    assert clf.score(X, y) > 0.85
+    assert calibrate_run  # the module's entry point used by fit
