@@ -1,6 +1,7 @@
 """report.html: self-contained, every section present, renders in headless chromium with every image loaded."""
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import struct
@@ -9,50 +10,205 @@ import zlib
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import trainwell as tw
 from conftest import require_service, service_used
 
 FAST = ["train.progress=false"]
-SCRIPT = ("<script>window.addEventListener('load',function(){var im=document.images,bad=0;"
-          "for(var i=0;i<im.length;i++){if(!(im[i].complete&&im[i].naturalWidth>0))bad++;}"
-          "var d=document.createElement('div');d.id='imgcheck';d.textContent='images='+im.length+' broken='+bad;"
-          "document.body.appendChild(d);});</script>")
 
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
+    """A multiclass run (digits, 10 classes) with the defaults and two hidden layers."""
     d = tmp_path_factory.mktemp("report") / "run"
     tw.fit("digits", sets=["model.hidden=[32,32]", "train.epochs=4", *FAST], out=d, verbose=False)
     return d
 
 
+@pytest.fixture(scope="module")
+def binary_dir(tmp_path_factory):
+    """A binary run (breast_cancer) with the default model."""
+    d = tmp_path_factory.mktemp("report") / "binary"
+    tw.fit("breast_cancer", sets=["train.epochs=4", *FAST], out=d, verbose=False)
+    return d
+
+
+@pytest.fixture(scope="module")
+def regression_dir(tmp_path_factory):
+    """A regression run (diabetes) with the default model."""
+    d = tmp_path_factory.mktemp("report") / "regression"
+    tw.fit("diabetes", sets=["train.epochs=3", *FAST], out=d, verbose=False)
+    return d
+
+
+def _titles(page: str) -> list[str]:
+    return re.findall(r"<h2>([^<]*)</h2>", page)
+
+
+def _images(page: str) -> list[str]:
+    return re.findall(r'<img[^>]*src="([^"]*)"', page)
+
+
 def test_report_sections_and_self_contained(run_dir):
     page = (run_dir / "report.html").read_text()
-    for title in ("Data and split", "Scores", "Diagnosis", "Training curves", "Learning rate over time",
-                  "Gradient flow", "Activation statistics", "Confusion matrix", "Model", "Resolved hyperparameters"):
-        assert f"<h2>{title}</h2>" in page, title
+    for title in ("Data and split", "Scores", "Diagnosis", "Training curves", "Gradient flow",
+                  "Activation statistics", "Confusion matrix", "Per-class precision, recall and F1",
+                  "Most confidently wrong", "Model", "Resolved hyperparameters"):
+        assert title in _titles(page), title
+    assert "ROC and precision-recall curves" not in _titles(page)          # binary tasks only
     assert "parameters</b>" in page and "n_train" in page
-    srcs = re.findall(r'<img[^>]*src="([^"]*)"', page)
-    assert len(srcs) == 5 and all(s.startswith("data:image/png;base64,") for s in srcs)
+    srcs = _images(page)
+    assert len(srcs) >= 4 and all(s.startswith("data:image/png;base64,") for s in srcs)
     assert "http://" not in page and "https://" not in page
     assert "<script" not in page
+    assert "(S3)" not in page and "Bias / variance (" not in page
+
+
+def test_constant_lr_is_a_sentence_not_a_panel(tmp_path):
+    """schedule.name=none: the lr never changes, so the report says so instead of plotting a flat line."""
+    tw.fit("iris", sets=["train.epochs=3", "schedule.name=none", *FAST], out=tmp_path / "r", verbose=False)
+    page = (tmp_path / "r" / "report.html").read_text()
+    assert "Learning rate over time" not in _titles(page) and not (tmp_path / "r" / "lr.png").exists()
+    assert "The learning rate stayed at 0.001 for all 3 epochs" in page
+
+
+def test_resolved_hyperparameters_only_for_the_model_type(run_dir):
+    """An MLP's report lists no convolution, recurrent, autoencoder or custom-module keys; a CNN's keeps its own."""
+    page = (run_dir / "report.html").read_text()
+    spec = page.split("<h2>Resolved hyperparameters</h2>", 1)[1]
+    for key in ("channels:", "kernel_size:", "cell:", "hidden_size:", "bottleneck:", "module_kwargs:"):
+        assert key not in spec, key
+    assert "hidden:" in spec and "activation: relu" in spec and "lr: " in spec
+    from trainwell.report.html import relevant_spec
+    cnn = relevant_spec(tw.Spec.build(None, sets=["model.type=cnn"]).to_dict())["model"]
+    assert {"channels", "kernel_size", "pool"} <= set(cnn) and "cell" not in cnn and "bottleneck" not in cnn
+
+
+def test_test_predictions_hold_class_probabilities(run_dir, binary_dir):
+    """test_predictions.csv: one proba_<class> column per class, rows summing to 1, pred = the most likely class
+    (binary: pred = 1 exactly when p(positive) >= 0.5)."""
+    multi = pd.read_csv(run_dir / "test_predictions.csv")
+    cols = [c for c in multi.columns if c.startswith("proba_")]
+    assert cols == [f"proba_{k}" for k in range(10)]
+    np.testing.assert_allclose(multi[cols].sum(axis=1), 1.0, atol=1e-5)
+    assert (multi[cols].to_numpy().argmax(axis=1) == multi["pred"]).all()
+    binary = pd.read_csv(binary_dir / "test_predictions.csv")
+    assert list(binary.columns) == ["true", "pred", "proba_0", "proba_1"]
+    np.testing.assert_allclose(binary["proba_0"] + binary["proba_1"], 1.0, atol=1e-6)
+    assert ((binary["proba_1"] >= 0.5).astype(int) == binary["pred"]).all()
+    assert len(binary) == json.loads((binary_dir / "data.json").read_text())["n_test"]
+
+
+def test_per_class_table_matches_sklearn():
+    """Per-class precision/recall/F1/support from the report's confusion-matrix arithmetic equal
+    sklearn.metrics.precision_recall_fscore_support, including a class that is never predicted
+    (precision 0 by convention) and one absent from the truth."""
+    from sklearn.metrics import precision_recall_fscore_support
+    from trainwell.report.outputs import per_class_table
+    rng = np.random.default_rng(0)
+    true = rng.integers(0, 4, 300)
+    pred = np.where(rng.random(300) < 0.6, true, rng.integers(0, 3, 300))    # class 3 never predicted
+    true[true == 2] = 1                                                       # class 2 never true
+    table = per_class_table(true, pred, ["a", "b", "c", "d"])
+    p, r, f, n = precision_recall_fscore_support(true, pred, labels=[0, 1, 2, 3], zero_division=0)
+    np.testing.assert_allclose(table["precision"], p)
+    np.testing.assert_allclose(table["recall"], r)
+    np.testing.assert_allclose(table["f1"], f)
+    assert list(table["support"]) == list(n) and list(table["class"]) == ["a", "b", "c", "d"]
+
+
+def test_per_class_table_in_report_matches_predictions(run_dir):
+    from sklearn.metrics import f1_score
+    preds = pd.read_csv(run_dir / "test_predictions.csv")
+    page = (run_dir / "report.html").read_text()
+    section = page.split("<h2>Per-class precision, recall and F1</h2>", 1)[1].split("<h2>", 1)[0]
+    f1 = [float(x) for x in re.findall(r"<tr><td>\d+</td><td>[\d.]+</td><td>[\d.]+</td><td>([\d.]+)</td>", section)]
+    expected = f1_score(preds["true"], preds["pred"], labels=list(range(10)), average=None, zero_division=0)
+    np.testing.assert_allclose(f1, expected, atol=5e-5)
+
+
+def test_confident_errors_are_the_surest_mistakes():
+    from trainwell.report.outputs import confident_errors
+    preds = pd.DataFrame({"true": [0, 1, 1, 0, 1], "pred": [1, 1, 0, 1, 0],
+                          "proba_no": [0.1, 0.2, 0.6, 0.45, 0.97], "proba_yes": [0.9, 0.8, 0.4, 0.55, 0.03]})
+    out = confident_errors(preds, ["no", "yes"])
+    assert list(out["test row"]) == [4, 0, 2, 3]                  # row 1 is right; the rest by p(predicted)
+    np.testing.assert_allclose(out["p(predicted)"], [0.97, 0.9, 0.6, 0.55])
+    np.testing.assert_allclose(out["p(true)"], [0.03, 0.1, 0.4, 0.45])
+    assert list(out["true"]) == ["yes", "no", "yes", "no"]
+
+
+def test_binary_report_has_roc_and_pr(binary_dir):
+    page = (binary_dir / "report.html").read_text()
+    titles = _titles(page)
+    for title in ("ROC and precision-recall curves", "Per-class precision, recall and F1", "Confusion matrix",
+                  "Most confidently wrong"):
+        assert title in titles, title
+    assert (binary_dir / "roc_pr.png").exists()
+
+
+def test_regression_report_has_residuals_and_largest_errors(regression_dir):
+    page = (regression_dir / "report.html").read_text()
+    titles = _titles(page)
+    assert "Predicted vs true and residuals" in titles and "Largest errors" in titles
+    assert "Confusion matrix" not in titles
+    preds = pd.read_csv(regression_dir / "test_predictions.csv")
+    worst = (preds["true_0"] - preds["pred_0"]).abs().max()
+    section = page.split("<h2>Largest errors</h2>", 1)[1].split("<h2>", 1)[0]
+    first = re.search(r"<tr><td>(\d+)</td><td>[^<]*</td><td>[^<]*</td><td>([\d.]+)</td>", section)
+    assert first and float(first.group(2)) == pytest.approx(worst, abs=1e-3)
+
+
+def test_activation_panel_with_one_hidden_layer_and_no_dead_units(tmp_path, monkeypatch):
+    """One hidden layer: the layer is a named category (hidden 1), not points at x = 0.9 and 1.1 on a numeric
+    axis; nothing dead: a sentence instead of an empty panel."""
+    from trainwell.report import plots
+    diag = pd.DataFrame({"epoch": [0, 0, 3, 3], "layer": ["blocks.0.linear", "out"] * 2, "index": [0, 1] * 2,
+                         "grad_norm": [1.0, 2.0, 0.5, 1.0], "out_grad_rms": [0.1, 0.2, 0.1, 0.2],
+                         "act_mean": [0.3, None, 0.4, None], "act_std": [0.5, None, 0.6, None],
+                         "dead_frac": [0.0, None, 0.0, None], "saturated_frac": [0.0, None, 0.0, None]})
+    assert plots.nothing_dead(diag.dropna(subset=["act_mean"]))
+    seen = {}
+    real = plots.save_figure
+
+    def spy(fig, path):
+        seen[Path(path).name] = [([t.get_text() for t in ax.get_xticklabels()], ax.get_legend()) for ax in fig.axes]
+        return real(fig, path)
+
+    monkeypatch.setattr(plots, "save_figure", spy)
+    plots.plot_activation_stats(diag, tmp_path / "a.png")
+    plots.plot_gradient_flow(diag, tmp_path / "g.png")
+    (ticks, _), = seen["a.png"]                                   # one panel: no empty dead-unit axes
+    assert ticks == ["hidden 1"]
+    legend = seen["g.png"][0][1]
+    assert [t.get_text() for t in legend.get_texts()] == ["hidden 1", "output"]
+    assert seen["g.png"][1][0] == ["hidden 1", "output"]
+
+
+def test_gradient_flow_with_many_layers_has_a_colour_bar(tmp_path, monkeypatch):
+    from trainwell.report import plots
+    n = 20
+    diag = pd.DataFrame({"epoch": np.repeat([0, 1, 2], n), "layer": [f"blocks.{i}.linear" for i in range(n)] * 3,
+                         "index": list(range(n)) * 3, "grad_norm": np.linspace(0.1, 1, 3 * n),
+                         "out_grad_rms": np.linspace(0.1, 1, 3 * n)})
+    real, seen = plots.save_figure, []
+    monkeypatch.setattr(plots, "save_figure", lambda fig, path: (seen.append(fig), real(fig, path))[1])
+    plots.plot_gradient_flow(diag, tmp_path / "g.png")
+    axes = seen[0].axes
+    assert len(axes) == 3 and axes[2].get_ylabel() == "layer (1 = input side)"      # the colour bar
+    assert axes[0].get_legend() is None
+    ticks = [t for t in axes[2].get_yticks() if 0.5 <= t <= n + 0.5]
+    assert ticks and all(float(t).is_integer() for t in ticks)
 
 
 def test_report_regenerates(run_dir, cli):
     (run_dir / "report.html").unlink()
     r = cli("report", str(run_dir))
     assert r.returncode == 0, r.stderr
-    assert "Gradient flow" in (run_dir / "report.html").read_text()
-
-
-def test_regression_report_has_pred_vs_true(tmp_path):
-    rng = np.random.default_rng(0)
-    X = rng.normal(size=(200, 3))
-    y = X @ [1.0, -2.0, 0.5] + 0.1 * rng.normal(size=200)
-    tw.fit(X=X, y=y, sets=["train.epochs=3", *FAST], out=tmp_path / "r", verbose=False)
-    assert "<h2>Predicted vs true</h2>" in (tmp_path / "r" / "report.html").read_text()
+    page = (run_dir / "report.html").read_text()
+    assert "Gradient flow" in page and "Most confidently wrong" in page     # from the CSV files alone
 
 
 def _chromium() -> str | None:
@@ -91,22 +247,53 @@ def _png_nonblank(path: Path) -> bool:
     return len(distinct) > 16
 
 
-def test_report_renders_in_headless_chromium(run_dir, tmp_path):
+@pytest.fixture(scope="module")
+def study_dir(tmp_path_factory):
+    """A small study (iris, 4 random trials of 3 epochs): its study.html is checked like a run's report."""
+    d = tmp_path_factory.mktemp("study")
+    space = {"optim.lr": {"log": [1e-3, 1e-1]}, "model.hidden": {"choice": [[8], [16, 8]]}}
+    tw.tune("iris", space=space, sampler="random", trials=4, sets=["train.epochs=3", *FAST], out=d, threads=1,
+            verbose=False)
+    return d
+
+
+def test_study_report_table_and_curves(study_dir):
+    page = (study_dir / "study.html").read_text()
+    assert "class='scroll'" in page and "class=note" in page        # the table scrolls in its box, notes readable
+    assert "<th>worker</th>" not in page and "<th>run_dir</th>" not in page   # one worker; trial-NNNN said once
+
+
+REPORTS = {"multiclass": ("run_dir", "report.html"), "binary": ("binary_dir", "report.html"),
+           "regression": ("regression_dir", "report.html"), "study": ("study_dir", "study.html")}
+PROBE = ("<script>window.addEventListener('load',function(){var im=document.images,bad=0;"
+         "for(var i=0;i<im.length;i++){if(!(im[i].complete&&im[i].naturalWidth>0))bad++;}"
+         "var d=document.createElement('div');d.id='probe';d.textContent='images='+im.length+' broken='+bad+"
+         "' width='+document.documentElement.scrollWidth+' view='+window.innerWidth;"
+         "document.body.appendChild(d);});</script>")
+
+
+@pytest.mark.parametrize("kind", list(REPORTS))
+def test_report_renders_in_headless_chromium(kind, request, tmp_path):
+    """At 1280 px: a non-blank screenshot, every image decoded, and nothing wider than the window (no
+    horizontal scroll bar). Runs in CI (.ci/run installs chromium)."""
     exe = _chromium()
     if exe is None:
         require_service("chromium", "no chromium, chromium-browser or google-chrome on PATH "
                                     "(.ci/run installs Debian's chromium)")
     service_used("chromium")
+    fixture, name = REPORTS[kind]
+    page = request.getfixturevalue(fixture) / name
     shot = tmp_path / "shot.png"
-    url = (run_dir / "report.html").resolve().as_uri()
-    subprocess.run([exe, *_flags(tmp_path), f"--screenshot={shot}", "--window-size=1200,3000", url],
+    subprocess.run([exe, *_flags(tmp_path), f"--screenshot={shot}", "--window-size=1280,3000", page.resolve().as_uri()],
                    capture_output=True, timeout=120)
     assert shot.exists() and shot.stat().st_size > 20_000
     assert _png_nonblank(shot)
-    probe = tmp_path / "probe.html"                   # the same page plus a script that checks every <img>
-    probe.write_text((run_dir / "report.html").read_text().replace("</body>", SCRIPT + "</body>"))
-    dom = subprocess.run([exe, *_flags(tmp_path), "--virtual-time-budget=5000", "--dump-dom", probe.as_uri()],
-                         capture_output=True, text=True, timeout=120).stdout
-    m = re.search(r'id="imgcheck">images=(\d+) broken=(\d+)<', dom)
+    probe = tmp_path / "probe.html"                   # the same page plus a script that measures it
+    probe.write_text(page.read_text().replace("</body>", PROBE + "</body>"))
+    dom = subprocess.run([exe, *_flags(tmp_path), "--window-size=1280,900", "--virtual-time-budget=5000",
+                          "--dump-dom", probe.as_uri()], capture_output=True, text=True, timeout=120).stdout
+    m = re.search(r'id="probe">images=(\d+) broken=(\d+) width=(\d+) view=(\d+)<', dom)
     assert m, dom[-500:]
-    assert int(m.group(1)) == 5 and int(m.group(2)) == 0
+    images, broken, width, view = (int(g) for g in m.groups())
+    assert images == len(_images(page.read_text())) >= 3 and broken == 0
+    assert view == 1280 and width <= view, f"{name} is {width} px wide in a {view} px window"

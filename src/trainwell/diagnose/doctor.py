@@ -29,26 +29,27 @@ BV_THRESHOLD = 0.05         # bias or variance above 5 percentage points is "hig
 REMEDIES = {
     "vanishing_gradients": "Use ReLU with he_uniform init (model.activation=relu, model.init=he_uniform); for deep "
                            "nets (more than 8 layers) add residual blocks and batch normalization "
-                           "(model.residual=true model.batchnorm=true); or make the net shallower (S1).",
+                           "(model.residual=true model.batchnorm=true); or make the net shallower (docs/practices/depth.md).",
     "exploding_gradients": "Lower the learning rate (try 10x lower), clip gradients (regularize.clip_norm=1.0), "
-                           "use a matched initializer (model.init=auto) and batch normalization (S0, S2, S4).",
+                           "use a matched initializer (model.init=auto) and batch normalization (docs/practices/initializers.md, docs/practices/normalization.md).",
     "saturation": "Use an initializer matched to the activation (model.init=glorot_uniform for tanh/sigmoid), "
-                  "standardize the inputs (data.scale=standard), or switch to ReLU with he_uniform (S1, S4).",
+                  "standardize the inputs (data.scale=standard), or switch to ReLU with he_uniform (docs/practices/initializers.md, "
+                  "docs/practices/activations.md).",
     "dead_units": "Lower the learning rate, use bias_init=0 and he_uniform init, or a ReLU variant that keeps a "
-                  "gradient for x < 0 (model.activation=leaky_relu or elu) (S3, S4).",
+                  "gradient for x < 0 (model.activation=leaky_relu or elu) (docs/practices/activations.md).",
     "lr_too_high": "Lower the learning rate (try 3-10x lower; `trainwell lr-find` suggests one), or use a "
-                   "decaying schedule (schedule.name=plateau) (S2).",
+                   "decaying schedule (schedule.name=plateau) (docs/practices/schedules.md).",
     "lr_too_low": "Raise the learning rate (try 3-10x higher; `trainwell lr-find` suggests one), or use an "
-                  "adaptive optimizer (optim.name=adam) (S2).",
+                  "adaptive optimizer (optim.name=adam) (docs/practices/optimizers.md).",
     "overfitting": "Keep early stopping on with restore_best (the best epoch is named), regularize "
                    "(regularize.l2=1e-4, model.dropout=0.2), get more data or augment (regularize.noise), or use "
-                   "a smaller network (S1, S3).",
+                   "a smaller network (docs/practices/regularization.md).",
     "underfitting": "Train longer (train.epochs), use a bigger network (model.hidden), or a higher learning rate "
-                    "(S3).",
-    "high_bias": "Train a bigger network, try other architectures, train longer (more epochs) (S3).",
+                    "(docs/diagnosis.md, bias and variance).",
+    "high_bias": "Train a bigger network, try other architectures, train longer (more epochs) (docs/diagnosis.md).",
     "high_variance": "Regularize (L2, dropout), try a smaller network, get more data or augment it "
-                     "(bootstrap, noise) (S3).",
-    "depth_recipe": "S1's depth recipe: 1-3 layers: tanh with U(-0.5, 0.5) is fine; 4-8: ReLU + he_uniform; "
+                     "(bootstrap, noise) (docs/practices/regularization.md).",
+    "depth_recipe": "The depth recipe (docs/practices/depth.md): 1-3 layers: tanh with U(-0.5, 0.5) is fine; 4-8: ReLU + he_uniform; "
                     "9-25: residual blocks + batch normalization (model.residual=true model.batchnorm=true).",
 }
 
@@ -264,11 +265,11 @@ def check_depth(arch: dict) -> list[dict]:
     ev = {"hidden_layers": depth, "activation": act, "init": arch.get("init"), "batchnorm": bn, "residual": res}
     if depth > 3 and act in ("tanh", "sigmoid", "softsign") and not (bn or res):
         return [finding("depth_recipe", "warning",
-                        f"{depth} {act} layers without batch norm or residual blocks (S1: beyond 3 layers use "
+                        f"{depth} {act} layers without batch norm or residual blocks (docs/practices/depth.md: beyond 3 layers use "
                         f"ReLU + he_uniform, beyond 8 residual + batch norm)", ev)]
     if depth > 8 and not (bn and res):
         return [finding("depth_recipe", "info",
-                        f"{depth} hidden layers without residual blocks + batch norm (S1's recipe for 9-25 layers)",
+                        f"{depth} hidden layers without residual blocks + batch norm (docs/practices/depth.md: the recipe for 9-25 layers)",
                         ev)]
     return []
 

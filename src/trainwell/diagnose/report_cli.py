@@ -35,7 +35,7 @@ def print_diagnosis(console: Console, result: dict, where: Path | None = None) -
         console.print(f"    [green]remedy:[/green] {escape(f['remedy'])}")
     bv = result.get("bias_variance")
     if bv:
-        t = Table(title="bias / variance (S3)", title_justify="left")
+        t = Table(title="bias / variance (docs/diagnosis.md)", title_justify="left")
         for c in ("train error", "val error", "Bayes error", "bias", "variance", "verdict"):
             t.add_column(c, justify="right")
         t.add_row(*(f"{bv[k]:.2%}" for k in ("train_error", "val_error", "bayes_error", "bias", "variance")),

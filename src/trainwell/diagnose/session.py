@@ -70,10 +70,21 @@ def test_predictions(run: Any, state: Any) -> pd.DataFrame | None:
                              **{f"pred_{j}": p[:, j] for j in range(p.shape[1])}})
     if task == "multiclass":
         true = yn if yn.ndim == 1 else yn.argmax(-1)
-        return pd.DataFrame({"true": true.astype(int), "pred": o.argmax(-1).astype(int)})
+        frame = pd.DataFrame({"true": true.astype(int), "pred": o.argmax(-1).astype(int)})
+        return frame.join(_probabilities(o, run.pre.coder))
     if task == "binary":
-        return pd.DataFrame({"true": yn.reshape(-1).astype(int), "pred": (o.reshape(-1) >= 0.5).astype(int)})
+        p = o.reshape(-1)
+        frame = pd.DataFrame({"true": yn.reshape(-1).astype(int), "pred": (p >= 0.5).astype(int)})
+        return frame.join(_probabilities(np.stack([1.0 - p, p], axis=1), run.pre.coder))
     return None
+
+
+def _probabilities(proba: np.ndarray, coder: Any) -> pd.DataFrame:
+    """One column per class, ``proba_<class name>`` (the report's ROC, PR and confident-error views read them)."""
+    found = getattr(coder, "classes", None)
+    classes = [str(c) for c in (list(found) if found is not None else [])]
+    names = classes if len(classes) == proba.shape[1] else [str(i) for i in range(proba.shape[1])]
+    return pd.DataFrame({f"proba_{n}": proba[:, j] for j, n in enumerate(names)})
 
 
 def attach(run: Any, state: Any, prep: Any, monitor: Monitor | None) -> dict:

@@ -9,6 +9,9 @@ from typing import TYPE_CHECKING
 
 from trainwell.report.calibration_plot import calibration_sections
 
+import pandas as pd
+import yaml
+
 if TYPE_CHECKING:
     from trainwell.run import Run
 
@@ -55,8 +58,10 @@ def _diagnosis_html(diagnosis: dict) -> str:
     bv = diagnosis.get("bias_variance")
     if bv:
         pct = [f"{100 * bv[k]:.2f} %" for k in ("train_error", "val_error", "bayes_error", "bias", "variance")]
-        body += "<h3>Bias / variance (S3)</h3>" + _table([[*pct, bv["verdict"]]], [
-            "train error", "validation error", "Bayes error", "bias", "variance", "verdict"])
+        body += ("<h3>Bias / variance</h3><p>bias = train error − Bayes error, variance = validation error − "
+                 "train error, each \"high\" above 5 points (A. Ng, <i>Machine Learning Yearning</i>, ch. 20–23; "
+                 "docs/diagnosis.md, \"The doctor\").</p>" + _table([[*pct, bv["verdict"]]], [
+                     "train error", "validation error", "Bayes error", "bias", "variance", "verdict"]))
     return body
 
 
@@ -75,31 +80,98 @@ def _short_json(v) -> str:
     return text if len(text) < 400 else text[:400] + " ..."
 
 
-def _figures(run: "Run", run_dir: Path) -> dict[str, Path]:
-    """Draw the doctor's figures into the run directory (from what it holds) and return them by name."""
-    import pandas as pd
+MODEL_KEYS = {   # model.* keys that only one family of networks reads (spec.py's ModelSpec groups)
+    "cnn": ("channels", "kernel_size", "pool", "conv_dims"),
+    "rnn": ("cell", "layers", "hidden_size", "bidirectional"),
+    "autoencoder": ("bottleneck", "denoise", "encoder"),
+    "custom": ("module", "module_kwargs"),
+}
 
-    from trainwell.report import plots
-    out: dict[str, Path] = {}
+
+def relevant_spec(spec_dict: dict) -> dict:
+    """The resolved spec without the model keys another model type would read (an MLP has no channels)."""
+    model = dict(spec_dict.get("model", {}))
+    kind = model.get("type", "mlp")
+    keep = set(MODEL_KEYS.get(kind, ()))
+    if kind == "autoencoder" and model.get("encoder") != "dense":
+        keep |= set(MODEL_KEYS["cnn"])              # a conv autoencoder reads the conv keys
+    for keys in MODEL_KEYS.values():
+        for k in keys:
+            if k not in keep:
+                model.pop(k, None)
+    return {**spec_dict, "model": model}
+
+
+def _read(run: "Run", run_dir: Path, attr: str, filename: str):
+    """A table the fit left on the Run, or (a regenerated report) the CSV it wrote."""
+    value = getattr(run, attr, None)
+    if value is None and (run_dir / filename).exists():
+        value = pd.read_csv(run_dir / filename)
+    return value
+
+
+def training_sections(run: "Run", run_dir: Path) -> list[tuple[str, str]]:
+    """Curves, learning rate, gradient flow and activation statistics (the doctor's figures)."""
+    from trainwell.report import plots   # matplotlib: imported only when a report is drawn
+    out = []
+    if (run_dir / "curves.png").exists():
+        out.append(("Training curves", embed_png(run_dir / "curves.png")))
     h = run.history
     if not h.empty and "lr" in h:
-        out["lr"] = plots.plot_lr(h, run_dir / "lr.png")
-    diag = getattr(run, "diagnostics", None)
-    if diag is None and (run_dir / "diagnostics.csv").exists():
-        diag = pd.read_csv(run_dir / "diagnostics.csv")
+        if plots.lr_is_constant(h):
+            out.append(("Learning rate", f"<p>The learning rate stayed at {float(h['lr'].iloc[0]):g} for all "
+                                         f"{len(h)} epochs (schedule.name={html.escape(str(run.spec.schedule.name))}"
+                                         f"; docs/training.md lists the schedules).</p>"))
+        else:
+            out.append(("Learning rate over time", embed_png(plots.plot_lr(h, run_dir / "lr.png"))))
+    diag = _read(run, run_dir, "diagnostics", "diagnostics.csv")
     if diag is not None and not diag.empty:
-        out["gradients"] = plots.plot_gradient_flow(diag, run_dir / "gradient_flow.png")
-        out["activations"] = plots.plot_activation_stats(diag, run_dir / "activations.png")
-    preds = getattr(run, "test_predictions", None)
-    if preds is None and (run_dir / "test_predictions.csv").exists():
-        preds = pd.read_csv(run_dir / "test_predictions.csv")
-    if preds is not None and not preds.empty:
-        if "true" in preds:
-            classes = [str(c) for c in getattr(run.pre.coder, "classes", []) or []]
-            out["outputs"] = plots.plot_confusion(preds, classes, run_dir / "confusion_matrix.png")
-        elif any(c.startswith("true_") for c in preds.columns):
-            out["outputs"] = plots.plot_pred_vs_true(preds, run_dir / "pred_vs_true.png")
+        out.append(("Gradient flow", embed_png(plots.plot_gradient_flow(diag, run_dir / "gradient_flow.png"))))
+        body = embed_png(plots.plot_activation_stats(diag, run_dir / "activations.png"))
+        if "act_mean" in diag and plots.nothing_dead(diag.dropna(subset=["act_mean"])):
+            body += ("<p class='ok'>No dead units: no ReLU unit output 0 for a whole monitored batch, and no "
+                     "sigmoid/tanh output sat at its bounds, in any layer at any sampled step.</p>")
+        out.append(("Activation statistics", body))
     return out
+
+
+def output_sections(run: "Run", run_dir: Path) -> list[tuple[str, str]]:
+    """What the model predicts on the test split (report/outputs.py): classification or regression views."""
+    from trainwell.report import outputs, plots   # matplotlib: imported only when a report is drawn
+    preds = _read(run, run_dir, "test_predictions", "test_predictions.csv")
+    if preds is None or preds.empty:
+        return []
+    if "true" not in preds:
+        if not outputs.regression_columns(preds):
+            return []
+        fig = outputs.plot_regression(preds, run_dir / "pred_vs_true.png")
+        errors = outputs.largest_errors(preds)
+        return [("Predicted vs true and residuals", embed_png(fig)),
+                ("Largest errors", "<p>Test rows (0 = first row of the test split) with the largest absolute "
+                                   "error on the first target.</p>" + _frame_table(errors))]
+    found = getattr(run.pre.coder, "classes", None)
+    names = outputs.class_names(preds, [str(c) for c in found] if found is not None else None)
+    out = [("Confusion matrix", embed_png(plots.plot_confusion(preds, names, run_dir / "confusion_matrix.png")))]
+    per_class = outputs.per_class_table(preds["true"].to_numpy(), preds["pred"].to_numpy(), names)
+    out.append(("Per-class precision, recall and F1", "<p>Test split; precision = TP / (TP + FP), recall = TP / "
+                "(TP + FN), F1 = their harmonic mean (0 where undefined), support = rows of that class.</p>"
+                + _frame_table(per_class)))
+    cols = outputs.proba_columns(preds)
+    if len(names) == 2 and len(cols) == 2 and preds["true"].nunique() == 2:
+        fig = outputs.plot_roc_pr(preds["true"].to_numpy(int), preds[cols[1]].to_numpy(float), names[1],
+                                  run_dir / "roc_pr.png")
+        out.append(("ROC and precision-recall curves", embed_png(fig)))
+    if cols:
+        errors = outputs.confident_errors(preds, names)
+        text = ("<p>The wrong predictions the model was surest of (test row 0 = first row of the test split): "
+                "often mislabelled rows or inputs the features cannot tell apart.</p>" + _frame_table(errors)
+                if not errors.empty else "<p class='ok'>No wrong prediction on the test split.</p>")
+        out.append(("Most confidently wrong", text))
+    return out
+
+
+def _frame_table(frame) -> str:
+    return _table([list(r) for r in frame.itertuples(index=False)], [str(c) for c in frame.columns])
 
 
 def sections(run: "Run", run_dir: Path) -> list[tuple[str, str]]:
@@ -115,8 +187,9 @@ def sections(run: "Run", run_dir: Path) -> list[tuple[str, str]]:
     widths = [arch.get("n_inputs"), *(arch.get("hidden") or []), arch.get("n_outputs")]
     model = (f"<p>{html.escape('-'.join(str(w) for w in widths))} {html.escape(str(arch.get('activation')))}"
              f" network, <b>{count_parameters(run.model):,} parameters</b></p>{model}")
-    spec = f"<pre>{html.escape(run.spec.to_yaml())}</pre>"
-    figs = _figures(run, run_dir)
+    spec = (f"<p>The keys this {html.escape(str(run.spec.model.type))} run reads; spec.yaml in the run "
+            f"directory holds every key.</p><pre>"
+            f"{html.escape(yaml.safe_dump(relevant_spec(run.spec.to_dict()), sort_keys=False))}</pre>")
     out = []
     data = getattr(run, "data_summary", None)
     if data is None and (run_dir / "data.json").exists():
@@ -131,17 +204,8 @@ def sections(run: "Run", run_dir: Path) -> list[tuple[str, str]]:
                           f"{m.get('epochs_run')} epochs run, stopped because: "
                           f"{html.escape(str(m.get('stopped_because')))}</p>{scores}"))
     out.append(("Diagnosis", _diagnosis_html(run.diagnosis or {})))
-    if (run_dir / "curves.png").exists():
-        out.append(("Training curves", embed_png(run_dir / "curves.png")))
-    if "lr" in figs:
-        out.append(("Learning rate over time", embed_png(figs["lr"])))
-    if "gradients" in figs:
-        out.append(("Gradient flow", embed_png(figs["gradients"])))
-    if "activations" in figs:
-        out.append(("Activation statistics", embed_png(figs["activations"])))
-    if "outputs" in figs:
-        title = "Confusion matrix" if figs["outputs"].name.startswith("confusion") else "Predicted vs true"
-        out.append((title, embed_png(figs["outputs"])))
+    out += training_sections(run, run_dir)
+    out += output_sections(run, run_dir)
     out += calibration_sections(run, run_dir, embed_png)   # classifiers: reliability diagram and ECE
     if (run_dir / "reconstructions.png").exists():        # autoencoders: inputs / noisy / reconstructions
         out.append(("Reconstructions", embed_png(run_dir / "reconstructions.png")))

@@ -1,13 +1,19 @@
-"""Training curves (S0's three panels): loss, log-scale loss, metric — train vs validation."""
+"""The report's figures: training curves (loss, log-scale loss, metric — train vs validation) and the
+doctor's figures (learning rate, gradient flow, activation statistics, confusion matrix, predictions)."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.cm import ScalarMappable  # noqa: E402
+from matplotlib.colors import Normalize  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 
 def plot_curves(history: pd.DataFrame, metric: str, path: str | Path, best_epoch: int | None = None) -> Path:
@@ -27,6 +33,7 @@ def plot_curves(history: pd.DataFrame, metric: str, path: str | Path, best_epoch
     ax.set_title(metric)
     ax.set_xlabel("epoch")
     for ax in axes:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         if best_epoch and best_epoch > 0:
             ax.axvline(best_epoch, color="grey", linestyle=":", linewidth=1, label=f"best epoch {best_epoch}")
         ax.grid(alpha=0.3)
@@ -35,8 +42,18 @@ def plot_curves(history: pd.DataFrame, metric: str, path: str | Path, best_epoch
 
 
 # -- the doctor's figures (report.html) ------------------------------------------
-def _short(name: str) -> str:
-    return name.replace("blocks.", "").replace(".linear", "")
+def layer_label(name: str) -> str:
+    """A reader's name for a monitored layer: ``blocks.0.linear`` -> ``hidden 1``, ``out`` -> ``output``."""
+    m = re.fullmatch(r"blocks\.(\d+)(\.linear)?", name)
+    if m:
+        return f"hidden {int(m.group(1)) + 1}"
+    return "output" if name == "out" else name
+
+
+def lr_is_constant(history: pd.DataFrame) -> bool:
+    """True when every epoch used the same learning rate (a plot of it would be one flat line)."""
+    lr = history["lr"].dropna() if "lr" in history else pd.Series(dtype=float)
+    return len(lr) > 0 and float(lr.max() - lr.min()) <= 1e-12 * max(abs(float(lr.max())), 1e-300)
 
 
 def plot_lr(history: pd.DataFrame, path: str | Path) -> Path:
@@ -46,6 +63,7 @@ def plot_lr(history: pd.DataFrame, path: str | Path) -> Path:
     lr = history["lr"][history["lr"] > 0]
     if len(lr) and lr.max() / lr.min() > 10:
         ax.set_yscale("log")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
     ax.set_ylabel("learning rate")
     ax.set_title("learning rate over time")
@@ -53,18 +71,31 @@ def plot_lr(history: pd.DataFrame, path: str | Path) -> Path:
     return save_figure(fig, path)
 
 
+def _layer_colours(fig, ax, n: int):
+    """One colour per layer from viridis; beyond a readable legend (12 layers) a colour bar names them."""
+    cmap = plt.get_cmap("viridis")
+    colour = [cmap(k / max(n - 1, 1)) for k in range(n)]
+    if n > 12:
+        sm = ScalarMappable(norm=Normalize(0.5, n + 0.5), cmap=cmap)
+        bar = fig.colorbar(sm, ax=ax, pad=0.01)
+        bar.set_label("layer (1 = input side)")
+        bar.locator = MaxNLocator(integer=True)
+        bar.update_ticks()
+    return colour
+
+
 def plot_gradient_flow(diag: pd.DataFrame, path: str | Path) -> Path:
     """Left: per-layer weight-gradient norm over the epochs. Right: back-propagated gradient by layer."""
-    import numpy as np
     fig, axes = plt.subplots(1, 2, figsize=(13, 4.2))
     ax = axes[0]
     layers = diag.drop_duplicates("index").sort_values("index")
-    cmap = plt.get_cmap("viridis")
-    n = max(len(layers) - 1, 1)
-    for k, (_, row) in enumerate(layers.iterrows()):
-        d = diag[diag["index"] == row["index"]].sort_values("epoch")
-        ax.plot(d["epoch"], d["grad_norm"].clip(lower=1e-30), color=cmap(k / n), label=_short(row["layer"]))
+    names = [layer_label(str(n)) for n in layers["layer"]]
+    colours = _layer_colours(fig, ax, len(layers))
+    for k, idx in enumerate(layers["index"]):
+        d = diag[diag["index"] == idx].sort_values("epoch")
+        ax.plot(d["epoch"], d["grad_norm"].clip(lower=1e-30), color=colours[k], label=names[k])
     ax.set_yscale("log")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("epoch (0 = first step)")
     ax.set_ylabel("weight-gradient L2 norm")
     ax.set_title("gradient flow: per-layer gradient norm over epochs")
@@ -74,11 +105,12 @@ def plot_gradient_flow(diag: pd.DataFrame, path: str | Path) -> Path:
     ax = axes[1]
     stat = "out_grad_rms" if "out_grad_rms" in diag and diag["out_grad_rms"].notna().any() else "grad_norm"
     epochs = sorted(diag["epoch"].unique())
+    pos = {idx: k + 1 for k, idx in enumerate(layers["index"])}
     for e, style in ((epochs[0], "o-"), (epochs[-1], "s--")):
         d = diag[diag["epoch"] == e].sort_values("index")
-        ax.plot(d["index"] + 1, np.maximum(d[stat].to_numpy(dtype=float), 1e-30), style, label=f"epoch {e}")
+        ax.plot(d["index"].map(pos), np.maximum(d[stat].to_numpy(dtype=float), 1e-30), style, label=f"epoch {e}")
     ax.set_yscale("log")
-    ax.set_xlabel("layer (1 = input side)")
+    _layer_axis(ax, names)
     ax.set_ylabel("RMS of dLoss/d(layer output)" if stat == "out_grad_rms" else stat)
     ax.set_title("back-propagated gradient by layer")
     ax.grid(alpha=0.3)
@@ -86,30 +118,59 @@ def plot_gradient_flow(diag: pd.DataFrame, path: str | Path) -> Path:
     return save_figure(fig, path)
 
 
+def _layer_axis(ax, names: list[str]) -> None:
+    """Layers as categories at 1..L: named when few enough to read, else integer positions."""
+    n = len(names)
+    ax.set_xlim(0.5, n + 0.5)
+    if n <= 12:
+        ax.set_xticks(range(1, n + 1), names, rotation=30 if n > 6 else 0)
+        ax.set_xlabel("layer (input side on the left)")
+    else:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel("layer (1 = input side)")
+
+
+def nothing_dead(diag: pd.DataFrame) -> bool:
+    """No layer ever had a dead ReLU unit or a saturated sigmoid/tanh output at any sampled step."""
+    cols = [c for c in ("dead_frac", "saturated_frac") if c in diag]
+    return all(float(diag[c].fillna(0).max() or 0) == 0 for c in cols)
+
+
 def plot_activation_stats(diag: pd.DataFrame, path: str | Path) -> Path:
-    """Activation mean +- std by layer (first and last epoch); dead and saturated shares over epochs."""
-    fig, axes = plt.subplots(1, 2, figsize=(13, 4.2))
+    """Activation mean +- std by layer (first and last epoch); dead and saturated shares over epochs
+    (that panel is left out when no unit was ever dead or saturated: the report says so in a sentence)."""
     d = diag.dropna(subset=["act_mean"])
-    ax = axes[0]
+    show_dead = not nothing_dead(d)
+    fig, axes = plt.subplots(1, 2 if show_dead else 1, figsize=(13 if show_dead else 6.5, 4.2), squeeze=False)
+    ax = axes[0][0]
     epochs = sorted(d["epoch"].unique()) if not d.empty else []
+    order = sorted(d["index"].unique())
+    names = [layer_label(str(d[d["index"] == i]["layer"].iloc[0])) for i in order]
+    pos = {idx: k + 1 for k, idx in enumerate(order)}
     for e, off in ((epochs[0], -0.1), (epochs[-1], 0.1)) if epochs else ():
         x = d[d["epoch"] == e].sort_values("index")
-        ax.errorbar(x["index"] + 1 + off, x["act_mean"], yerr=x["act_std"], fmt="o", capsize=3, label=f"epoch {e}")
-    ax.set_xlabel("layer (1 = input side)")
+        ax.errorbar(x["index"].map(pos) + off, x["act_mean"], yerr=x["act_std"], fmt="o", capsize=3,
+                    label=f"epoch {e}")
+    _layer_axis(ax, names)
     ax.set_ylabel("activation mean +- std")
     ax.set_title("activation statistics by layer")
     ax.grid(alpha=0.3)
     if epochs:
         ax.legend(fontsize=8)
-    ax = axes[1]
-    for idx in sorted(d["index"].unique()):
+    if show_dead:
+        _dead_panel(axes[0][1], d, order, names)
+    return save_figure(fig, path)
+
+
+def _dead_panel(ax, d: pd.DataFrame, order: list, names: list[str]) -> None:
+    for idx, name in zip(order, names):
         x = d[d["index"] == idx].sort_values("epoch")
-        name = _short(str(x["layer"].iloc[0]))
         if x["dead_frac"].max() > 0:
             ax.plot(x["epoch"], x["dead_frac"], label=f"dead {name}")
         if x["saturated_frac"].max() > 0:
             ax.plot(x["epoch"], x["saturated_frac"], linestyle="--", label=f"saturated {name}")
     ax.set_ylim(-0.02, 1.02)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("epoch (0 = first step)")
     ax.set_ylabel("share of units")
     ax.set_title("dead ReLU units / saturated sigmoid-tanh outputs")
@@ -117,17 +178,15 @@ def plot_activation_stats(diag: pd.DataFrame, path: str | Path) -> Path:
     handles, _ = ax.get_legend_handles_labels()
     if 0 < len(handles) <= 12:
         ax.legend(fontsize=7)
-    return save_figure(fig, path)
 
 
 def plot_confusion(preds: pd.DataFrame, classes: list[str] | None, path: str | Path) -> Path:
     """Confusion matrix of the test split (rows: true class, columns: predicted)."""
-    import numpy as np
     k = int(max(preds["true"].max(), preds["pred"].max())) + 1
     k = max(k, len(classes or []))
     cm = np.zeros((k, k), dtype=int)
     np.add.at(cm, (preds["true"].to_numpy(int), preds["pred"].to_numpy(int)), 1)
-    fig, ax = plt.subplots(figsize=(min(1 + 0.55 * k, 9), min(0.8 + 0.5 * k, 8)))
+    fig, ax = plt.subplots(figsize=(min(max(3 + 0.55 * k, 4.5), 9), min(max(2.5 + 0.5 * k, 3.8), 8)))
     ax.imshow(cm, cmap="Blues")
     labels = classes if classes and len(classes) == k else [str(i) for i in range(k)]
     ax.set_xticks(range(k), labels, rotation=45 if k > 6 else 0)

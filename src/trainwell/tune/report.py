@@ -16,6 +16,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
@@ -33,7 +34,9 @@ def _png(fig) -> str:
     return f'<img alt="plot" src="data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}">'
 
 
-def history_plot(study: Any, objective: str, maximize: bool) -> str:
+def history_plot(study: Any, objective: str, maximize: bool, chosen: int | None = None) -> str:
+    """Objective by trial (with the best so far) and the per-trial validation curves; ``best``: the trial the
+    study selected (``chosen``: its tie-break may differ from the first maximum)."""
     from optuna.trial import TrialState
     trials = study.get_trials(deepcopy=False)
     done = [t for t in trials if t.state == TrialState.COMPLETE]
@@ -52,18 +55,36 @@ def history_plot(study: Any, objective: str, maximize: bool) -> str:
     ax.set_ylabel(objective)
     ax.set_title("optimization history")
     ax.legend(fontsize=8)
-    ax = axes[1]
+    _curves(axes[1], trials, done, objective, maximize, chosen)
+    for ax in axes:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    return _png(fig)
+
+
+def _curves(ax, trials: list, done: list, objective: str, maximize: bool, chosen: int | None) -> None:
+    """Per-trial validation curves: the best trial drawn thick and named, the other complete trials in one
+    colour, pruned trials in grey (one legend entry each, whatever the number of trials)."""
+    from optuna.trial import TrialState
+    best = chosen if chosen is not None else (
+        (max if maximize else min)(done, key=lambda t: t.value).number if done else None)
+    seen: set[str] = set()
     for t in trials:
         if not t.intermediate_values:
             continue
         steps = sorted(t.intermediate_values)
-        color = "grey" if t.state == TrialState.PRUNED else None
-        ax.plot(steps, [t.intermediate_values[s] for s in steps], lw=0.8, color=color,
-                alpha=0.5 if color else 0.9)
+        if best is not None and t.number == best:
+            style, label = {"color": "C3", "lw": 2.2, "zorder": 3}, f"best (trial {t.number})"
+        elif t.state == TrialState.PRUNED:
+            style, label = {"color": "grey", "lw": 0.8, "alpha": 0.6}, "pruned trials"
+        else:
+            style, label = {"color": "C0", "lw": 0.8, "alpha": 0.6}, "other complete trials"
+        ax.plot(steps, [t.intermediate_values[s] for s in steps], label=None if label in seen else label, **style)
+        seen.add(label)
     ax.set_xlabel("epoch")
     ax.set_ylabel(objective)
-    ax.set_title("validation curves per trial (grey: pruned)")
-    return _png(fig)
+    ax.set_title("validation curves per trial")
+    if seen:
+        ax.legend(fontsize=8)
 
 
 def importance_plot(study: Any) -> tuple[str, dict]:
@@ -159,23 +180,40 @@ def write_study_html(study: Any, space: "Space", frame: pd.DataFrame, result: "T
                      f"<table><tr><th>parameter</th><th>value</th></tr>{params}</table>"
                      f"<h3>Test split (evaluated once, not used for selection)</h3>"
                      f"<table><tr><th>metric</th><th>test</th></tr>{test}</table>")
-    parts.append("<h2>Optimization history</h2>" + history_plot(study, objective, maximize))
+    parts.append("<h2>Optimization history</h2>" + history_plot(study, objective, maximize, result.best_trial))
     imp_html, _ = importance_plot(study)
     parts.append("<h2>Parameter importances</h2>" + imp_html)
     parts.append("<h2>Parallel coordinates</h2>" + parallel_plot(frame, space, objective, maximize))
     if not frame.empty:
-        shown = frame.head(50)
-        head = "".join(f"<th>{html.escape(str(c))}</th>" for c in shown.columns)
-        body = "".join("<tr>" + "".join(f"<td>{html.escape(_fmt(v))}</td>" for v in r) + "</tr>"
-                       for r in shown.itertuples(index=False))
-        parts.append(f"<h2>Trials (best first{', first 50' if len(frame) > 50 else ''})</h2>"
-                     f"<table><tr>{head}</tr>{body}</table>")
+        parts.append(f"<h2>Trials (best first{', first 50' if len(frame) > 50 else ''})</h2>" + trials_table(frame))
     space_rows = "".join(f"<li><code>{html.escape(p.describe())}</code></li>" for p in space)
     parts.append(f"<h2>Search space</h2><ul>{space_rows}</ul>")
     page = (f"<!doctype html><html><head><meta charset='utf-8'><title>trainwell study — "
-            f"{html.escape(study.study_name)}</title><style>{CSS}</style></head><body>{''.join(parts)}</body></html>")
+            f"{html.escape(study.study_name)}</title><style>{CSS}{TABLE_CSS}</style></head><body>{''.join(parts)}</body></html>")
     path.write_text(page)
     return path
+
+
+TABLE_CSS = """.scroll{overflow-x:auto;max-width:100%}.trials{font-size:.85em}.trials td{white-space:nowrap}
+.trials td,.trials th{padding:.2em .4em}.trials td.note{white-space:normal;min-width:14em;text-align:left}"""
+
+
+def trials_table(frame: pd.DataFrame) -> str:
+    """The first 50 trials, best first, in a box that scrolls sideways rather than widening the page; the
+    note column keeps a readable width and columns with one value for every trial (the worker of a
+    one-process study) are left out."""
+    shown = frame.head(50)
+    drop = [c for c in ("worker",) if c in shown and shown[c].nunique(dropna=False) <= 1]
+    if "run_dir" in shown and (shown["run_dir"] == shown["trial"].map(lambda t: f"trial-{int(t):04d}")).all():
+        drop.append("run_dir")        # always trial-NNNN: said once below the table
+    shown = shown.drop(columns=drop)
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in shown.columns)
+    note = list(shown.columns).index("note") if "note" in shown.columns else -1
+    body = "".join("<tr>" + "".join(f"<td{' class=note' if j == note else ''}>{html.escape(_fmt(v))}</td>"
+                                    for j, v in enumerate(r)) + "</tr>" for r in shown.itertuples(index=False))
+    where = "<p>Each trial's run directory is <code>trial-NNNN</code> in the study folder.</p>" \
+        if "run_dir" in drop else ""
+    return f"<div class='scroll'><table class='trials'><tr>{head}</tr>{body}</table></div>{where}"
 
 
 def _fmt(v: Any) -> str:
