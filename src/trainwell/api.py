@@ -20,6 +20,7 @@ import torch
 from rich.console import Console
 from rich.table import Table as RichTable
 
+from trainwell.data.columns import refuse_beyond_float32
 from trainwell.data.pipeline import Prepared, prepare
 from trainwell.data.sources import Table, load_source
 from trainwell.errors import UserError
@@ -31,6 +32,7 @@ from trainwell.optim.schedules import make_schedule
 from trainwell.run import Run, _json_safe
 from trainwell.spec import Spec
 from trainwell.train.batch_size import resolve_batch
+from trainwell.train.memory import check_memory
 from trainwell.train.early_stopping import (PATIENCE_EPOCHS, PATIENCE_STEPS, EarlyStopping, loss_tiebreak,
                                              resolve_mode, resolve_monitor, resolve_patience)
 from trainwell.train.loop import Tensors, TrainState
@@ -70,8 +72,9 @@ def load_table(spec: Spec, X: Any = None, y: Any = None) -> Table:
         raise UserError("fit(X=...) needs y as well: pass the targets as y=.")
     ya = np.asarray(y)
     if isinstance(X, pd.DataFrame):
-        from trainwell.data.sources import _weights, table_from_frame
+        from trainwell.data.sources import _weights, refuse_duplicate_columns, table_from_frame
         frame = X.rename(columns=str).reset_index(drop=True)
+        refuse_duplicate_columns(list(frame.columns), "the X DataFrame")
         if len(ya) != len(frame):
             raise UserError(f"X has {len(frame)} rows but y has {len(ya)}; they must match row for row.")
         where = "the X DataFrame"
@@ -92,6 +95,7 @@ def load_table(spec: Spec, X: Any = None, y: Any = None) -> Table:
     ya, keep, notes = _drop_missing_array(ya, d)
     if keep is not None:
         Xa = Xa[keep]
+    refuse_beyond_float32(Xa, [f"x{i}" for i in range(Xa.shape[1])], "X")
     Xa = Xa.astype(np.float32, copy=False)      # the caller's float32 array is not copied
     if (np.isinf(Xa) if missing else ~np.isfinite(Xa)).any():
         raise UserError("X contains NaN or inf values; drop or impute them before fitting"
@@ -261,6 +265,12 @@ def auto_schedule(spec: Spec, prep: Prepared, sets: list[str]) -> list[str]:
     return ["schedule.name=plateau", f"schedule.patience={max(1, patience // 3)}"]
 
 
+def _resolved_batch(spec: Spec, prep: Prepared) -> int:
+    """The batch size training will use (``full``: every training row)."""
+    b, rows = spec.train.batch_size, training_rows(prep)
+    return rows if b == "full" else min(int(b), rows)
+
+
 def build_state(spec: Spec, prep: Prepared, arch: dict, device: torch.device) -> TrainState:
     """Model, optimizer, schedule and early stopping, seeded, with data on the device.
 
@@ -269,6 +279,7 @@ def build_state(spec: Spec, prep: Prepared, arch: dict, device: torch.device) ->
     """
     spec = resolve_training_defaults(spec, prep)
     seed_everything(spec.train.seed)
+    check_memory(arch, _resolved_batch(spec, prep), device)   # before allocating: a message, not an allocator's crash
     instance = arch.pop("_instance", None)               # fit(module=an nn.Module instance)
     model = instance if instance is not None else build_model(arch)
     if arch.get("init") != "keep":                       # "keep": a user module's own initialisation

@@ -220,8 +220,8 @@ def diagnose(
     bayes_error: float = typer.Option(0.0, "--bayes-error", help="Bayes (e.g. human) error as a fraction, for "
                                                                   "the bias/variance verdict (S3)."),
     overfit_check: bool = typer.Option(False, "--overfit-check", help="Can the model overfit a small batch? (S1)"),
-    n: int = typer.Option(32, "--n", help="Samples for --overfit-check."),
-    steps: int = typer.Option(300, "--steps", help="Full-batch steps for --overfit-check."),
+    n: int = typer.Option(32, "--n", min=1, help="Samples for --overfit-check."),
+    steps: int = typer.Option(300, "--steps", min=1, help="Full-batch steps for --overfit-check."),
     set_: Optional[List[str]] = typer.Option(None, "--set", help="Override for --overfit-check: section.key=value."),
     save: bool = typer.Option(False, "--save", help="Rewrite diagnosis.json (and report.html) of the run."),
 ) -> None:
@@ -312,6 +312,8 @@ def tune(
                                           "(default: cores / workers)."),
     population: int = typer.Option(1, "--population", help="Train this many trials at once as one batched "
                                    "computation (random/grid search; same results as one at a time)."),
+    continue_study: bool = typer.Option(False, "--continue-study", help="Add trials to an existing study even if "
+                                        "its search space or base spec changed (old and new trials ranked together)."),
 ) -> None:
     """Hyperparameter search (grid, random, TPE, CMA-ES, NSGA-II; median/Hyperband pruning), one machine or many."""
     from trainwell.tune import tune as tune_fn
@@ -321,7 +323,7 @@ def tune(
     try:
         tune_fn(data, spec=spec, space=space, trials=trials, sampler=sampler, pruner=pruner, storage=storage,
                 study=study, workers=workers, objective=objective, sets=sets, out=out_dir, seed=seed,
-                heartbeat=heartbeat, threads=threads, population=population)
+                heartbeat=heartbeat, threads=threads, population=population, continue_study=continue_study)
     except UserError as exc:
         _fail(exc)
 

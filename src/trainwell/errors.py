@@ -32,3 +32,20 @@ def choose(kind: str, name: str, choices: Iterable[str]) -> str:
         f'Unknown {kind} "{name}".{did_you_mean(name, choices)} '
         f"Valid choices: {', '.join(choices)}."
     )
+
+
+def shorten(text: str, limit: int = 300) -> str:
+    """``text`` cut to ``limit`` characters, saying how many were left out, so a message stays readable
+    whatever a user's input held (a value quoted back can be megabytes)."""
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(text) - limit:,} more characters)"
+
+
+def check_range(name: str, value: float, low: float | None = None, high: float | None = None,
+                meaning: str = "") -> None:
+    """Refuse a number outside [low, high] with a message naming the option and its range, before
+    it reaches code that would fail far from the cause (``range(0, n, 0)``, an empty batch)."""
+    if (low is None or value >= low) and (high is None or value <= high):
+        return
+    bounds = (f"between {low:g} and {high:g}" if low is not None and high is not None
+              else f"at least {low:g}" if low is not None else f"at most {high:g}")
+    raise UserError(f"{name}={value:g} is out of range: it must be {bounds}{f' ({meaning})' if meaning else ''}.")

@@ -14,7 +14,8 @@ from typing import Any, Literal, Optional, Union
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from trainwell.errors import UserError, did_you_mean
+from trainwell.core import strict_yaml
+from trainwell.errors import UserError, did_you_mean, shorten
 
 TASKS = ("auto", "regression", "binary", "multiclass", "multilabel")
 BUILTIN_DATASETS = ("digits", "breast_cancer", "diabetes", "iris", "wine", "circles")
@@ -46,6 +47,15 @@ class DataSpec(_Section):
     row_id: Optional[str] = None            # streaming: column whose hash decides the split (else row index)
     shuffle_buffer: int = Field(65536, ge=1)   # streaming: rows held for shuffling
     augment: "AugmentSpec" = Field(default_factory=lambda: AugmentSpec())   # train-only, on the device
+
+    @field_validator("target")
+    @classmethod
+    def _distinct_targets(cls, v: Any) -> Any:
+        if isinstance(v, list):
+            twice = sorted({t for t in v if v.count(t) > 1})
+            if twice:       # --target y --target y: a two-label task on one column
+                raise ValueError(f"names {', '.join(twice)} more than once; give each target column once")
+        return v
 
     @field_validator("split")
     @classmethod
@@ -258,10 +268,7 @@ class Spec(_Section):
 def _read_yaml(path: Path) -> dict:
     if not path.exists():
         raise UserError(f"Spec file {path} does not exist. Check the path given to --spec.")
-    try:
-        tree = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise UserError(f"Spec file {path} is not valid YAML: {exc}. Fix the syntax and retry.") from None
+    tree = strict_yaml.load_file(path) or {}
     if not isinstance(tree, dict):
         raise UserError(f"Spec file {path} must hold a mapping of sections (data:, model:, ...).")
     return tree
@@ -277,10 +284,7 @@ def _apply_set(tree: dict, item: str) -> None:
     keys = [k for k in path.strip().split(".") if k]
     if not keys:
         raise UserError(f'--set "{item}" names no key. Write it as section.key=value.')
-    try:
-        value = yaml.safe_load(raw) if raw.strip() else None
-    except yaml.YAMLError:
-        value = raw
+    value = strict_yaml.value(raw, f'--set "{shorten(item, 80)}"') if raw.strip() else None
     node = tree
     fields: dict = Spec.model_fields
     for depth, key in enumerate(keys[:-1]):
@@ -332,9 +336,11 @@ def _explain(exc: ValidationError) -> str:
             parts.append(f'unknown key "{loc}".{did_you_mean(name, valid)} Valid keys here: {", ".join(valid)}.')
         elif kind == "literal_error":
             choices = re.findall(r"'([^']*)'", str((err.get("ctx") or {}).get("expected", "")))
-            parts.append(f'{loc} = {err.get("input")!r} is not allowed: {err["msg"].replace("Input should be ", "expected ")}.'
+            parts.append(f'{loc} = {shorten(repr(err.get("input")), 80)} is not allowed: '
+                         f'{err["msg"].replace("Input should be ", "expected ")}.'
                          f'{did_you_mean(str(err.get("input")), choices)}')
         else:
-            parts.append(f'{loc} = {err.get("input")!r}: {err["msg"]}.')
+            parts.append(f'{loc} = {shorten(repr(err.get("input")), 80)}: {shorten(err["msg"], 200)}.')
     seen = list(dict.fromkeys(parts))
-    return "Invalid spec: " + " ".join(seen) + " Fix the spec file or the --set option and retry."
+    more = f" ({len(seen) - 5} more problems not shown.)" if len(seen) > 5 else ""
+    return "Invalid spec: " + " ".join(seen[:5]) + more + " Fix the spec file or the --set option and retry."

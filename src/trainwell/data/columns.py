@@ -46,6 +46,7 @@ import pandas as pd
 from trainwell.data import dates
 from trainwell.errors import UserError
 
+FLOAT32_MAX = float(np.finfo(np.float32).max)     # about 3.4e38: the largest value a network's input can hold
 MISSING = "(missing)"
 OTHER = "(other)"
 TRUE_WORDS = ("true", "yes", "t", "y")
@@ -164,6 +165,23 @@ def _row_label(path: Path | str, i: int) -> str:
     return f"row {i + 1}"
 
 
+def refuse_beyond_float32(X: np.ndarray, names: list[str], path: Path | str) -> None:
+    """Refuse finite values too large for float32 (|x| > 3.4e38): the cast to the network's dtype would
+    turn them into inf, and training would then diverge with the blame on the learning rate."""
+    flat = X.reshape(X.shape[0], -1) if X.ndim else X.reshape(1, 1)
+    with np.errstate(invalid="ignore"):
+        big = np.isfinite(flat) & (np.abs(flat) > FLOAT32_MAX)
+    if not big.any():
+        return
+    i, j = (int(k[0]) for k in np.nonzero(big))
+    col = f'column "{names[j]}"' if j < len(names) else f"feature {j}"
+    raise UserError(
+        f"{col} of {path} holds {flat[i, j]:g} in {_row_label(path, i)}, beyond the float32 range a network "
+        f"computes in (|x| <= {FLOAT32_MAX:.3g}); {int(big.sum())} value(s) in all are that large. Fix or drop those "
+        "rows, or rescale the column (e.g. take its logarithm) before training."
+    )
+
+
 def _is_text(series: pd.Series) -> bool:
     return not (pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series)
                 or pd.api.types.is_datetime64_any_dtype(series))
@@ -279,7 +297,9 @@ class ColumnEncoder:
             elif c.kind == "date":
                 blocks.append(dates.date_features(v, c.reference, c.time))
             else:
-                blocks.append(np.asarray(v, dtype=np.float64)[:, None])
+                values = np.asarray(v, dtype=np.float64)
+                refuse_beyond_float32(values[:, None], [c.name], path)
+                blocks.append(values[:, None])
         if not blocks:
             return np.zeros((n, 0), dtype=np.float32)
         return np.hstack(blocks).astype(np.float32)

@@ -268,7 +268,7 @@ def _encode_columns(table: Table, spec: Spec, tr: np.ndarray, notes: list[str]):
         typed = columns.parse(table.frame, table.name, strict=spec.data.impute == "none")
     columns = columns.fit(typed, np.unique(tr))
     notes += columns.describe(typed)
-    X_all = columns.encode(typed)
+    X_all = columns.encode(typed, table.name)
     if X_all.shape[1] == 0:
         raise UserError(f"{table.name} has no usable feature column left: {'; '.join(columns.describe(typed))}. "
                         f"Keep some with data.drop_columns=[] or add input columns.")

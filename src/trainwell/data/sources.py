@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from trainwell.data.columns import Column, ColumnEncoder, Options
+from trainwell.data.columns import Column, ColumnEncoder, Options, refuse_beyond_float32
 from trainwell.errors import UserError, did_you_mean
 
 BUILTINS: dict[str, str] = {
@@ -109,8 +109,25 @@ def _read_frame(path: Path) -> pd.DataFrame:
         raise UserError(f"Could not read {path}: {exc}. Check that the file is a valid {path.suffix.lstrip('.')} file.") from None
     if len(df) == 0:
         raise UserError(f"{path} has a header but no data rows. Add rows to the file or point the source at another file.")
+    if path.suffix.lower() == ".csv":    # pandas renames a repeated name ("a", "a.1"): read the header as written
+        header = pd.read_csv(path, header=None, nrows=1, dtype=str, keep_default_na=False).iloc[0]
+        refuse_duplicate_columns([h for h in header if h != ""], path)   # unnamed columns: pandas numbers them
     df.columns = [str(c) for c in df.columns]
+    refuse_duplicate_columns(list(df.columns), path)
     return df
+
+
+def refuse_duplicate_columns(names: list, where: Path | str) -> None:
+    """Refuse a table that names a column twice: which of the two is the feature or the target would be
+    a guess (pandas silently renames the second copy "NAME.1")."""
+    seen: dict[str, int] = {}
+    for name in map(str, names):
+        seen[name] = seen.get(name, 0) + 1
+    twice = [n for n, k in seen.items() if k > 1]
+    if twice:
+        listed = ", ".join(f'"{n}" ({seen[n]} times)' for n in twice[:10])
+        raise UserError(f"{where} names a column more than once: {listed}. Give every column a distinct name "
+                        "in the header, or drop the copies.")
 
 
 def _row_label(path: Path, i: int) -> str:
@@ -259,7 +276,7 @@ def table_from_frame(df: pd.DataFrame, y: np.ndarray | None, name: str, path: Pa
     enc = ColumnEncoder.infer(df, features, Options.from_spec(data))
     typed = enc.parse(df, path, strict=not allow_missing)
     enc = enc.fit(typed)
-    X = enc.encode(typed)
+    X = enc.encode(typed, path)
     names = enc.names()
     if not names:
         raise UserError(f"{path} has no usable feature column: {'; '.join(enc.describe(typed))}. Add input columns, "
@@ -317,6 +334,7 @@ def _npz_features(arrays: dict[str, np.ndarray], key: str, path: Path, allow_mis
         X = X[:, None]
     if X.shape[0] == 0 or X[0].size == 0:
         raise UserError(f'Array "{key}" in {path} is empty (shape {X.shape}). Save at least one row and one feature.')
+    refuse_beyond_float32(X, [f"x{j}" for j in range(X.shape[1])] if X.ndim == 2 else [], f'{path} (array "{key}")')
     X = X.astype(np.float32)
     _check_finite(X, [f"x{j}" for j in range(X.shape[1])] if X.ndim == 2 else [], f'{path} (array "{key}")',
                   allow_missing)

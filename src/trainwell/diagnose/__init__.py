@@ -8,10 +8,12 @@ from trainwell.diagnose.doctor import bias_variance, diagnose_parts, diagnose_ru
 from trainwell.diagnose.lr_finder import LRFindResult, lr_find, lr_range_test
 from trainwell.diagnose.monitors import Monitor
 from trainwell.diagnose.overfit import overfit_check
+from trainwell.errors import check_range
 
 
 def diagnose(run: Any, bayes_error: float = 0.0) -> dict:
     """Findings for a Run or a run directory: ``{"findings": [...], "bias_variance": {...}}``."""
+    check_range("bayes_error", bayes_error, 0.0, 0.999, meaning="the error rate no model can beat, as a fraction")
     if isinstance(run, (str, Path)):
         from trainwell.run import load
         run = load(run)

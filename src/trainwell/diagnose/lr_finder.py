@@ -30,6 +30,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from trainwell.errors import UserError, check_range
+
 
 @dataclass
 class LRFindResult:
@@ -92,7 +94,18 @@ def lr_range_test(model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn, X
             stopped = True
             break
         best = min(best, s)
+    _refuse_nan_from_the_start(losses, start_lr)
     return _suggest(lrs, losses, smoothed, stopped)
+
+
+def _refuse_nan_from_the_start(losses: list[float], start_lr: float) -> None:
+    """No lr to suggest when the loss is not finite already at the smallest lr: the cause is not the
+    learning rate (inputs beyond float32 range, inf, a broken model) and any 'suggestion' would come from NaN."""
+    finite = sum(math.isfinite(v) for v in losses)
+    if finite < 3:
+        raise UserError(f"The loss was NaN or inf from step {finite + 1} of the range test, at lr {start_lr:g} "
+                        "already: too small an lr to be the cause, so no lr can be suggested. Check the inputs "
+                        "(values beyond float32 range, inf) and the model (trainwell diagnose DATA --overfit-check).")
 
 
 def _suggest(lrs: list[float], losses: list[float], smoothed: list[float], stopped: bool) -> LRFindResult:
@@ -163,6 +176,12 @@ def lr_find(data: str | None = None, X: Any = None, y: Any = None, spec: Any = N
     from rich.console import Console
 
     from trainwell.api import build_state, load_prepared, resolve_architecture, resolve_device, spec_for
+    check_range("steps", steps, 2, meaning="lr values tried between start_lr and end_lr")
+    check_range("start_lr", start_lr, 0.0, meaning="a learning rate above 0")
+    if not (0 < start_lr < end_lr):
+        raise UserError(f"end_lr={end_lr:g} must be above start_lr={start_lr:g} > 0: the range test grows the lr "
+                        "from one to the other.")
+    check_range("beta", beta, 0.0, 0.999, meaning="the smoothing of the loss curve")
     spec, prep = load_prepared(spec_for(data, spec, sets, overrides), X, y)
     arch, _ = resolve_architecture(spec, prep)
     state = build_state(spec, prep, arch, resolve_device(spec.train.device))

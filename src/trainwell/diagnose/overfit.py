@@ -8,6 +8,7 @@ from typing import Any
 
 import torch
 
+from trainwell.errors import check_range
 from trainwell.train.loop import Tensors, evaluate_tensors, fit_loop
 
 
@@ -21,6 +22,8 @@ def overfit_check(data: str | None = None, X: Any = None, y: Any = None, spec: A
     """
     from trainwell.api import build_state, load_prepared, resolve_architecture, resolve_device, spec_for
     from trainwell.spec import Spec
+    check_range("n", n, 1, meaning="how many training samples to overfit")
+    check_range("steps", steps, 1, meaning="full-batch training steps")
     spec, prep = load_prepared(spec_for(data, spec, sets, overrides), X, y)
     spec = Spec.build(spec, sets=[f"train.epochs={int(steps)}", "train.batch_size=full", "stop.enabled=false",
                                   "stop.restore_best=false", "train.monitor=false", "regularize.l1=0",

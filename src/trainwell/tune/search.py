@@ -26,9 +26,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from trainwell.errors import UserError, choose
+from trainwell.errors import UserError, check_range, choose
 from trainwell.spec import Spec
 from trainwell.tune.space import Space, apply_values, parse_space
+from trainwell.tune.study_check import record, refuse_changed_study, tie_warning
 
 SAMPLERS = ("grid", "random", "tpe", "cmaes", "nsga2")
 PRUNERS = ("none", "median", "hyperband")
@@ -446,6 +447,9 @@ def summarize(study: Any, space: Space, directory: Path, objective: str, verbose
         console.print(table)
         counts = frame["state"].value_counts().to_dict()
         console.print("[dim]·[/dim] " + ", ".join(f"{n} {s}" for s, n in counts.items()))
+        tie = tie_warning(frame, objective)
+        if tie:
+            console.print(f"[yellow]warning:[/yellow] {tie}")
         if result.best_trial is not None:
             key = "r2" if "r2" in result.test else "accuracy" if "accuracy" in result.test else "loss"
             test = f"; test {key} {result.test[key]:.4f}" if key in result.test else ""
@@ -470,7 +474,7 @@ def tune(data: str | None = None, X: Any = None, y: Any = None, spec: Spec | dic
          sets: list[str] | None = None, out: str | Path | None = None, seed: int | None = None,
          objective: str = "auto", heartbeat: int | None = 10, grace: int | None = None,
          threads: int | None = None, trial_reports: bool = False, verbose: bool = True, population: int = 1,
-         **overrides: Any) -> TuneResult:
+         continue_study: bool = False, **overrides: Any) -> TuneResult:
     """Search hyperparameters; every trial is a full trainwell run. Returns a TuneResult.
 
     ``space`` is a YAML path or dict keyed by spec paths (None: a default space in S3's
@@ -497,6 +501,10 @@ def tune(data: str | None = None, X: Any = None, y: Any = None, spec: Spec | dic
         raise UserError(f"--workers must be at least 1; got {workers}.")
     if population < 1:
         raise UserError(f"--population must be at least 1; got {population}.")
+    if heartbeat is not None:
+        check_range("--heartbeat", heartbeat, 1, meaning="seconds between a worker's signs of life")
+    if threads is not None:
+        check_range("--threads", threads, 1, meaning="torch CPU threads per worker")
     if storage == "memory" and workers > 1:
         raise UserError("--storage memory keeps the study in this process; use it with --workers 1.")
     if population > 1 and workers > 1:
@@ -522,7 +530,6 @@ def tune(data: str | None = None, X: Any = None, y: Any = None, spec: Spec | dic
                   objective=objective, seed=int(base.train.seed), workers=int(workers), heartbeat=heartbeat,
                   grace=grace, arrays=arrays, trial_reports=trial_reports, threads=threads,
                   population=int(population))
-    cfg.save(directory / CONFIG_FILE)
     st = make_storage(url, heartbeat, grace)
     try:
         study_obj = optuna.create_study(study_name=name, storage=st, direction=_direction(objective),
@@ -532,7 +539,9 @@ def tune(data: str | None = None, X: Any = None, y: Any = None, spec: Spec | dic
     if study_obj.direction.name.lower() != _direction(objective):
         raise UserError(f"Study {name!r} already exists with direction {study_obj.direction.name.lower()}; "
                         f"--objective {objective} needs {_direction(objective)}. Use another --study name.")
-    study_obj.set_user_attr("trainwell", {"space": cfg.space, "objective": objective, "sampler": sampler})
+    refuse_changed_study(study_obj, cfg.space, cfg.base, name, _redact(url), force=continue_study)
+    record(study_obj, cfg.space, cfg.base, objective, sampler)
+    cfg.save(directory / CONFIG_FILE)          # once the study is known to be this one: the workers read it
     console = _console(verbose)
     done = len(_consumed(study_obj.get_trials(deepcopy=False)))
     console.print(f"[dim]·[/dim] study {name!r}: {sampler} sampler, {pruner} pruner, {trials} trials "

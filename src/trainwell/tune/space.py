@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
 
+from trainwell.core import strict_yaml
 from trainwell.errors import UserError, did_you_mean
 from trainwell.spec import Spec
 
@@ -329,10 +329,7 @@ def parse_space(source: "Space | dict | str | Path | None", base: Spec | None = 
             path = Path(source)
             if not path.exists():
                 raise UserError(f"Search space file {path} does not exist. Check the path given to --space.")
-            try:
-                tree = yaml.safe_load(path.read_text()) or {}
-            except yaml.YAMLError as exc:
-                raise UserError(f"Search space file {path} is not valid YAML: {exc}") from None
+            tree = strict_yaml.load_file(path, "Search space file") or {}
         if not isinstance(tree, dict) or not tree:
             raise UserError("The search space must be a non-empty mapping of spec paths, e.g. optim.lr: {log: [1e-5, 1]}.")
         if "model.hidden" in tree and ("model.units" in tree or "model.layers" in tree):
