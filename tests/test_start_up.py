@@ -7,11 +7,13 @@ import sys
 
 import numpy as np
 import pytest
+import torch
 from sklearn import datasets, metrics as skm
 from sklearn.model_selection import train_test_split
 
 from trainwell.data.sources import _load_builtin
 from trainwell.data.split import shuffle_split
+from trainwell.optim.eager import eager, torch_class
 from trainwell.train.metrics import classification_metrics, regression_metrics
 
 
@@ -33,12 +35,13 @@ def test_cli_help_loads_no_heavy_module():
     assert not loaded & {"torch", "pandas", "sklearn", "matplotlib", "optuna", "scipy"}
 
 
-def test_fit_on_a_builtin_does_not_import_sklearn():
+def test_fit_on_a_builtin_imports_neither_sklearn_nor_dynamo():
     code = ("import trainwell as tw\n"
             "tw.fit('iris', save=False, verbose=False, sets=['train.epochs=2'])\n")
     out = subprocess.run([sys.executable, "-c", code + "import sys; print(' '.join(sys.modules))"],
                          capture_output=True, text=True, check=True).stdout.split()
     assert "sklearn" not in out and "scipy" not in out
+    assert "torch._dynamo" not in out       # optim/eager.py: torch's optimizers without the dynamo wrappers
 
 
 @pytest.mark.parametrize("name", ["digits", "breast_cancer", "diabetes", "iris", "wine"])
@@ -113,3 +116,43 @@ def test_regression_metrics_equal_scikit_learns():
     const = np.full((10, 1), 3.0)
     assert regression_metrics(const, const)["r2"] == skm.r2_score(const, const) == 1.0
     assert regression_metrics(const, const + 1)["r2"] == skm.r2_score(const, const + 1) == 0.0
+
+
+@pytest.mark.parametrize("cls, kw", [(torch.optim.Adam, {"fused": True}), (torch.optim.AdamW, {"foreach": True}),
+                                     (torch.optim.SGD, {"momentum": 0.9, "nesterov": True}), (torch.optim.NAdam, {})])
+def test_eager_optimizer_steps_like_torchs(cls, kw):
+    """Same weights, state dict and lr schedule as torch's class, bit for bit, and resumable."""
+    def train(make, steps=6, state=None):
+        torch.manual_seed(0)
+        model = torch.nn.Sequential(torch.nn.Linear(5, 7), torch.nn.Tanh(), torch.nn.Linear(7, 2))
+        opt = make(model.parameters(), lr=0.05, **kw)
+        if state is not None:
+            opt.load_state_dict(state)
+        sched = torch.optim.lr_scheduler.StepLR(opt, step_size=2, gamma=0.5)
+        X = torch.randn(32, 5, generator=torch.Generator().manual_seed(1))
+        for _ in range(steps):
+            opt.zero_grad()
+            model(X).pow(2).mean().backward()
+            opt.step()
+            sched.step()
+        return model, opt
+    ref, ref_opt = train(cls)
+    got, got_opt = train(eager(cls))
+    assert torch_class(got_opt) is cls and isinstance(got_opt, cls)
+    for a, b in zip(ref.parameters(), got.parameters()):
+        assert torch.equal(a, b)
+    assert str(ref_opt.state_dict()) == str(got_opt.state_dict())
+    assert [g["lr"] for g in got_opt.param_groups] == [0.05 * 0.5 ** 3]
+    loaded = train(eager(cls), steps=0, state=ref_opt.state_dict())[1]
+    assert str(loaded.state_dict()["state"]) == str(ref_opt.state_dict()["state"])
+
+
+def test_estimator_writes_nothing_unless_asked(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    X, y = datasets.load_iris(return_X_y=True)
+    tw_cls = __import__("trainwell").Classifier
+    clf = tw_cls(hidden=(8,), epochs=3, ensemble=1).fit(X, y)
+    assert list(tmp_path.iterdir()) == []              # no run directory, checkpoint or report by default
+    assert clf.score(X, y) > 0.3
+    tw_cls(hidden=(8,), epochs=3, ensemble=1, report=str(tmp_path / "r")).fit(X, y)
+    assert (tmp_path / "r" / "report.html").exists() and (tmp_path / "r" / "model.safetensors").exists()

@@ -323,7 +323,8 @@ def split_metrics(run: Run, prep: Prepared, state: TrainState) -> dict:
         if X.shape[0] == 0:
             out[split] = {}
             continue
-        with torch.no_grad():
+        # one thread for a small net, as in training: on busy cores OpenMP barriers cost more than the arithmetic
+        with torch.no_grad(), threads_for(run.model, state.batch_size, X.device):
             logits = torch.cat([run.model(X[i:i + 8192]).float() for i in range(0, X.shape[0], 8192)])
             loss = float(run.head.loss_fn(logits, y))
             o = run.head.transform(logits).cpu().numpy()

@@ -124,12 +124,16 @@ def _new_inputs(run, data: str, target):
 
 @app.command()
 def predict(
-    run_dir: Path = typer.Argument(..., help="A run directory written by `trainwell fit`."),
-    data: str = typer.Argument(..., help="Features to predict (.csv, .parquet, .npz, IDX folder)."),
+    run_dir: Path = typer.Argument(..., help="A run directory written by `trainwell fit` (with --onnx: the data)."),
+    data: Optional[str] = typer.Argument(None, help="Features to predict (.csv, .parquet, .npz, IDX folder)."),
     out_file: Path = typer.Option(Path("predictions.csv"), "--out", help="Where to write predictions (.csv)."),
     proba: bool = typer.Option(False, "--proba", help="Also write class probabilities."),
+    onnx: Optional[Path] = typer.Option(None, "--onnx", help="Predict with a file written by `trainwell export` "
+                                        "through onnxruntime: trainwell predict --onnx model.onnx data.csv"),
 ) -> None:
     """Decoded predictions (original labels / units) for new data, written as CSV."""
+    if onnx is not None or data is None:
+        return _predict_exported(onnx, data or str(run_dir), out_file, proba)
     import numpy as np    # imported on use: `trainwell --help` stays fast (docs/performance.md)
     import pandas as pd   # imported on use: `trainwell --help` stays fast
     from trainwell.run import load
@@ -151,6 +155,53 @@ def predict(
         _fail(exc)
         return
     out.print(f"wrote {len(frame)} predictions to {out_file}")
+
+
+def _predict_exported(model: Optional[Path], data: str, out_file: Path, proba: bool) -> None:
+    """``predict --onnx FILE DATA``: the exported graph and its JSON description, no run directory."""
+    import pandas as pd   # imported on use: `trainwell --help` stays fast
+    try:
+        if model is None:
+            raise UserError("predict needs a run directory and the data (trainwell predict runs/iris new.csv), "
+                            "or an exported model: trainwell predict --onnx model.onnx new.csv.")
+        from trainwell.export import Session   # onnxruntime loads only here
+        from trainwell.export.runtime import decode
+        session = Session(model)
+        outputs = session.run(data)
+        pred = decode(session.meta, outputs)
+        frame = pd.DataFrame(pred if pred.ndim > 1 else {"prediction": pred})
+        if proba and "probabilities" in outputs:
+            p, classes = outputs["probabilities"], session.meta["classes"]
+            for j in range(p.shape[1]):
+                frame[f"proba_{classes[j] if len(classes) == p.shape[1] else j}"] = p[:, j]
+        out_file.parent.mkdir(parents=True, exist_ok=True)
+        frame.to_csv(out_file, index=False)
+    except UserError as exc:
+        _fail(exc)
+        return
+    out.print(f"wrote {len(frame)} predictions to {out_file} (onnxruntime, {model})")
+
+
+@app.command()
+def export(
+    run_dir: Path = typer.Argument(..., help="A run directory written by `trainwell fit`."),
+    fmt: str = typer.Option("onnx", "--format", help="onnx (onnxruntime, any language) or torch-export "
+                            "(a torch.export .pt2 archive, for graphs ONNX cannot express)."),
+    out_file: Optional[Path] = typer.Option(None, "--out", help="Where to write it (default: RUN/model.onnx); "
+                                            "its description goes beside it as FILE.json."),
+    data: Optional[str] = typer.Option(None, "--data", help="Rows to check the export on (default: the run's "
+                                       "held-out test rows, reloaded from its data)."),
+    encoder: bool = typer.Option(False, "--encoder", help="An autoencoder's encoder (the default for autoencoders)."),
+) -> None:
+    """The model with its preprocessing as one ONNX file, kept only if onnxruntime matches trainwell to 1e-5."""
+    from trainwell.run import load
+    try:
+        result = load(run_dir).export(fmt, out_file, data, encoder)
+    except UserError as exc:
+        _fail(exc)
+        return
+    out.print(f"wrote {result['path']} and {result['description']}: checked on {result['rows']} held-out rows, "
+              f"largest difference {result['largest_difference']:.2g} (allowed {result['tolerance']:g})")
 
 
 @app.command()

@@ -133,6 +133,14 @@ class Run:
         chunks = [self.model.encode(Xp[i:i + PREDICT_CHUNK]).float() for i in range(0, Xp.shape[0], PREDICT_CHUNK)]
         return torch.cat(chunks).cpu().numpy()
 
+    def export(self, format: str = "onnx", out: str | Path | None = None, data: Any = None,
+               encoder: bool = False) -> dict:
+        """Write the model with its preprocessing as one ONNX file (``format="torch-export"``: a
+        ``torch.export`` archive) plus its JSON description, kept only if onnxruntime reproduces this
+        run's predictions on held-out rows (or ``data``) to 1e-5; see docs/export.md."""
+        from trainwell.export import export   # onnx and onnxscript load only when exporting
+        return export(self, format, out, data, encoder)
+
     # -- persistence ---------------------------------------------------------
     def save(self, directory: str | Path) -> Path:
         """Write spec.yaml, model.safetensors, model.json, history.csv, metrics.json.

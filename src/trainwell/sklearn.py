@@ -36,6 +36,7 @@ def _raw_table(X: Any) -> bool:
         pd.api.types.is_numeric_dtype(t) and not pd.api.types.is_bool_dtype(t) for t in X.dtypes)
 
 from trainwell.run import Run
+from trainwell.train.threads import threads_for
 
 
 class _Base(BaseEstimator):
@@ -45,8 +46,9 @@ class _Base(BaseEstimator):
                  batch_size: Any = "auto", optimizer: str = "adam", lr: float | None = None,
                  weight_decay: float = 0.0, dropout: float = 0.0, batchnorm: bool = False, patience: Any = "auto",
                  validation_fraction: float = 0.1, early_stopping: bool = True, random_state: int | None = 0,
-                 device: str = "cpu", verbose: bool = False, ensemble: Any = "auto"):
+                 device: str = "cpu", verbose: bool = False, ensemble: Any = "auto", report: Any = False):
         self.hidden = hidden
+        self.report = report
         self.ensemble = ensemble
         self.activation = activation
         self.epochs = epochs
@@ -108,10 +110,16 @@ class _Base(BaseEstimator):
                 np.asarray(X), columns=[f"x{i}" for i in range(np.shape(X)[1])])
             X = frame.assign(**{WEIGHT: w})
             spec["data"]["weight"] = WEIGHT
-        self.run_ = fit(X=X, y=y, spec=spec, save=False, verbose=self.verbose)
+        # report=False (default): nothing written, what GridSearchCV wants; True: runs/<name>/; a path: that folder
+        out = None if isinstance(self.report, bool) else self.report
+        self.run_ = fit(X=X, y=y, spec=spec, save=self.report is not False, out=out, verbose=self.verbose)
         self.history_ = self.run_.history
         self.best_epoch_ = self.run_.metrics.get("best_epoch")
         return self.run_
+
+    def _threads(self) -> Any:
+        """One intra-op thread for a small network's predictions, as in training (train/threads.py)."""
+        return threads_for(self.run_.model, 32, next(self.run_.model.parameters()).device)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -144,7 +152,8 @@ class Classifier(ClassifierMixin, _Base):
     def predict_proba(self, X: Any) -> np.ndarray:
         check_is_fitted(self, "run_")
         X = self._validate_X(X)
-        return self.run_.predict_proba(X)
+        with self._threads():
+            return self.run_.predict_proba(X)
 
     def predict(self, X: Any) -> np.ndarray:
         proba = self.predict_proba(X)
@@ -167,7 +176,8 @@ class Regressor(RegressorMixin, _Base):
     def predict(self, X: Any) -> np.ndarray:
         check_is_fitted(self, "run_")
         X = self._validate_X(X)
-        return np.asarray(self.run_.predict(X), dtype=np.float64)
+        with self._threads():
+            return np.asarray(self.run_.predict(X), dtype=np.float64)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

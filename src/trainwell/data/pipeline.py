@@ -174,6 +174,7 @@ class Prepared:
     name: str
     notes: list[str] = field(default_factory=list)
     raw_test: tuple[np.ndarray, np.ndarray] | None = None
+    test_rows: np.ndarray | None = None    # the test split's row numbers in the loaded table (export verification)
 
 
 def prepare(table: Table, spec: Spec) -> Prepared:
@@ -248,7 +249,8 @@ def prepare(table: Table, spec: Spec) -> Prepared:
                        columns=columns, impute=impute, indicators=indicators, target=target)
     raw_X_te = table.X_test if table.X_test is not None else X_all[te]
     return Prepared(pre, *(np.ascontiguousarray(a, dtype=a.dtype) for a in (X_tr, y_tr, X_va, y_va, X_te, y_te)),
-                    name=table.name, notes=notes, raw_test=(raw_X_te, y_te_raw))
+                    name=table.name, notes=notes, raw_test=(raw_X_te, y_te_raw),
+                    test_rows=te if table.X_test is None else None)
 
 
 def _concat(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from trainwell.errors import choose
+from trainwell.optim.eager import eager
 
 if TYPE_CHECKING:
     from trainwell.spec import OptimSpec
@@ -106,29 +107,30 @@ def _kernel(name: str, device_type: str) -> dict[str, bool]:
 
 def make_optimizer(params: Iterable[Any], spec: "OptimSpec", *,
                    device_type: str = "cpu") -> torch.optim.Optimizer:
-    """The torch optimizer that implements ``spec.name`` with the spec's hyperparameters."""
+    """The torch optimizer that implements ``spec.name`` with the spec's hyperparameters (as
+    ``eager(cls)``: torch's class without the wrappers that import torch._dynamo, optim/eager.py)."""
     name = choose("optimizer", spec.name, OPTIMIZERS)
     kernel = _kernel(name, device_type)
     lr, wd, eps = spec.lr, spec.weight_decay, spec.eps
     betas = (spec.beta1, spec.beta2)
     o = torch.optim
     if name == "sgd":
-        return o.SGD(params, lr=lr, momentum=0.0, weight_decay=wd, **kernel)
+        return eager(o.SGD)(params, lr=lr, momentum=0.0, weight_decay=wd, **kernel)
     if name == "momentum":
-        return o.SGD(params, lr=lr, momentum=spec.momentum, dampening=0.0, weight_decay=wd, **kernel)
+        return eager(o.SGD)(params, lr=lr, momentum=spec.momentum, dampening=0.0, weight_decay=wd, **kernel)
     if name == "momentum_ema":
-        return EMAMomentum(params, lr=lr, momentum=spec.momentum, weight_decay=wd)
+        return eager(EMAMomentum)(params, lr=lr, momentum=spec.momentum, weight_decay=wd)
     if name == "nesterov":
-        return o.SGD(params, lr=lr, momentum=spec.momentum, dampening=0.0, nesterov=True,
+        return eager(o.SGD)(params, lr=lr, momentum=spec.momentum, dampening=0.0, nesterov=True,
                      weight_decay=wd, **kernel)
     if name == "adagrad":
-        return o.Adagrad(params, lr=lr, eps=eps, weight_decay=wd, **kernel)
+        return eager(o.Adagrad)(params, lr=lr, eps=eps, weight_decay=wd, **kernel)
     if name == "rmsprop":
-        return o.RMSprop(params, lr=lr, alpha=spec.rho, eps=eps, weight_decay=wd, **kernel)
+        return eager(o.RMSprop)(params, lr=lr, alpha=spec.rho, eps=eps, weight_decay=wd, **kernel)
     if name == "adam":
-        return o.Adam(params, lr=lr, betas=betas, eps=eps, weight_decay=wd, **kernel)
+        return eager(o.Adam)(params, lr=lr, betas=betas, eps=eps, weight_decay=wd, **kernel)
     if name == "nadam":
-        return o.NAdam(params, lr=lr, betas=betas, eps=eps, weight_decay=wd, **kernel)
+        return eager(o.NAdam)(params, lr=lr, betas=betas, eps=eps, weight_decay=wd, **kernel)
     if name == "adamax":
-        return o.Adamax(params, lr=lr, betas=betas, eps=eps, weight_decay=wd, **kernel)
-    return o.AdamW(params, lr=lr, betas=betas, eps=eps, weight_decay=wd, **kernel)
+        return eager(o.Adamax)(params, lr=lr, betas=betas, eps=eps, weight_decay=wd, **kernel)
+    return eager(o.AdamW)(params, lr=lr, betas=betas, eps=eps, weight_decay=wd, **kernel)

@@ -26,6 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from trainwell.optim.eager import torch_class
+
 ACTIVATION_BACKWARD = {   # d(act)/dz applied to g, from the saved z (pre-activation) and a (output)
     nn.ReLU: lambda g, z, a: torch.ops.aten.threshold_backward(g, a, 0),
     nn.Tanh: lambda g, z, a: torch.ops.aten.tanh_backward(g, a),
@@ -85,6 +87,8 @@ def eligible(state) -> bool:
     head = state.head
     if head.loss != {"multiclass": "cross_entropy", "binary": "bce", "regression": "mse"}.get(head.task):
         return False                     # multilabel, perceptron criterion, mae, huber: autograd
+    if head.class_weight is not None:
+        return False                     # the written-out backward is the unweighted loss's
     if head.task == "regression" and head.output_activation != "none":
         return False
     if any(p.dtype != torch.float32 for p in model.parameters()):
@@ -105,7 +109,7 @@ def fused_adam_step(opt: torch.optim.Optimizer) -> Callable[[], None]:
     yet) goes through ``opt.step()``.
     """
     from torch.optim import optimizer as torch_optimizer
-    kernel_ok = type(opt) in (torch.optim.Adam, torch.optim.AdamW) and hasattr(torch, "_fused_adam_")
+    kernel_ok = torch_class(opt) in (torch.optim.Adam, torch.optim.AdamW) and hasattr(torch, "_fused_adam_")
     group = opt.param_groups[0]
     kernel_ok = kernel_ok and len(opt.param_groups) == 1 and bool(group.get("fused")) and not group.get("amsgrad") \
         and not group.get("maximize") and not group.get("differentiable") and not group.get("capturable")

@@ -34,6 +34,8 @@ from typing import Callable
 
 import torch
 
+from trainwell.optim.eager import torch_class
+
 WARMUP = 3
 _GRAPHABLE_OPTIMIZERS = (torch.optim.Adam, torch.optim.AdamW, torch.optim.SGD)
 
@@ -71,8 +73,8 @@ def graphable(state) -> str | None:
     if state.extra.get("forward") is not None:
         return "data-parallel training"
     opt = state.optimizer
-    if type(opt) not in _GRAPHABLE_OPTIMIZERS or len(opt.param_groups) != 1 or not opt.param_groups[0].get("fused"):
-        return f"the {type(opt).__name__} optimizer (graphs take fused Adam, AdamW and SGD)"
+    if torch_class(opt) not in _GRAPHABLE_OPTIMIZERS or len(opt.param_groups) != 1 or not opt.param_groups[0].get("fused"):
+        return f"the {torch_class(opt).__name__} optimizer (graphs take fused Adam, AdamW and SGD)"
     if getattr(state.data, "streaming", False):
         return "streamed data"
     return None
