@@ -23,6 +23,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from trainwell.optim.eager import eager
+
 CHUNK = 8192
 ECE_BINS = 15      # Guo et al. 2017 report ECE with 15 equal-width confidence bins
 
@@ -41,7 +43,7 @@ def fit_temperature(logits: torch.Tensor, y: torch.Tensor, task: str) -> float:
     with a strong-Wolfe line search, from T = 1; the NLL is convex in 1/T, so one minimum."""
     z, t = logits.detach().double().cpu(), y.detach().cpu()
     log_t = torch.zeros((), dtype=torch.float64, requires_grad=True)
-    opt = torch.optim.LBFGS([log_t], lr=1.0, max_iter=100, tolerance_grad=1e-10, tolerance_change=1e-12,
+    opt = eager(torch.optim.LBFGS)([log_t], lr=1.0, max_iter=100, tolerance_grad=1e-10, tolerance_change=1e-12,
                             line_search_fn="strong_wolfe")
 
     def closure() -> torch.Tensor:
