@@ -52,3 +52,36 @@ def test_regressor_scores_near_a_linear_baseline():
     ridge = RidgeCV().fit(Xtr, ytr).score(Xte, yte)
     assert reg.score(Xte, yte) >= min(0.30, ridge - 0.1)
     assert reg.best_epoch_ >= 1 and len(reg.history_) >= reg.best_epoch_
+
+
+def test_estimator_fitted_attributes_class_weight_and_sample_weight_score():
+    """scikit-learn's MLP attribute names (n_iter_, loss_curve_, validation_scores_) read the run's history;
+    class_weight reaches the loss (balanced = sklearn's formula); score(sample_weight=) is the weighted accuracy."""
+    from sklearn.utils.class_weight import compute_class_weight
+    X, y = load_breast_cancer(return_X_y=True)
+    clf = tw.Classifier(epochs=4, class_weight="balanced").fit(X, y)
+    h = clf.history_
+    assert clf.n_iter_ == len(h) == len(clf.loss_curve_) == len(clf.validation_scores_) == 4
+    assert clf.loss_curve_ == h["train_loss"].tolist() and clf.validation_scores_ == h["val_accuracy"].tolist()
+    np.testing.assert_allclose(clf.run_.arch["class_weight"], compute_class_weight("balanced", classes=np.arange(2),
+                                                                                   y=y), rtol=0.02)
+    w = np.where(y == 1, 3.0, 1.0)
+    assert clf.score(X, y, sample_weight=w) == pytest.approx(float((w * (clf.predict(X) == y)).sum() / w.sum()))
+    labels = np.array(["no", "yes"])[y]
+    named = tw.Classifier(epochs=2, class_weight={"yes": 2.0}).fit(X, labels)
+    assert named.run_.arch["class_weight"] == [1.0, 2.0]
+    with pytest.raises(ValueError, match="class_weight applies to classification"):
+        tw.Regressor(epochs=2, class_weight="balanced").fit(X, y.astype(float))
+
+
+def test_estimator_module_and_device_default(tmp_path):
+    """module= trains a custom nn.Module class (module_kwargs build it); the device default is fit's (auto)."""
+    (tmp_path / "tiny.py").write_text(
+        "from torch import nn\n\n\nclass Tiny(nn.Module):\n    def __init__(self, n_in, n_out):\n"
+        "        super().__init__()\n        self.f = nn.Sequential(nn.Linear(n_in, 8), nn.ReLU(), nn.Linear(8, n_out))\n\n"
+        "    def forward(self, x):\n        return self.f(x)\n")
+    X, y = load_breast_cancer(return_X_y=True)
+    clf = tw.Classifier(epochs=3, module=f"{tmp_path / 'tiny.py'}:Tiny", module_kwargs={"n_in": 30, "n_out": 1})
+    clf.fit(X, y)
+    assert type(clf.run_.model).__name__ == "Tiny" and clf.score(X, y) > 0.6
+    assert tw.Classifier().device == tw.Regressor().device == tw.Spec.build().train.device == "auto"

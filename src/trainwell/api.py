@@ -22,6 +22,8 @@ from rich.table import Table as RichTable
 
 from trainwell.data.columns import refuse_beyond_float32
 from trainwell.data.pipeline import Prepared, prepare
+from trainwell.data.validation import join_validation, mark_validation
+from trainwell.data.weights import add_class_weight, weighted_accuracy, with_weight_column
 from trainwell.data.sources import Table, load_source
 from trainwell.errors import UserError
 from trainwell.nn.heads import EPOCH_METRIC, make_head
@@ -133,6 +135,30 @@ def spec_for(data: Any, spec: Any, sets: list[str] | None, overrides: dict, note
     if notes is not None:
         notes.extend(topo_notes)
     return spec
+
+
+def given_rows(spec: Spec, X: Any, y: Any, class_weight: Any, sample_weight: Any, validation_data: Any,
+               ensemble: int) -> tuple[Spec, Any, Any, Any]:
+    """fit's class_weight, sample_weight and validation_data: into the spec (data.class_weight, data.weight)
+    and the rows (validation rows appended and marked, data/validation.py; weights as a column)."""
+    if ensemble > 1 and (class_weight is not None or validation_data is not None):
+        raise UserError("fit(ensemble=P) takes neither class_weight nor validation_data yet. Train one network "
+                        "(ensemble=1), or use model.ensemble (packed members) with them.")
+    if class_weight is not None:
+        given = class_weight if isinstance(class_weight, str) else {str(k): v for k, v in dict(class_weight).items()}
+        spec = Spec.build(spec, data={"class_weight": given})
+    val_rows = None
+    if validation_data is not None:
+        X, y, val_rows = join_validation(X, y, validation_data, spec.data.target)
+    if sample_weight is not None:
+        if X is None:
+            raise UserError("sample_weight= goes with X and y; for a file, name its weight column with data.weight.")
+        w = np.asarray(sample_weight, dtype=np.float64).reshape(-1)
+        if val_rows is not None and len(w) == len(X) - len(val_rows):
+            w = np.concatenate([w, np.ones(len(val_rows))])          # validation rows weigh 1
+        X, column = with_weight_column(X, w)
+        spec = Spec.build(spec, data={"weight": column})
+    return spec, X, y, val_rows
 
 
 def load_prepared(spec: Spec, X: Any = None, y: Any = None) -> tuple[Spec, Prepared]:
@@ -285,7 +311,8 @@ def build_state(spec: Spec, prep: Prepared, arch: dict, device: torch.device) ->
     if arch.get("init") != "keep":                       # "keep": a user module's own initialisation
         initialize(model, arch, spec.train.seed)
     model.to(device)
-    head = make_head(prep.pre.task, arch["loss"], arch["output_activation"], arch.get("members", 1))
+    head = make_head(prep.pre.task, arch["loss"], arch["output_activation"], arch.get("members", 1),
+                     class_weight=arch.get("class_weight"))
     as_t = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(device)  # noqa: E731
     data = prep.tensors(device) if hasattr(prep, "tensors") else Tensors(as_t(prep.X_train), as_t(prep.y_train), as_t(prep.X_val), as_t(prep.y_val),
                    as_t(prep.X_test), as_t(prep.y_test))
@@ -323,7 +350,8 @@ def split_metrics(run: Run, prep: Prepared, state: TrainState) -> dict:
         if X.shape[0] == 0:
             out[split] = {}
             continue
-        with torch.no_grad():
+        # one thread for a small net, as in training: on busy cores OpenMP barriers cost more than the arithmetic
+        with torch.no_grad(), threads_for(run.model, state.batch_size, X.device):
             logits = torch.cat([run.model(X[i:i + 8192]).float() for i in range(0, X.shape[0], 8192)])
             loss = float(run.head.loss_fn(logits, y))
             o = run.head.transform(logits).cpu().numpy()
@@ -335,6 +363,8 @@ def split_metrics(run: Run, prep: Prepared, state: TrainState) -> dict:
             out[split] = regression_metrics(prep.pre.decode_regression(yn, clip=False), prep.pre.decode_regression(o))
         else:
             out[split] = classification_metrics(prep.pre.task, yn, o)
+            if run.head.class_weight is not None:
+                out[split]["weighted_accuracy"] = weighted_accuracy(prep.pre.task, yn, o, run.head.class_weight)
         out[split]["loss"] = loss
     return out
 
@@ -353,7 +383,8 @@ def arrays_first(data: Any, X: Any, y: Any) -> tuple[Any, Any, Any]:
 def fit(data: str | dict | None = None, X: Any = None, y: Any = None, spec: Spec | dict | str | None = None,
         *, sets: list[str] | None = None, out: str | Path | None = None, save: bool = True,
         verbose: bool = True, callbacks: list | None = None, resume: str | Path | None = None,
-        module: Any = None, module_kwargs: dict | None = None, ensemble: int = 1, **overrides: Any) -> Run:
+        module: Any = None, module_kwargs: dict | None = None, ensemble: int = 1,
+        class_weight: Any = None, sample_weight: Any = None, validation_data: Any = None, **overrides: Any) -> Run:
     """Train a model well and return the Run.
 
     ``data`` is a built-in name or a path (or a dict: the whole ``data`` section);
@@ -365,6 +396,9 @@ def fit(data: str | dict | None = None, X: Any = None, y: Any = None, spec: Spec
     ``module_kwargs=`` are its constructor arguments, saved so ``load`` can rebuild it).
     ``ensemble=P`` trains a deep ensemble of P networks (seeds seed..seed+P-1) as one batched
     population; ``Run.predict`` averages the members' probabilities.
+    ``class_weight`` ("balanced" or {class: weight}) weights the loss by class (data.class_weight);
+    ``sample_weight`` (one weight per row of X) resamples rows in proportion (data.weight);
+    ``validation_data=(X_val, y_val)`` (or a DataFrame with the target column) is the validation split.
     """
     data, X, y = arrays_first(data, X, y)
     if resume is not None:   # the saved spec, the same folder; arrays-trained runs pass X, y again
@@ -373,6 +407,7 @@ def fit(data: str | dict | None = None, X: Any = None, y: Any = None, spec: Spec
         data, sets = None, None
     topo_notes: list[str] = []
     spec = spec_for(data, spec, sets, overrides, notes=topo_notes)
+    spec, X, y, val_rows = given_rows(spec, X, y, class_weight, sample_weight, validation_data, ensemble)
     if ensemble > 1:   # P members as one batched computation (tune/population.py)
         from trainwell.tune.population import fit_ensemble_run
         return fit_ensemble_run(spec, ensemble, X, y, out=out, save=save, verbose=verbose)
@@ -390,6 +425,8 @@ def fit(data: str | dict | None = None, X: Any = None, y: Any = None, spec: Spec
     from trainwell.data.streaming import wants_streaming
     streaming, stream_why = (False, "") if X is not None else wants_streaming(spec)
     table = None if streaming else load_table(spec, X, y)
+    if val_rows is not None:
+        mark_validation(table, val_rows)
     if X is not None:
         spec = Spec.build(spec, sets=["data.source=arrays"])
     if spec.model.type == "perceptron":   # the perceptron rule = plain SGD on the perceptron criterion
@@ -406,6 +443,7 @@ def fit(data: str | dict | None = None, X: Any = None, y: Any = None, spec: Spec
         prep = prepare(table, spec)
     del table                              # the splits are copies: the loaded table is not needed any more
     arch, arch_notes = resolve_architecture(spec, prep)
+    arch_notes += add_class_weight(arch, spec, prep)      # data.class_weight: a class-weighted loss
     if module is not None and not isinstance(module, (str, type)):
         arch["_instance"] = module                       # train the very object the user passed
     device = dist.device(resolve_device(spec.train.device))
@@ -451,13 +489,12 @@ def fit(data: str | dict | None = None, X: Any = None, y: Any = None, spec: Spec
         )
     best = state.stopper.best_epoch
     from trainwell.train.calibration import calibrate_run   # classifiers: temperature on the validation split
-    with threads_for(state.model, state.batch_size, device):   # scoring a small net: one thread, as in training
-        cal_note, cal = (None, None) if getattr(prep, "streaming", False) else \
-            calibrate_run(run, state.data, spec.train.calibrate)
-        run.metrics = {"task": prep.pre.task, "best_epoch": best, "epochs_run": state.epoch,
-                       "stopped_because": state.stopped_because, "seconds": seconds,
-                       **split_metrics(run, prep, state), **({"calibration": cal} if cal else {})}
-        attach(run, state, prep, monitor)                      # run.diagnosis: the doctor's findings
+    cal_note, cal = (None, None) if getattr(prep, "streaming", False) else \
+        calibrate_run(run, state.data, spec.train.calibrate)
+    run.metrics = {"task": prep.pre.task, "best_epoch": best, "epochs_run": state.epoch,
+                   "stopped_because": state.stopped_because, "seconds": seconds,
+                   **split_metrics(run, prep, state), **({"calibration": cal} if cal else {})}
+    attach(run, state, prep, monitor)                      # run.diagnosis: the doctor's findings
     if cal_note:
         console.print(f"[dim]·[/dim] {cal_note}")
     restored = f"; restored epoch {best}" if spec.stop.restore_best and best > 0 else ""

@@ -43,7 +43,7 @@ class Run:
         self.directory = directory
         self.diagnosis = diagnosis or {"findings": []}
         self.head: Head = make_head(pre.task, arch.get("loss", "auto"), arch.get("output_activation", "auto"),
-                                     arch.get("members", 1), temperature_of(arch))
+                                     arch.get("members", 1), temperature_of(arch), arch.get("class_weight"))
 
     # -- prediction ----------------------------------------------------------
     @property

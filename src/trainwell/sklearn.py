@@ -16,6 +16,14 @@ name). Numeric arrays may hold NaN too (``allow_nan``); infinite values are refu
 (systematic sampling: each row appears about weight / mean weight times, zero-weight rows not
 at all), so the expected loss of an epoch is the weighted loss. It is not exactly equivalent to
 repeating rows (the split and the mini-batches differ), as for scikit-learn's own MLP.
+``class_weight`` ("balanced" or {label: weight}, Classifier) weights the loss by class instead
+(data/weights.py). ``module=`` trains your own ``torch.nn.Module`` class, built with ``module_kwargs``
+(docs/topologies/custom.md).
+``device`` is "auto" (a GPU when there is one), as for ``trainwell.fit``.
+
+Fitted attributes, named as scikit-learn's MLP names them: ``n_iter_`` (epochs run), ``loss_curve_``
+(training loss per epoch), ``validation_scores_`` (validation accuracy or R^2 per epoch), plus
+``history_`` (the whole per-epoch table), ``best_epoch_`` and ``run_`` (the trainwell Run).
 """
 from __future__ import annotations
 
@@ -46,8 +54,12 @@ class _Base(BaseEstimator):
                  batch_size: Any = "auto", optimizer: str = "adam", lr: float | None = None,
                  weight_decay: float = 0.0, dropout: float = 0.0, batchnorm: bool = False, patience: Any = "auto",
                  validation_fraction: float = 0.1, early_stopping: bool = True, random_state: int | None = 0,
-                 device: str = "cpu", verbose: bool = False, ensemble: Any = "auto", report: Any = False):
+                 device: str = "auto", verbose: bool = False, ensemble: Any = "auto", report: Any = False,
+                 class_weight: Any = None, module: Any = None, module_kwargs: dict | None = None):
         self.hidden = hidden
+        self.class_weight = class_weight
+        self.module = module
+        self.module_kwargs = module_kwargs
         self.report = report
         self.ensemble = ensemble
         self.activation = activation
@@ -70,7 +82,7 @@ class _Base(BaseEstimator):
         vf = float(self.validation_fraction)
         return {
             "task": task,
-            "data": {"split": [1.0 - vf, vf, 0.0]},
+            "data": {"split": [1.0 - vf, vf, 0.0], **self._class_weight()},
             "model": {"hidden": hidden, "activation": self.activation, "dropout": self.dropout,
                       "batchnorm": self.batchnorm, "ensemble": self.ensemble},
             # lr None: trainwell's default, 1e-3 at batch 32, scaled with the auto batch size (train/batch_size.py)
@@ -112,10 +124,24 @@ class _Base(BaseEstimator):
             spec["data"]["weight"] = WEIGHT
         # report=False (default): nothing written, what GridSearchCV wants; True: runs/<name>/; a path: that folder
         out = None if isinstance(self.report, bool) else self.report
-        self.run_ = fit(X=X, y=y, spec=spec, save=self.report is not False, out=out, verbose=self.verbose)
+        self.run_ = fit(X=X, y=y, spec=spec, save=self.report is not False, out=out, verbose=self.verbose,
+                        module=self.module, module_kwargs=self.module_kwargs)
         self.history_ = self.run_.history
         self.best_epoch_ = self.run_.metrics.get("best_epoch")
+        self.n_iter_ = int(self.run_.metrics.get("epochs_run") or len(self.history_))   # epochs run
+        self.loss_curve_ = self.history_["train_loss"].tolist() if "train_loss" in self.history_ else []
+        metric = f"val_{self.run_.head.metric}"     # accuracy or R^2 on the validation rows, per epoch
+        self.validation_scores_ = self.history_[metric].tolist() if metric in self.history_ else []
         return self.run_
+
+    def _class_weight(self) -> dict:
+        """data.class_weight for a classifier ("balanced" or {label: weight}, labels as the data spells them)."""
+        if self.class_weight is None:
+            return {}
+        if self._task == "regression":
+            raise ValueError("class_weight applies to classification; Regressor takes sample_weight in fit.")
+        cw = self.class_weight
+        return {"class_weight": cw if isinstance(cw, str) else {str(k): float(v) for k, v in dict(cw).items()}}
 
     def _threads(self) -> Any:
         """One intra-op thread for a small network's predictions, as in training (train/threads.py)."""
@@ -162,6 +188,8 @@ class Classifier(ClassifierMixin, _Base):
 
 class Regressor(RegressorMixin, _Base):
     """Neural-network regressor (one or several targets) with trainwell's defaults."""
+
+    _task = "regression"
 
     _y_check = {"multi_output": True, "y_numeric": True}
 

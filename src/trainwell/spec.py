@@ -43,6 +43,8 @@ class DataSpec(_Section):
     target_transform: Literal["auto", "log", "none"] = "auto"   # regression: auto = log1p when >= 0 and skewness > 2
     clip_predictions: bool = True           # regression: predictions clipped to the training target range (+-5%)
     weight: Optional[str] = None            # a column of per-row weights (training rows resampled in proportion)
+    # classification: per-class loss weights, "balanced" (n / (classes x n_class)) or {class name: weight}
+    class_weight: Optional[Union[Literal["balanced"], dict[str, float]]] = None
     streaming: Union[bool, Literal["auto"]] = "auto"   # auto: stream files larger than 1/4 of free RAM
     row_id: Optional[str] = None            # streaming: column whose hash decides the split (else row index)
     shuffle_buffer: int = Field(65536, ge=1)   # streaming: rows held for shuffling

@@ -16,6 +16,7 @@ from trainwell.data.labels import LabelCoder, make_coder
 from trainwell.data.scaling import QuantileScaler, RobustScaler, Standardizer, add_features, scaler_from_json
 from trainwell.data.sources import Table
 from trainwell.data.split import split_indices
+from trainwell.data.validation import split_with_validation
 from trainwell.data.target import TargetPlan
 from trainwell.errors import UserError
 from trainwell.spec import Spec
@@ -196,7 +197,11 @@ def prepare(table: Table, spec: Spec) -> Prepared:
     y_enc = coder.encode(table.y)
     strata = y_enc if coder.task in ("binary", "multiclass") else None
     n = table.X.shape[0]
-    tr, va, te, how = split_indices(n, strata, spec.data.split, spec.train.seed, has_test=table.X_test is not None)
+    if table.val_rows is not None:        # fit(validation_data=...): those rows are the validation split
+        tr, va, te, how = split_with_validation(n, table.val_rows, strata, spec.data.split, spec.train.seed,
+                                                has_test=table.X_test is not None)
+    else:
+        tr, va, te, how = split_indices(n, strata, spec.data.split, spec.train.seed, has_test=table.X_test is not None)
     notes.append(how)
     if table.weights is not None:     # data.weight: rows resampled in proportion to their weight
         tr, va, note = _resample(tr, va, table.weights, spec.train.seed)

@@ -55,6 +55,7 @@ class Table:
     frame: pd.DataFrame | None = None      # the raw feature columns (same rows as X)
     notes: list[str] = field(default_factory=list)   # decisions made while loading (rows dropped, ...)
     weights: np.ndarray | None = None      # data.weight: one weight per row
+    val_rows: np.ndarray | None = None     # fit(validation_data=...): the rows that are the validation split
 
     @property
     def onehot(self) -> ColumnEncoder | None:

@@ -38,6 +38,7 @@ class Head:
     output_activation: str = "none"   # regression only: none / relu / softplus / sigmoid / tanh
     members: int = 1                  # a packed ensemble (nn/ensemble.py) trains on [batch, members, outputs]
     temperature: float = 1.0          # classification logits divided by it (train/calibration.py)
+    class_weight: tuple[float, ...] | None = None   # per-class loss weights (data/weights.py)
 
     @property
     def metric(self) -> str:
@@ -56,6 +57,8 @@ class Head:
             return perceptron_criterion(self.task, out, y)
         if self.temperature != 1.0 and self.task in ("multiclass", "binary", "multilabel"):
             out = out / self.temperature           # the calibrated log-loss (train/calibration.py)
+        if self.class_weight is not None and self.task in ("multiclass", "binary"):
+            return self._class_weighted(out, y)
         if self.task == "multiclass":
             return F.cross_entropy(out, y)
         if self.task == "binary":
@@ -68,6 +71,15 @@ class Head:
         if self.loss == "huber":
             return F.huber_loss(pred, y)
         return F.mse_loss(pred, y)
+
+    def _class_weighted(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """sum_i w[y_i] l_i / sum_i w[y_i]: torch's weighted cross-entropy reduction, the same for binary."""
+        w = torch.tensor(self.class_weight, dtype=out.dtype, device=out.device)
+        if self.task == "multiclass":
+            return F.cross_entropy(out, y, weight=w)
+        rows = w[(y > 0.5).long()]
+        per_row = F.binary_cross_entropy_with_logits(out.squeeze(-1), y, reduction="none")
+        return (rows * per_row).sum() / rows.sum()
 
     def transform(self, out: torch.Tensor) -> torch.Tensor:
         """Logits -> the quantity a user reads (probabilities or regression values)."""
@@ -98,9 +110,17 @@ class Head:
         Classification: [correct, count]. Regression: [sum y, sum y^2, sum err^2, count]
         so that R^2 = 1 - SSE / (sum y^2 - (sum y)^2 / n) over the whole epoch.
         A packed ensemble's training output is scored as the ensemble (its members averaged).
+        With class weights: [sum w[y] correct, sum w[y]], the accuracy early stopping should select on when
+        the loss is weighted (else it restores an epoch before the weights took effect).
         """
         if self._per_member(out):
             out = combine_members(out, self.task)
+        if self.class_weight is not None and self.task in ("multiclass", "binary"):
+            w = torch.tensor(self.class_weight, dtype=out.dtype, device=out.device)
+            pred, truth = (out.argmax(-1), y) if self.task == "multiclass" else \
+                ((out.squeeze(-1) > 0).long(), (y > 0.5).long())
+            rows = w[truth.long()]
+            return torch.stack([(rows * (pred == truth)).sum(), rows.sum()])
         if self.task == "multiclass":
             correct = (out.argmax(-1) == y).sum()
             return torch.stack([correct.to(out.dtype), out.new_tensor(float(y.shape[0]))])
@@ -121,13 +141,14 @@ class Head:
             s, s2, sse, n = (float(t) for t in terms)
             sst = s2 - s * s / max(n, 1.0)
             return 1.0 - sse / sst if sst > 0 else float("nan")
-        return float(terms[0] / max(terms[1], 1.0))
+        return float(terms[0] / terms[1]) if terms[1] > 0 else float("nan")   # class weights: sum of w[y]
 
 
 def make_head(task: str, loss: str = "auto", output_activation: str = "auto", members: int = 1,
-              temperature: float = 1.0) -> Head:
+              temperature: float = 1.0, class_weight: list[float] | None = None) -> Head:
     """The head for ``task``; ``loss='auto'`` picks the table's default; ``members``: a packed ensemble's size;
-    ``temperature``: the calibration of a classifier's probabilities (train/calibration.py)."""
+    ``temperature``: the calibration of a classifier's probabilities (train/calibration.py); ``class_weight``:
+    per-class loss weights (data/weights.py)."""
     loss = DEFAULT_LOSS[task] if loss == "auto" else loss
     allowed = {"regression": ("mse", "mae", "huber"), "reconstruction": ("mse", "mae", "huber")}.get(task, (DEFAULT_LOSS[task], "perceptron"))
     if loss not in allowed:
@@ -141,4 +162,6 @@ def make_head(task: str, loss: str = "auto", output_activation: str = "auto", me
             f"model.output_activation={act} applies to regression only; {task} heads use "
             f"{'softmax' if task == 'multiclass' else 'sigmoid'} by construction. Remove the setting."
         )
-    return Head(task=task, loss=loss, output_activation=act, members=int(members), temperature=float(temperature))
+    weights = tuple(float(w) for w in class_weight) if class_weight is not None else None
+    return Head(task=task, loss=loss, output_activation=act, members=int(members), temperature=float(temperature),
+                class_weight=weights)
