@@ -64,7 +64,13 @@ def test_python_instance_trains_saves_loads(module_file, tmp_path):
     assert np.array_equal(back.predict(X), run.predict(X))
     layers = set(run.diagnostics["layer"])                    # the doctor hooks whatever Linear it finds
     assert {"shared", "whole.0", "out"} <= layers
-    assert isinstance(run.diagnosis["findings"], list)
+    bv = run.diagnosis["bias_variance"]                       # the doctor's verdict on this run's own errors
+    assert bv["train_error"] == pytest.approx(1 - run.metrics["train"]["accuracy"])
+    assert bv["val_error"] == pytest.approx(1 - run.metrics["val"]["accuracy"])
+    saved = json.loads((tmp_path / "run" / "diagnosis.json").read_text())
+    assert [f["id"] for f in saved["findings"]] == [f["id"] for f in run.diagnosis["findings"]]
+    assert not {f["id"] for f in saved["findings"]} & {"vanishing_gradients", "exploding_gradients", "dead_units",
+                                                        "saturation", "lr_too_high", "lr_too_low"}   # a healthy net
 
 
 def test_cli_model_option_and_doctor(cli, module_file, tmp_path):
