@@ -37,6 +37,8 @@ from trainwell.train.batch_size import resolve_batch
 from trainwell.train.memory import check_memory
 from trainwell.train.early_stopping import (PATIENCE_EPOCHS, PATIENCE_STEPS, EarlyStopping, loss_tiebreak,
                                              resolve_mode, resolve_monitor, resolve_patience)
+from trainwell.train.calibration import calibrate_run
+from trainwell.track.mlflow import tracker_for
 from trainwell.train.loop import Tensors, TrainState
 from trainwell.train.progress import epoch_log, fit_console, note
 from trainwell.train.threads import threads_for
@@ -461,7 +463,8 @@ def fit(data: str | dict | None = None, X: Any = None, y: Any = None, spec: Spec
     run_dir = dist.same_path(Path(out) if out is not None else new_run_dir(prep.name))
     from trainwell.diagnose.session import attach, diagnose_failure, make_callbacks
     monitor, doctor_callbacks = make_callbacks(spec)      # babysitting monitors (+ TensorBoard)
-    callbacks = [*(callbacks or []), *doctor_callbacks]
+    tracker = tracker_for(spec, prep.name) if dist.rank == 0 else None   # track.mlflow (track/mlflow.py)
+    callbacks = [*(callbacks or []), *doctor_callbacks, *([tracker] if tracker else [])]
     from trainwell.train.checkpoint import make_checkpointer   # saves, resumes, signals, NaN rollback
     ckpt = dist.checkpointer(make_checkpointer, state, run_dir if save else None, arch, prep.pre, console,
                              resume=resume is not None)
@@ -477,6 +480,8 @@ def fit(data: str | dict | None = None, X: Any = None, y: Any = None, spec: Spec
     run = Run(state.model, arch, prep.pre, spec, history, directory=None)
     run.sample_inputs = (state.data.X_test if state.data.X_test.shape[0] else state.data.X_val)[:8].cpu()
     if state.stopped_because == "nan":
+        if tracker:
+            tracker.fail()
         diagnosis = diagnose_failure(run, state, prep, monitor, run_dir if save else None)
         titles = "; ".join(f["title"] for f in diagnosis["findings"])
         raise UserError(
@@ -488,7 +493,6 @@ def fit(data: str | dict | None = None, X: Any = None, y: Any = None, spec: Spec
             + (f" (written to {run_dir / 'diagnosis.json'})." if save else "")
         )
     best = state.stopper.best_epoch
-    from trainwell.train.calibration import calibrate_run   # classifiers: temperature on the validation split
     cal_note, cal = (None, None) if getattr(prep, "streaming", False) else \
         calibrate_run(run, state.data, spec.train.calibrate)
     run.metrics = {"task": prep.pre.task, "best_epoch": best, "epochs_run": state.epoch,
@@ -502,6 +506,8 @@ def fit(data: str | dict | None = None, X: Any = None, y: Any = None, spec: Spec
     if save and dist.rank == 0:
         write_run_directory(run, run_dir, best)
         console.print(f"[dim]·[/dim] run directory: {run_dir}")
+    if tracker:
+        tracker.finish(run, run_dir if save else None)
     if verbose:
         console.print(summary_table(run.metrics))
         from trainwell.diagnose.report_cli import doctor_lines   # beside the other diagnose imports of fit

@@ -200,6 +200,12 @@ class StopSpec(_Section):
     on_nan: Literal["stop", "rollback"] = "stop"
 
 
+class TrackSpec(_Section):
+    # MLflow tracking URI (http://host:port, file:./mlruns, sqlite:///mlflow.db); true = ./mlruns; none = off
+    mlflow: Optional[Union[bool, str]] = None
+    experiment: Optional[str] = None        # MLflow experiment name (default: the data's name)
+
+
 class CheckpointSpec(_Section):
     every: int = Field(0, ge=0)        # epochs; 0 = only best and last
     every_steps: int = Field(0, ge=0)
@@ -221,6 +227,7 @@ class Spec(_Section):
     train: TrainSpec = Field(default_factory=TrainSpec)
     stop: StopSpec = Field(default_factory=StopSpec)
     checkpoint: CheckpointSpec = Field(default_factory=CheckpointSpec)
+    track: TrackSpec = Field(default_factory=TrackSpec)
 
     # -- construction -------------------------------------------------------
     @classmethod

@@ -516,6 +516,9 @@ def tune(data: str | None = None, X: Any = None, y: Any = None, spec: Spec | dic
     if X is not None:
         base = Spec.build(base, sets=["data.source=arrays"])
     parsed = parse_space(space, base, sampler)
+    track = base.track
+    if track.mlflow:      # one parent run per study, a child per trial, logged when it ends (track/mlflow.py)
+        base = Spec.build(base, sets=["track.mlflow=null"])
     load_table(base, X, y)   # bad data fails here, once, with its own message
     name = study or Path(str(base.data.source)).stem or "study"
     directory = Path(out) if out is not None else Path("runs") / f"tune-{name}"
@@ -563,7 +566,13 @@ def tune(data: str | None = None, X: Any = None, y: Any = None, spec: Spec | dic
     if bad:
         console.print(f"[yellow]warning:[/yellow] {len(bad)} worker process(es) exited with {bad}; "
                       f"their trials were retried or left to a later run.")
-    return summarize(optuna.load_study(study_name=name, storage=st), parsed, directory, objective, verbose)
+    result = summarize(optuna.load_study(study_name=name, storage=st), parsed, directory, objective, verbose)
+    if track.mlflow:
+        from trainwell.track.mlflow import log_study   # imported with the rest of tune's optional parts
+        log_study(track, name, directory, result.trials,
+                  {"trial": result.best_trial, "value": result.best_value, "params": result.best_params},
+                  [p.path for p in parsed])
+    return result
 
 
 def _console(verbose: bool):
