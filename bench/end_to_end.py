@@ -184,6 +184,39 @@ def ratios(results: dict) -> list[str]:
     return lines
 
 
+def markdown(report: dict) -> str:
+    """The docs/performance.md tables: one row per (group, data), the tools side by side."""
+    tools = ("trainwell", "sklearn-mlp", "lightgbm")
+    lines = ["| job | data | " + " | ".join(f"{t} wall / CPU s (acc.)" for t in tools) + " | trainwell / MLP wall |",
+             "|---|---|" + "---:|" * (len(tools) + 1)]
+    keys = sorted({tuple(k.split("|")[::2]) for k in report["results"]}, key=lambda k: ("fit cv grid".index(k[0]), k[1]))
+    for group, data in keys:
+        cells = []
+        for t in tools:
+            r = report["results"].get(f"{group}|{t}|{data}", {})
+            cells.append(f"{r['wall_s']:.2f} / {r['cpu_s']:.2f} ({r.get('accuracy', float('nan')):.3f})"
+                         if "wall_s" in r else "-")
+        tw, mlp = (report["results"].get(f"{group}|{t}|{data}", {}) for t in tools[:2])
+        ratio = f"{tw['wall_s'] / mlp['wall_s']:.2f}x" if "wall_s" in tw and "wall_s" in mlp else "-"
+        lines.append(f"| {group} | {data} | " + " | ".join(cells) + f" | {ratio} |")
+    if report.get("start_up"):
+        lines += ["", "| start-up (median of 5) | wall s | CPU s |", "|---|---:|---:|"]
+        lines += [f"| `{name}` | {r.get('wall_s', float('nan')):.3f} | {r.get('cpu_s', float('nan')):.3f} |"
+                  for name, r in report["start_up"].items()]
+    if report.get("scaling"):
+        rows = sorted({int(r) for per in report["scaling"].values() for r in per})
+        lines += ["", "| rows | " + " | ".join(f"{t} wall / CPU s (acc.)" for t in tools) + " |",
+                  "|---:|" + "---:|" * len(tools)]
+        for n in rows:
+            cells = []
+            for t in tools:
+                r = report["scaling"].get(t, {}).get(str(n), {})
+                cells.append(f"{r['wall_s']:.1f} / {r['cpu_s']:.1f} ({r.get('accuracy', float('nan')):.3f})"
+                             if "wall_s" in r else r.get("error", "-") if r else "-")
+            lines.append(f"| {n:,} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def plot(scale: dict) -> None:
     import matplotlib
     matplotlib.use("Agg")
@@ -211,7 +244,11 @@ def main() -> None:
     ap.add_argument("--max-rows", type=int, default=1_000_000)
     ap.add_argument("--timeout", type=float, default=1800)
     ap.add_argument("--no-scaling", action="store_true")
+    ap.add_argument("--markdown", action="store_true", help="print the tables of an earlier run's JSON and exit")
     args = ap.parse_args()
+    if args.markdown:
+        print(markdown(json.loads(OUT.read_text())))
+        return
     folder = Path(tempfile.mkdtemp(prefix="tw-e2e-"))
     load_before = os.getloadavg()
     sizes = [10_000] if args.quick else [10_000, 100_000]
@@ -230,6 +267,7 @@ def main() -> None:
     if scale:
         plot(scale)
     print("\n".join(ratios(results)))
+    print(markdown(report))
     print(f"load average {report['load_average_after'][0]:.2f} after; wrote {OUT}")
     shutil.rmtree(folder, ignore_errors=True)
 
