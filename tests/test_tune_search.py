@@ -87,3 +87,62 @@ def test_other_samplers_run(sampler, tmp_path):
                   threads=1, verbose=False)
     assert len(res.trials) == 3 and res.best_trial is not None
     assert res.trials["optim.lr"].between(1e-3, 1e-1).all()
+
+
+def _quadratic_study(sampler: str, trials: int = 40):
+    """A search on a known optimum (lr 1e-2, 32 units), no training: what the sampler itself contributes."""
+    import math
+
+    import optuna
+
+    from trainwell.tune.search import make_sampler
+    from trainwell.tune.space import parse_space
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    space = parse_space({"optim.lr": {"log": [1e-4, 1.0]}, "model.units": {"int": [4, 64]}})
+
+    def f(trial):
+        v = space.suggest(trial)
+        return (math.log10(v["optim.lr"]) + 2) ** 2 + ((v["model.units"] - 32) / 16) ** 2
+    study = optuna.create_study(direction="minimize", sampler=make_sampler(sampler, space, 0, trials=trials, workers=1))
+    study.optimize(f, n_trials=trials)
+    return [t.value for t in study.trials], {k.split(":")[0] for t in study.trials for k in t.system_attrs}
+
+
+@pytest.mark.parametrize("sampler,marker", [("cmaes", "cma"), ("nsga2", "NSGAIISampler")])
+def test_cmaes_and_nsga2_converge_where_random_does_not(sampler, marker):
+    """Measured (seed 0, 40 trials): median of the last 10 values cmaes 0.18, nsga2 0.41, random 3.6."""
+    values, attrs = _quadratic_study(sampler)
+    baseline, _ = _quadratic_study("random")
+    assert marker in attrs                                    # the algorithm itself proposed trials
+    import statistics
+    assert statistics.median(values[-10:]) < 0.5 < 1.0 < statistics.median(baseline[-10:]) and min(values) < 0.05
+
+
+def test_median_pruner_prunes_a_trial_below_the_median_after_warm_up():
+    import optuna
+
+    from trainwell.tune.search import make_pruner
+    study = optuna.create_study(direction="maximize", pruner=make_pruner("median", 10))
+    for _ in range(3):                                        # n_startup_trials = 3 complete trials
+        t = study.ask()
+        for step in range(5):
+            t.report(0.9, step)
+        study.tell(t, 0.9)
+    bad, good = study.ask(), study.ask()
+    decisions = []
+    for step in range(5):
+        bad.report(0.2, step)
+        good.report(0.95, step)
+        decisions.append((bad.should_prune(), good.should_prune()))
+    assert decisions == [(False, False), (False, False), (True, False), (True, False), (True, False)]   # warm-up 2
+
+
+def test_median_pruning_stops_hopeless_trials_in_a_real_search(tmp_path):
+    space = {"optim.lr": {"choice": [1e-7, 3e-2]}}
+    res = tw.tune("iris", space=space, sampler="random", pruner="median", trials=10, seed=3, out=tmp_path,
+                  sets=["train.epochs=12", "model.hidden=[16]", "stop.patience=100", "train.batch_size=32"],
+                  threads=1, verbose=False)
+    t = res.trials
+    pruned, complete = t[t["state"] == "pruned"], t[t["state"] == "complete"]
+    assert len(pruned) >= 3 and (pruned["optim.lr"] == 1e-7).all(), t[["trial", "state", "optim.lr", "epochs"]]
+    assert pruned["epochs"].max() < 12 and (complete["epochs"] == 12).all()
