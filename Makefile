@@ -22,7 +22,7 @@ install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
 
 run: install
-	$(BIN)/trainwell fit digits --out runs/digits
+	$(BIN)/trainwell fit digits --out runs/digits --overwrite
 
 test: install-test
 	$(BIN)/python -m pytest -q

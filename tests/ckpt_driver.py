@@ -49,7 +49,7 @@ def _child(plan: dict, out: str, resume: bool, fault: str | None) -> None:
         else:
             os.environ.pop("TRAINWELL_FAULT", None)
         if resume:
-            trainwell.fit(resume=out, verbose=False)
+            trainwell.fit(resume=out, verbose=False, trust_module=plan.get("trust_module", False))
         else:
             trainwell.fit(plan.get("data", "digits"), sets=plan["sets"], out=out, verbose=False)
     except trainwell.UserError as exc:

@@ -505,7 +505,7 @@ def test_resume_refuses_other_settings(reference):
 def test_run_files_are_replaced_atomically(tmp_path):
     """A save that dies half way leaves the previous spec.yaml whole (resume reads it; a truncated
     YAML would parse with defaults for the missing sections) and no temporary file behind."""
-    from trainwell.run import _atomic
+    from trainwell.core.io import atomic_write as _atomic   # the one atomic-write helper
     path = tmp_path / "spec.yaml"
     path.write_text("schedule:\n  name: onecycle\n")
 

@@ -1,5 +1,5 @@
 """The user's own nn.Module: two branches (a shared layer + concatenation) through Python and the CLI,
-saved as an import path (no pickle), exact resume after kills, diagnosed by the doctor."""
+its source copied into the run (run again on load only when trusted; no pickle), exact resume after kills, diagnosed by the doctor."""
 from __future__ import annotations
 
 import json
@@ -57,7 +57,9 @@ def test_python_instance_trains_saves_loads(module_file, tmp_path):
     assert run.metrics["test"]["accuracy"] > 0.9
     meta = json.loads((tmp_path / "run" / "model.json").read_text())["architecture"]
     assert meta["module"] == f"{module_file.resolve()}:TwoBranch" and meta["module_kwargs"]["width"] == 24
-    back = tw.load(tmp_path / "run")                          # rebuilt from file + class + kwargs
+    with pytest.raises(UserError, match="--trust-module"):     # loading runs code: only when asked
+        tw.load(tmp_path / "run")
+    back = tw.load(tmp_path / "run", trust_module=True)       # rebuilt from the run's copy + class + kwargs
     assert type(back.model).__name__ == "TwoBranch"
     from sklearn.datasets import load_digits
     X = load_digits().data[:100]
@@ -82,6 +84,8 @@ def test_cli_model_option_and_doctor(cli, module_file, tmp_path):
     diag = pd.read_csv(out / "diagnostics.csv")
     assert {"shared", "whole.0", "out"} <= set(diag["layer"])
     res = cli("diagnose", str(out))
+    assert res.returncode == 2 and "--trust-module" in res.stderr and "module.py" in res.stderr
+    res = cli("diagnose", str(out), "--trust-module")
     assert res.returncode == 0, res.stderr[-2000:]
     res = cli("fit", "digits", "--model", f"{module_file}:Missing", "--out", str(tmp_path / "bad"))
     assert res.returncode == 2 and "no class Missing" in res.stderr and "TwoBranch" in res.stderr
@@ -95,7 +99,7 @@ def test_wrong_output_shape_is_a_clear_error(module_file):
 def test_kill_and_resume_exactly(module_file, tmp_path):
     sets = ["model.type=custom", f"model.module={module_file}:TwoBranch", "model.module_kwargs={width: 16}",
             "train.epochs=3", "train.progress=false", "checkpoint.every_steps=7"]
-    result = drive(tmp_path, sets, [{"fault": "kill@step=10"}, {"fault": "kill@step=60"}, {}])
+    result = drive(tmp_path, sets, [{"fault": "kill@step=10"}, {"fault": "kill@step=60"}, {}], trust_module=True)
     assert result["reference"] == "exit:0"
     assert [a["ended"] for a in result["attempts"]] == ["signal:9", "signal:9", "exit:0"]
     same_weights(tmp_path / "ref", tmp_path / "run")

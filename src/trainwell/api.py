@@ -10,7 +10,6 @@ import json
 import math
 import random
 import time
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ from rich.console import Console
 from rich.table import Table as RichTable
 
 from trainwell.data.columns import refuse_beyond_float32
+from trainwell.core.rundir import claims_run_dir, next_run_dir
 from trainwell.data.pipeline import Prepared, prepare
 from trainwell.data.validation import join_validation, mark_validation
 from trainwell.data.weights import add_class_weight, weighted_accuracy, with_weight_column
@@ -227,14 +227,9 @@ def training_rows(prep: Prepared) -> int:
     return int(counts[0]) if counts is not None else int(prep.X_train.shape[0])
 
 
-def new_run_dir(name: str, root: str | Path = "runs") -> Path:
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    base = Path(root) / f"{name}-{stamp}"
-    path, i = base, 1
-    while path.exists():
-        i += 1
-        path = Path(f"{base}-{i}")
-    return path
+def new_run_dir(name: str, root: str | Path = "runs", create: bool = True) -> Path:
+    """``runs/NAME``, then ``runs/NAME-2``, ... (core/rundir.py), created empty; ``create=False``: only the name."""
+    return next_run_dir(name, root) if create else Path(root) / name
 
 
 def step_note(state: TrainState) -> str:
@@ -382,11 +377,13 @@ def arrays_first(data: Any, X: Any, y: Any) -> tuple[Any, Any, Any]:
     return None, data, X
 
 
+@claims_run_dir        # out/resume: refused if it holds a run (unless overwrite=True), locked while training
 def fit(data: str | dict | None = None, X: Any = None, y: Any = None, spec: Spec | dict | str | None = None,
         *, sets: list[str] | None = None, out: str | Path | None = None, save: bool = True,
         verbose: bool = True, callbacks: list | None = None, resume: str | Path | None = None,
-        module: Any = None, module_kwargs: dict | None = None, ensemble: int = 1,
-        class_weight: Any = None, sample_weight: Any = None, validation_data: Any = None, **overrides: Any) -> Run:
+        module: Any = None, module_kwargs: dict | None = None, ensemble: int = 1, overwrite: bool = False,
+        trust_module: bool = False, class_weight: Any = None, sample_weight: Any = None,
+        validation_data: Any = None, **overrides: Any) -> Run:
     """Train a model well and return the Run.
 
     ``data`` is a built-in name or a path (or a dict: the whole ``data`` section);
@@ -398,15 +395,20 @@ def fit(data: str | dict | None = None, X: Any = None, y: Any = None, spec: Spec
     ``module_kwargs=`` are its constructor arguments, saved so ``load`` can rebuild it).
     ``ensemble=P`` trains a deep ensemble of P networks (seeds seed..seed+P-1) as one batched
     population; ``Run.predict`` averages the members' probabilities.
+    ``out`` that already holds a run is refused unless ``overwrite=True``, which replaces it only once
+    the new run has finished (docs/checkpoints.md); ``trust_module=True`` lets ``resume`` run the
+    custom module copied into the run directory.
     ``class_weight`` ("balanced" or {class: weight}) weights the loss by class (data.class_weight);
     ``sample_weight`` (one weight per row of X) resamples rows in proportion (data.weight);
     ``validation_data=(X_val, y_val)`` (or a DataFrame with the target column) is the validation split.
     """
     data, X, y = arrays_first(data, X, y)
     if resume is not None:   # the saved spec, the same folder; arrays-trained runs pass X, y again
-        from trainwell.train.checkpoint import resume_spec
+        from trainwell.train.checkpoint import resume_spec, trust_resumed_module
         spec, out = resume_spec(resume, data, spec, sets, overrides), resume
         data, sets = None, None
+        if spec.model.type == "custom":     # its copy in the run directory, checked, only if trusted
+            trust_resumed_module(resume, trust_module)
     topo_notes: list[str] = []
     spec = spec_for(data, spec, sets, overrides, notes=topo_notes)
     spec, X, y, val_rows = given_rows(spec, X, y, class_weight, sample_weight, validation_data, ensemble)
@@ -460,7 +462,10 @@ def fit(data: str | dict | None = None, X: Any = None, y: Any = None, spec: Spec
                   f" {spec.optim.name} lr {spec.optim.lr:g}, batch {state.batch_size}"
                   f" ({state.steps_per_epoch} steps/epoch)")
     note(console, step_note(state))
-    run_dir = dist.same_path(Path(out) if out is not None else new_run_dir(prep.name))
+    run_dir = dist.same_path(Path(out) if out is not None else new_run_dir(prep.name, create=save and dist.rank == 0))
+    if save and dist.rank == 0 and arch.get("type") == "custom":   # module.py + its sha256, before any checkpoint
+        from trainwell.nn.custom import copy_module
+        copy_module(arch, run_dir)
     from trainwell.diagnose.session import attach, diagnose_failure, make_callbacks
     monitor, doctor_callbacks = make_callbacks(spec)      # babysitting monitors (+ TensorBoard)
     tracker = tracker_for(spec, prep.name) if dist.rank == 0 else None   # track.mlflow (track/mlflow.py)
@@ -505,7 +510,6 @@ def fit(data: str | dict | None = None, X: Any = None, y: Any = None, spec: Spec
     note(console, f"stopped at epoch {state.epoch}: {state.stopped_because}{restored} ({seconds:.1f} s)")
     if save and dist.rank == 0:
         write_run_directory(run, run_dir, best)
-        console.print(f"[dim]·[/dim] run directory: {run_dir}")
     if tracker:
         tracker.finish(run, run_dir if save else None)
     if verbose:
@@ -516,7 +520,7 @@ def fit(data: str | dict | None = None, X: Any = None, y: Any = None, spec: Spec
         for line in problems:
             note(console, line, bullet=" ")
         if save and dist.rank == 0:
-            note(console, f"report: {run_dir / 'report.html'}")
+            note(console, f"run directory: {run_dir}; report: {run_dir / 'report.html'}")
     dist.finish()
     return run
 
@@ -532,6 +536,7 @@ def write_run_directory(run: Run, run_dir: Path, best_epoch: int) -> None:
     if run.arch.get("type") == "autoencoder" and getattr(run, "sample_inputs", None) is not None:
         from trainwell.nn.autoencoder import plot_reconstructions   # inputs / noisy / reconstructions
         plot_reconstructions(run, run.sample_inputs, run_dir / "reconstructions.png")
+    run.seal(run_dir)                                 # model.json: checksums of every file written above
     from trainwell.report.html import write_report   # late import: the report sits above the loop
     write_report(run, run_dir)
 

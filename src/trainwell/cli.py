@@ -36,24 +36,38 @@ def _fail(exc: UserError) -> None:
 
 @app.command()
 def fit(
-    data: str = typer.Argument("digits", help="Built-in name (digits, breast_cancer, diabetes, iris, wine, circles) "
-                                              "or a path (.csv, .parquet, .npz, IDX folder)."),
+    data: Optional[str] = typer.Argument(None, help="Built-in name (digits, breast_cancer, diabetes, iris, wine, "
+                                         "circles) or a path (.csv, .parquet, .npz, IDX folder). Default: digits."),
     target: Optional[List[str]] = typer.Option(None, "--target", help="Target column(s) of a table."),
     task: Optional[str] = typer.Option(None, "--task", help="auto|regression|binary|multiclass|multilabel"),
     spec: Optional[Path] = typer.Option(None, "--spec", help="Spec YAML file."),
     set_: Optional[List[str]] = typer.Option(None, "--set", help="Override: section.key=value (repeatable)."),
-    out_dir: Optional[Path] = typer.Option(None, "--out", help="Run directory (default: runs/NAME-TIMESTAMP)."),
+    out_dir: Optional[Path] = typer.Option(None, "--out", help="Run directory (default: runs/NAME, then runs/NAME-2, "
+                                           "...). An existing run is refused unless --overwrite."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace the run in --out; the old one is kept "
+                                   "until the new one finishes, and put back if it fails."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Seed for every random source."),
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue the stopped run in this folder "
                                           "from its newest good checkpoint (its own spec.yaml)."),
     model: Optional[str] = typer.Option(None, "--model", help="Train your own torch module: path/to/file.py:ClassName "
-                                        "(constructor args: --set model.module_kwargs={...}); load() imports that file."),
+                                        "(constructor args: --set model.module_kwargs={...}); copied into the run "
+                                        "directory, run again on load only with --trust-module."),
+    trust_module: bool = typer.Option(False, "--trust-module", help="With --resume: run the custom module copied "
+                                      "into the run directory (checked against its sha256)."),
     nproc: int = typer.Option(1, "--nproc", min=1, help="Data-parallel processes on this machine (launches "
                               "torchrun; gloo on CPU, nccl on GPU). Several machines: see docs/scaling.md."),
 ) -> None:
     """Train a model: split, scale, MLP, early stopping; writes a run directory and report."""
     from trainwell.api import fit as fit_fn
     from trainwell.train.distributed import in_torchrun, launch
+    if resume is not None:
+        given = [name for name, v in (("DATA", data), ("--out", out_dir), ("--model", model), ("--target", target),
+                                      ("--task", task), ("--seed", seed)) if v]
+        if given:
+            _fail(UserError(f"--resume continues {resume} exactly as it was started, from its spec.yaml; it takes "
+                            f"no {', '.join(given)}. Run: trainwell fit --resume {resume} -- or start a new run "
+                            f"without --resume to change the data or settings."))
+    data = data or "digits"
     if nproc > 1 and not in_torchrun():          # relaunch as N torchrun workers; rank 0 writes out_dir
         from trainwell.api import new_run_dir
         folder = None if (out_dir is not None or resume is not None) else new_run_dir(Path(data).stem)
@@ -67,9 +81,9 @@ def fit(
         sets.insert(0, f"train.seed={seed}")
     try:
         if resume is not None:
-            fit_fn(None, spec=spec, sets=sets or None, resume=resume)
+            fit_fn(None, spec=spec, sets=sets or None, resume=resume, trust_module=trust_module)
         else:
-            fit_fn(data, spec=spec, sets=sets, out=out_dir, module=model)
+            fit_fn(data, spec=spec, sets=sets, out=out_dir, module=model, overwrite=overwrite)
     except UserError as exc:
         _fail(exc)
     except KeyboardInterrupt as exc:   # SIGINT/SIGTERM: a checkpoint was saved; say how to resume
@@ -84,12 +98,14 @@ def evaluate(
     target: Optional[List[str]] = typer.Option(None, "--target"),
     checkpoint: Optional[str] = typer.Option(None, "--checkpoint", help="Score a saved point instead of the "
                                              "final model: best, last, epoch-N or step-N."),
+    trust_module: bool = typer.Option(False, "--trust-module", help="Run the custom module copied into the run "
+                                      "directory (checked against its sha256); without it such a run is refused."),
 ) -> None:
     """Scores of a trained model on its test split, or on new labelled data."""
     from trainwell.data.sources import load_source
     from trainwell.run import load
     try:
-        run = load(run_dir, checkpoint=checkpoint)
+        run = load(run_dir, checkpoint=checkpoint, trust_module=trust_module)
         if data is None and checkpoint is not None:
             from trainwell.train.checkpoint import score_test_split
             scores = score_test_split(run)
@@ -130,15 +146,20 @@ def predict(
     proba: bool = typer.Option(False, "--proba", help="Also write class probabilities."),
     onnx: Optional[Path] = typer.Option(None, "--onnx", help="Predict with a file written by `trainwell export` "
                                         "through onnxruntime: trainwell predict --onnx model.onnx data.csv"),
+    trust_module: bool = typer.Option(False, "--trust-module", help="Run the custom module copied into the run "
+                                      "directory (checked against its sha256); without it such a run is refused."),
 ) -> None:
     """Decoded predictions (original labels / units) for new data, written as CSV."""
     if onnx is not None or data is None:
         return _predict_exported(onnx, data or str(run_dir), out_file, proba)
     import numpy as np    # imported on use: `trainwell --help` stays fast (docs/performance.md)
     import pandas as pd   # imported on use: `trainwell --help` stays fast
+    from trainwell.core.io import atomic_write
+    from trainwell.core.rundir import guard_output
     from trainwell.run import load
     try:
-        run = load(run_dir)
+        guard_output(out_file, run_dir, data)
+        run = load(run_dir, trust_module=trust_module)
         X = _new_inputs(run, data, run.spec.data.target)
         pred = run.predict(X)
         frame = pd.DataFrame(pred if np.ndim(pred) > 1 else {"prediction": pred})
@@ -150,7 +171,7 @@ def predict(
             for j, c in enumerate(labels if len(labels) == p.shape[1] else range(p.shape[1])):
                 frame[f"proba_{c}"] = p[:, j]
         out_file.parent.mkdir(parents=True, exist_ok=True)
-        frame.to_csv(out_file, index=False)
+        atomic_write(out_file, frame.to_csv(index=False))
     except UserError as exc:
         _fail(exc)
         return
@@ -209,17 +230,22 @@ def encode(
     run_dir: Path = typer.Argument(..., help="An autoencoder run directory (model.type=autoencoder)."),
     data: str = typer.Argument(..., help="Inputs to encode (.csv, .parquet, .npz, IDX folder)."),
     out_file: Path = typer.Option(Path("codes.csv"), "--out", help="Where to write the codes (.csv)."),
+    trust_module: bool = typer.Option(False, "--trust-module", help="Run the custom module copied into the run "
+                                      "directory (checked against its sha256); without it such a run is refused."),
 ) -> None:
     """Bottleneck codes of an autoencoder for new inputs, one row per input, written as CSV."""
     import pandas as pd   # imported on use: `trainwell --help` stays fast (docs/performance.md)
+    from trainwell.core.io import atomic_write
+    from trainwell.core.rundir import guard_output
     from trainwell.run import load
     try:
-        run = load(run_dir)
+        guard_output(out_file, run_dir, data)
+        run = load(run_dir, trust_module=trust_module)
         X = _new_inputs(run, data, None)
         codes = run.encode(X)
         frame = pd.DataFrame(codes, columns=[f"code_{j}" for j in range(codes.shape[1])])
         out_file.parent.mkdir(parents=True, exist_ok=True)
-        frame.to_csv(out_file, index=False)
+        atomic_write(out_file, frame.to_csv(index=False))
     except UserError as exc:
         _fail(exc)
         return
@@ -275,6 +301,8 @@ def diagnose(
     steps: int = typer.Option(300, "--steps", min=1, help="Full-batch steps for --overfit-check."),
     set_: Optional[List[str]] = typer.Option(None, "--set", help="Override for --overfit-check: section.key=value."),
     save: bool = typer.Option(False, "--save", help="Rewrite diagnosis.json (and report.html) of the run."),
+    trust_module: bool = typer.Option(False, "--trust-module", help="Run the custom module copied into the run "
+                                      "directory (checked against its sha256); without it such a run is refused."),
 ) -> None:
     """The doctor: findings with evidence and remedies (or --overfit-check on data)."""
     from trainwell.diagnose.report_cli import print_diagnosis, print_overfit
@@ -285,7 +313,7 @@ def diagnose(
             return
         from trainwell.diagnose import diagnose as doctor
         from trainwell.run import load
-        run = load(Path(target))
+        run = load(Path(target), trust_module=trust_module)
         result = doctor(run, bayes_error=bayes_error)
         print_diagnosis(out, result, Path(target))
         if save:
@@ -293,6 +321,7 @@ def diagnose(
             from trainwell.report.html import write_report
             run.diagnosis = result
             write_files(run, Path(target))
+            run.seal(Path(target))          # model.json lists the new diagnosis files' checksums
             write_report(run, Path(target))
     except UserError as exc:
         _fail(exc)
@@ -305,7 +334,7 @@ def lr_find(
     spec: Optional[Path] = typer.Option(None, "--spec", help="Spec YAML file."),
     set_: Optional[List[str]] = typer.Option(None, "--set", help="Override: section.key=value (repeatable)."),
     out_dir: Optional[Path] = typer.Option(None, "--out", help="Folder for lr_find.png/.csv/.json "
-                                                                 "(default: runs/NAME-lr-find-TIMESTAMP)."),
+                                                                 "(default: runs/NAME-lr-find, then -2, ...)."),
     steps: int = typer.Option(200, "--steps", help="Steps from 1e-7 to 10."),
 ) -> None:
     """LR range test: grow the lr geometrically, plot loss vs lr, suggest an lr (S2)."""
@@ -326,12 +355,16 @@ def lr_find(
 
 
 @app.command()
-def report(run_dir: Path = typer.Argument(..., help="A run directory.")) -> None:
+def report(
+    run_dir: Path = typer.Argument(..., help="A run directory."),
+    trust_module: bool = typer.Option(False, "--trust-module", help="Run the custom module copied into the run "
+                                      "directory (checked against its sha256); without it such a run is refused."),
+) -> None:
     """Regenerate report.html of a run directory."""
     from trainwell.report.html import write_report
     from trainwell.run import load
     try:
-        run = load(run_dir)
+        run = load(run_dir, trust_module=trust_module)
     except UserError as exc:
         _fail(exc)
         return

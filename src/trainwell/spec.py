@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from trainwell.core import strict_yaml
+from trainwell.core.io import atomic_write
 from trainwell.errors import UserError, did_you_mean, shorten
 
 TASKS = ("auto", "regression", "binary", "multiclass", "multilabel")
@@ -266,7 +267,7 @@ class Spec(_Section):
     def to_yaml(self, path: str | Path | None = None) -> str:
         text = yaml.safe_dump(self.to_dict(), sort_keys=False)
         if path is not None:
-            Path(path).write_text(text)
+            atomic_write(path, text)          # temp + fsync + rename (core/io.py): never half a spec
         return text
 
     @classmethod

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from trainwell.core.io import atomic_write
 from trainwell.diagnose.doctor import diagnose_parts
 from trainwell.diagnose.monitors import Monitor
 
@@ -110,23 +111,24 @@ def diagnose_failure(run: Any, state: Any, prep: Any, monitor: Monitor | None, r
         run_dir.mkdir(parents=True, exist_ok=True)
         run.spec.to_yaml(run_dir / "spec.yaml")
         if not run.history.empty:
-            run.history.to_csv(run_dir / "history.csv", index=False)
+            atomic_write(run_dir / "history.csv", run.history.to_csv(index=False))
         write_files(run, run_dir)
     return run.diagnosis
 
 
 def write_files(run: Any, run_dir: Path) -> None:
+    """The doctor's files, each written atomically (core/io.py); the caller re-seals model.json."""
     run_dir = Path(run_dir)
     d = getattr(run, "diagnostics", None)
     if d is not None and not d.empty:
-        d.to_csv(run_dir / "diagnostics.csv", index=False)
-    (run_dir / "diagnosis.json").write_text(json.dumps(_safe(run.diagnosis), indent=2))
+        atomic_write(run_dir / "diagnostics.csv", d.to_csv(index=False))
+    atomic_write(run_dir / "diagnosis.json", json.dumps(_safe(run.diagnosis), indent=2))
     summary = getattr(run, "data_summary", None)
     if summary:
-        (run_dir / "data.json").write_text(json.dumps(_safe(summary), indent=2))
+        atomic_write(run_dir / "data.json", json.dumps(_safe(summary), indent=2))
     preds = getattr(run, "test_predictions", None)
     if preds is not None:
-        preds.to_csv(run_dir / "test_predictions.csv", index=False)
+        atomic_write(run_dir / "test_predictions.csv", preds.to_csv(index=False))
 
 
 def _safe(obj: Any) -> Any:

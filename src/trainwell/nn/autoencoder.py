@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from trainwell.core.io import atomic_write
 from trainwell.nn.activations import make_activation
 
 
@@ -133,7 +134,7 @@ def plot_reconstructions(run: Any, X: torch.Tensor, path: str | Path) -> Path | 
                 ax.set_ylabel(title, fontsize=7)
     fig.suptitle("held-out inputs, noisy inputs and reconstructions", fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=90))   # a run's files: core/io.py
     plt.close(fig)
     return Path(path)
 

@@ -1,4 +1,4 @@
-"""The user's own ``torch.nn.Module``, trained with every trainwell practice.
+"""The user's own ``torch.nn.Module``, trained with every trainwell practice; never run on load unless trusted.
 
 ``trainwell.fit(module=MyNet(...))`` (or a class, or ``"path/to/file.py:MyNet"``)
 and ``trainwell fit DATA --model path/to/file.py:MyNet`` train any module that
@@ -6,13 +6,15 @@ maps a batch of network inputs (the scaled rows, shaped like the data) to raw
 scores ``[B, n_outputs]`` (logits; the task's head adds the loss and output
 activation).
 
-Saving: the weights go to ``model.safetensors`` like every model; ``model.json``
-stores the module's *import path* — the absolute file path, the class name and
-the constructor keyword arguments (``module_kwargs``). ``trainwell.load`` rebuilds
-the module by importing that file and calling ``ClassName(**module_kwargs)``:
-**loading a run with a user module executes that user's own Python file** (as
-importing it would), never pickle. Only load run directories whose module file
-you trust.
+Saving: the weights go to ``model.safetensors`` like every model; the module's
+source file is copied into the run directory as ``module.py`` and its sha256 goes
+into ``model.json`` (with the class name and the constructor's ``module_kwargs``).
+Loading a run never imports anything by itself: :func:`trusted_class` runs that
+copy only when the caller says so for this load (``--trust-module`` /
+``trust_module=True``), only from inside the run directory, and only if its sha256
+is the recorded one. A file is executed in exactly one place, :func:`_execute`.
+The copy is one file: a module that imports its own sibling files must be made
+self-contained (or installed as a package) to be loaded again.
 """
 from __future__ import annotations
 
@@ -21,12 +23,39 @@ import importlib.util
 import inspect
 import sys
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import torch
 from torch import nn
 
 from trainwell.errors import UserError
+
+COPY = "module.py"
+# classes this process may build: imported because the user named them (fit --model / module=) or
+# trusted for a load; ref -> (class, the source bytes it came from, copied into the run directory)
+_ALLOWED: dict[str, tuple[type, bytes]] = {}
+
+
+def _execute(source: bytes, origin: str) -> ModuleType:
+    """Run ``source`` as a fresh module (the one place trainwell executes a Python file).
+
+    Only called with a file the user named for training, or a run's verified copy the user
+    trusted for this load. The bytes executed are the bytes checked: the file is not read twice.
+    """
+    key = "trainwell_module_" + hashlib.sha256(source).hexdigest()[:16]
+    cached = sys.modules.get(key)
+    if cached is not None:
+        return cached
+    mod = importlib.util.module_from_spec(importlib.util.spec_from_loader(key, loader=None, origin=origin))
+    mod.__file__ = origin
+    sys.modules[key] = mod
+    try:
+        exec(compile(source, origin, "exec"), mod.__dict__)   # noqa: S102 -- see the docstring
+    except Exception as exc:
+        del sys.modules[key]
+        raise UserError(f"Importing {origin} failed: {exc.__class__.__name__}: {exc}. Fix the file.") from None
+    return mod
 
 
 def module_ref(module: Any) -> str:
@@ -48,38 +77,84 @@ def module_ref(module: Any) -> str:
             f"{cls.__qualname__} is not defined at the top level of a Python file, so a saved run could not "
             f"rebuild it. Define the class in a .py file (not inside a function or a notebook cell)."
         )
-    return f"{Path(file).resolve()}:{cls.__qualname__}"
+    ref = f"{Path(file).resolve()}:{cls.__qualname__}"
+    _ALLOWED.setdefault(ref, (cls, Path(file).read_bytes()))     # already imported by the user
+    return ref
 
 
-def load_class(ref: str) -> type:
-    """Import the file of ``ref`` (executing it, as Python's import does) and return the class."""
-    path, _, name = ref.rpartition(":")
-    file = Path(path)
-    if not file.is_file():
-        raise UserError(f"The module file {file} does not exist. The run was trained with {ref}; put the file "
-                        f"back at that path (or pass --model with the right path).")
-    key = "trainwell_user_" + hashlib.sha1(str(file).encode()).hexdigest()[:12]
-    mod = sys.modules.get(key)
-    if mod is None:
-        spec = importlib.util.spec_from_file_location(key, file)
-        if spec is None or spec.loader is None:
-            raise UserError(f"{file} is not an importable Python file.")
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules[key] = mod
-        try:
-            spec.loader.exec_module(mod)
-        except Exception as exc:
-            del sys.modules[key]
-            raise UserError(f"Importing {file} failed: {exc.__class__.__name__}: {exc}. Fix the file.") from None
+def _class_in(mod: ModuleType, name: str, where: str) -> type:
     obj: Any = mod
     for part in name.split("."):
         obj = getattr(obj, part, None)
         if obj is None:
             have = [k for k, v in vars(mod).items() if isinstance(v, type) and issubclass(v, nn.Module)]
-            raise UserError(f"{file} has no class {name}. nn.Module classes in it: {', '.join(have) or 'none'}.")
+            raise UserError(f"{where} has no class {name}. nn.Module classes in it: {', '.join(have) or 'none'}.")
     if not (isinstance(obj, type) and issubclass(obj, nn.Module)):
-        raise UserError(f"{name} in {file} is not a torch.nn.Module subclass.")
+        raise UserError(f"{name} in {where} is not a torch.nn.Module subclass.")
     return obj
+
+
+def load_class(ref: str) -> type:
+    """The class of ``ref`` ("file.py:ClassName"), a file the user named for training: imported (executed,
+    as Python's import does) once, then allowed for building in this process."""
+    if ref in _ALLOWED:
+        return _ALLOWED[ref][0]
+    path, _, name = ref.rpartition(":")
+    file = Path(path)
+    if not file.is_file():
+        raise UserError(f"The module file {file} does not exist. The run was trained with {ref}; put the file "
+                        f"back at that path (or pass --model with the right path).")
+    source = file.read_bytes()
+    cls = _class_in(_execute(source, str(file)), name, str(file))
+    _ALLOWED[ref] = (cls, source)
+    return cls
+
+
+def copy_module(arch: dict[str, Any], run_dir: Path) -> None:
+    """Copy the module's source into ``run_dir/module.py`` and record its sha256 in ``arch`` (training)."""
+    from trainwell.core.io import atomic_write, sha256_bytes   # the base layer; custom modules are rare
+    _, source = _ALLOWED[arch["module"]] if arch["module"] in _ALLOWED else (None, b"")
+    if not source:
+        load_class(arch["module"])
+        source = _ALLOWED[arch["module"]][1]
+    Path(run_dir).mkdir(parents=True, exist_ok=True)
+    atomic_write(Path(run_dir) / COPY, source)
+    arch.update(module_file=COPY, module_sha256=sha256_bytes(source))
+
+
+def trusted_class(run_dir: Path, arch: dict[str, Any], trust: bool) -> type:
+    """The class of a saved run's module: its copy inside ``run_dir``, checked, run only with ``trust``."""
+    d = Path(run_dir)
+    name = str(arch.get("module") or "").rpartition(":")[2]
+    expected = arch.get("module_sha256")
+    if arch.get("module_file") != COPY or not expected or not name:
+        raise UserError(f"{d} names a custom module by path only ({str(arch.get('module'))[:200]}), without a copy "
+                        f"inside the run directory and its checksum; trainwell does not import files from outside a "
+                        f"run. Train it again with this version of trainwell.")
+    copy = d / COPY
+    if copy.is_symlink() or not copy.is_file():
+        raise UserError(f"{copy} (the run's copy of its custom module) is missing or not a plain file; restore "
+                        f"it from a copy of the run, or train again.")
+    source = copy.read_bytes()
+    if hashlib.sha256(source).hexdigest() != expected:
+        raise UserError(f"{copy} does not match the sha256 recorded in {d / 'model.json'}: it was changed after "
+                        f"training. Restore it, or train again.")
+    if not trust:
+        raise UserError(f"{d} was trained with a custom module: loading it runs the Python file {copy} (class "
+                        f"{name}, sha256 {expected[:16]}...). Read that file; if you trust it, pass --trust-module "
+                        f"(Python: trainwell.load(..., trust_module=True)).")
+    cls = _class_in(_execute(source, str(copy)), name, str(copy))
+    _ALLOWED[str(arch["module"])] = (cls, source)
+    return cls
+
+
+def construct(cls: type, arch: dict[str, Any]) -> nn.Module:
+    try:
+        return cls(**arch.get("module_kwargs", {}))
+    except TypeError as exc:
+        raise UserError(f"Could not construct {arch['module']} with module_kwargs={arch.get('module_kwargs', {})}: "
+                        f"{exc}. Pass the constructor arguments as module_kwargs (--set model.module_kwargs=...)."
+                        ) from None
 
 
 def module_spec(spec: Any, module: Any, kwargs: dict | None) -> Any:
@@ -92,13 +167,14 @@ def module_spec(spec: Any, module: Any, kwargs: dict | None) -> Any:
 
 
 def build_custom(arch: dict[str, Any]) -> nn.Module:
-    cls = load_class(arch["module"])
-    try:
-        return cls(**arch.get("module_kwargs", {}))
-    except TypeError as exc:
-        raise UserError(f"Could not construct {arch['module']} with module_kwargs={arch.get('module_kwargs', {})}: "
-                        f"{exc}. Pass the constructor arguments as module_kwargs (--set model.module_kwargs=...)."
-                        ) from None
+    """The module of ``arch``, from a class this process was allowed to build (never imports anything:
+    a saved run's module goes through :func:`trusted_class`)."""
+    allowed = _ALLOWED.get(str(arch.get("module")))
+    if allowed is None:
+        raise UserError(f"The custom module {str(arch.get('module'))[:200]} was not named for training nor trusted "
+                        f"for this load; trainwell does not import it. Load the run with --trust-module "
+                        f"(trust_module=True) to run the copy inside the run directory.")
+    return construct(allowed[0], arch)
 
 
 def custom_arch(spec: Any, prep: Any) -> tuple[dict, list[str]]:
@@ -114,6 +190,7 @@ def custom_arch(spec: Any, prep: Any) -> tuple[dict, list[str]]:
         notes = ["init: the module's own (model.init=auto keeps a user module's initialisation; "
                  "name an initializer to apply it to every Linear/Conv layer)"]
     arch.update(module=m.module, module_kwargs=dict(m.module_kwargs), hidden=[])
+    load_class(m.module)                    # the file the user named (or a run's copy trusted on resume)
     model = build_custom(arch)
     n = min(2, prep.X_train.shape[0])
     model.eval()
@@ -130,5 +207,6 @@ def custom_arch(spec: Any, prep: Any) -> tuple[dict, list[str]]:
     cls_name = m.module.rpartition(":")[2]
     kw = ", ".join(f"{a}={v!r}" for a, v in arch["module_kwargs"].items())
     arch["summary"] = f"custom {cls_name}({kw}) from {Path(m.module.rpartition(':')[0]).name}"
-    notes.append(f"module: {m.module} (saved as an import path; loading the run imports that file)")
+    notes.append(f"module: {m.module} (copied into the run directory as {COPY}; loading the run runs that copy "
+                 f"only with --trust-module)")
     return arch, notes

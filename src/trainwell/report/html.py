@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from trainwell.core.io import atomic_write
 from trainwell.report.calibration_plot import calibration_sections
 
 import pandas as pd
@@ -221,5 +222,5 @@ def write_report(run: "Run", run_dir: Path) -> Path:
             f"</title><style>{CSS}</style></head><body><h1>trainwell report: {html.escape(run_dir.name)}</h1>"
             f"{body}</body></html>")
     path = run_dir / "report.html"
-    path.write_text(page)
+    atomic_write(path, page)
     return path

@@ -15,6 +15,8 @@ from matplotlib.cm import ScalarMappable  # noqa: E402
 from matplotlib.colors import Normalize  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
+from trainwell.core.io import atomic_write  # noqa: E402
+
 
 def plot_curves(history: pd.DataFrame, metric: str, path: str | Path, best_epoch: int | None = None) -> Path:
     """Write the three-panel figure to ``path`` (PNG) and return the path."""
@@ -220,6 +222,6 @@ def save_figure(fig, path: str | Path) -> Path:
     """Lay out, write the PNG, free the figure (matplotlib keeps figures alive until closed)."""
     fig.tight_layout()
     path = Path(path)
-    fig.savefig(path, dpi=100)
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100))   # a run's files: core/io.py
     plt.close(fig)
     return path

@@ -54,6 +54,7 @@ import torch
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
+from trainwell.core.io import atomic_write
 from trainwell.errors import UserError
 from trainwell.spec import Spec
 from trainwell.train.loop import TrainState, fit_loop
@@ -970,16 +971,7 @@ def _replay_to_nan(state: TrainState, data: bytes, body: dict, nan_epoch: int | 
 
 # --------------------------------------------------------------------------- wiring helpers
 def write_spec_atomically(spec: Spec, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
-    try:
-        _write_file(tmp, spec.to_yaml().encode())
-        os.replace(tmp, path)
-        _fsync_dir(path.parent)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise UserError(f"Could not write {path}: {exc.strerror or exc}. Make the folder writable or "
-                        f"choose another --out.") from None
+    atomic_write(path, spec.to_yaml())
 
 
 def resume_spec(run_dir: str | Path, data: Any = None, spec: Any = None, sets: list[str] | None = None,
@@ -992,7 +984,44 @@ def resume_spec(run_dir: str | Path, data: Any = None, spec: Any = None, sets: l
     if not (d / "spec.yaml").exists():
         raise UserError(f"Cannot resume {d}: it has no spec.yaml, so it is not a trainwell run directory. "
                         "Pass the folder given as --out to the run that stopped.")
-    return Spec.from_yaml(d / "spec.yaml")
+    spec = Spec.from_yaml(d / "spec.yaml")
+    found = CheckpointStore(d).newest(warn=_warn(None), exclude=("best",))
+    if found is not None:
+        _same_spec(d, spec, Spec.from_dict(found[2]["spec"]), found[0])
+    return spec
+
+
+def _flat(tree: Any, prefix: str = "") -> dict[str, Any]:
+    if not isinstance(tree, dict):
+        return {prefix: tree}
+    out: dict[str, Any] = {}
+    for k, v in tree.items():
+        out.update(_flat(v, f"{prefix}.{k}" if prefix else str(k)))
+    return out
+
+
+def _same_spec(d: Path, on_disk: Spec, saved: Spec, name: str) -> None:
+    """A resumed run continues exactly as checkpointed: a spec.yaml edited since is refused, saying what differs."""
+    a, b = _flat(on_disk.to_dict()), _flat(saved.to_dict())
+    diff = [k for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+    if diff:
+        shown = "; ".join(f"{k} is {a.get(k)!r} in spec.yaml but {b.get(k)!r} in the checkpoint" for k in diff[:5])
+        raise UserError(f"{d / 'spec.yaml'} was edited after checkpoint {name} was saved ({shown}). --resume "
+                        f"continues a run exactly as it was checkpointed: put the values back, or start a new run "
+                        f"with the new settings (trainwell fit DATA --spec {d / 'spec.yaml'} --out NEW_DIR).")
+
+
+def trust_resumed_module(run_dir: str | Path, trust: bool) -> None:
+    """Resuming a run with a custom module runs its copy in the run directory: verified, and only if trusted."""
+    from trainwell.nn.custom import trusted_class
+    d = Path(run_dir)
+    found = CheckpointStore(d).newest(warn=_warn(None), exclude=("best",))
+    if found is not None:
+        arch = found[2].get("architecture", {})
+    else:
+        from trainwell.core.manifest import read_manifest
+        arch = read_manifest(d)["architecture"] if (d / "model.json").exists() else {}
+    trusted_class(d, arch, trust)
 
 
 def make_checkpointer(state: TrainState, run_dir: str | Path | None, arch: dict, pre: Any,
@@ -1001,19 +1030,12 @@ def make_checkpointer(state: TrainState, run_dir: str | Path | None, arch: dict,
     spec = state.spec
     meta = {"architecture": arch, "preprocessing": pre.to_json()}
     if run_dir is not None:
-        d = Path(run_dir)
+        d = Path(run_dir)        # created empty (or replaced) by core/rundir.py's Claim: fit never writes over a run
         try:
             d.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise UserError(f"Cannot create the run directory {d}: {exc.strerror or exc}.") from None
         if not resume:
-            old = d / "checkpoints"
-            if old.is_dir() and any(old.iterdir()):   # a new run in an old folder: keep, but out of the way
-                previous = d / "checkpoints.previous"
-                shutil.rmtree(previous, ignore_errors=True)
-                os.rename(old, previous)
-                if console is not None:
-                    console.print(f"[dim]·[/dim] moved the previous run's checkpoints to {previous}")
             write_spec_atomically(spec, d / "spec.yaml")
     ckpt = Checkpointer(spec, run_dir, meta, console)
     if resume:
@@ -1042,11 +1064,11 @@ def _best_so_far(store: CheckpointStore) -> tuple[str, dict[str, torch.Tensor], 
                           "batch_in_epoch": 0, "mid_epoch": False}
 
 
-def load_checkpoint_run(run_dir: str | Path, name: str = "last", device: str = "cpu") -> Any:
+def load_checkpoint_run(run_dir: str | Path, name: str = "last", device: str = "cpu",
+                        trust_module: bool = False) -> Any:
     """A :class:`~trainwell.run.Run` with the weights of checkpoint ``name`` (falls back if damaged)."""
     from trainwell.data.pipeline import Preprocessor
-    from trainwell.nn.models import build_model
-    from trainwell.run import Run
+    from trainwell.run import Run, build_for_load
     import pandas as pd
 
     store = CheckpointStore(run_dir)
@@ -1059,11 +1081,13 @@ def load_checkpoint_run(run_dir: str | Path, name: str = "last", device: str = "
         raise UserError(f"{Path(run_dir)} has no checkpoints (looked in {store.path}).")
     got, tensors, body = found
     arch = body["architecture"]
-    model = build_model(arch)
-    model.load_state_dict({k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")})
-    model.to(device).eval()
-    pre = Preprocessor.from_json(body["preprocessing"])
-    spec = Spec.from_dict(body["spec"])
+    weights = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
+    model = build_for_load(arch, weights, Path(run_dir), trust_module).to(device).eval()
+    try:
+        pre = Preprocessor.from_json(body["preprocessing"])
+        spec = Spec.from_dict(body["spec"])
+    except Exception as exc:  # noqa: BLE001 -- a body that passed its checksum but not ours
+        raise CorruptCheckpoint(f"checkpoint {store.path / got} is damaged: {str(exc)[:200]}") from None
     history = pd.DataFrame(_history(body, tensors)[:body["epoch"]])
     metrics = {"checkpoint": got, "epoch": body["epoch"], "step": body["step"]}
     run = Run(model, arch, pre, spec, history, metrics, Path(run_dir))

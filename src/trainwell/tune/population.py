@@ -574,6 +574,7 @@ def fit_ensemble_run(spec: Spec, members: int, X=None, y=None, *, out=None, save
     from rich.console import Console
 
     from trainwell.api import new_run_dir, summary_table
+    from trainwell.core.io import atomic_write
     from trainwell.run import _json_safe
     console = Console(quiet=not verbose, highlight=False)
     run, member_runs = fit_ensemble(spec, members, X, y)
@@ -584,8 +585,8 @@ def fit_ensemble_run(spec: Spec, members: int, X=None, y=None, *, out=None, save
         d = Path(out) if out is not None else new_run_dir("ensemble")
         d.mkdir(parents=True, exist_ok=True)
         run.spec.to_yaml(d / "spec.yaml")
-        run.history.to_csv(d / "history.csv", index=False)
-        (d / "metrics.json").write_text(json.dumps(_json_safe(run.metrics), indent=2))
+        atomic_write(d / "history.csv", run.history.to_csv(index=False))
+        atomic_write(d / "metrics.json", json.dumps(_json_safe(run.metrics), indent=2))
         for i, m in enumerate(member_runs):
             m.save(d / "members" / f"{i:02d}")
         run.directory = d
