@@ -204,20 +204,6 @@ def plot_confusion(preds: pd.DataFrame, classes: list[str] | None, path: str | P
     return save_figure(fig, path)
 
 
-def plot_pred_vs_true(preds: pd.DataFrame, path: str | Path) -> Path:
-    """Predicted vs true values on the test split, with the identity line."""
-    fig, ax = plt.subplots(figsize=(5, 5))
-    t, p = preds.filter(like="true_").iloc[:, 0], preds.filter(like="pred_").iloc[:, 0]
-    ax.scatter(t, p, s=10, alpha=0.6)
-    lo, hi = float(min(t.min(), p.min())), float(max(t.max(), p.max()))
-    ax.plot([lo, hi], [lo, hi], color="grey", linestyle="--", linewidth=1)
-    ax.set_xlabel("true")
-    ax.set_ylabel("predicted")
-    ax.set_title("predicted vs true (test split)")
-    ax.grid(alpha=0.3)
-    return save_figure(fig, path)
-
-
 def save_figure(fig, path: str | Path) -> Path:
     """Lay out, write the PNG, free the figure (matplotlib keeps figures alive until closed)."""
     fig.tight_layout()
