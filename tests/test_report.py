@@ -147,6 +147,11 @@ def test_binary_report_has_roc_and_pr(binary_dir):
                   "Most confidently wrong"):
         assert title in titles, title
     assert (binary_dir / "roc_pr.png").exists()
+    from sklearn.metrics import roc_auc_score
+    preds = pd.read_csv(binary_dir / "test_predictions.csv")              # the curves' inputs are the scored ones
+    test = json.loads((binary_dir / "metrics.json").read_text())["test"]
+    assert roc_auc_score(preds["true"], preds["proba_1"]) == pytest.approx(test["roc_auc"], abs=1e-6)
+    assert float((preds["true"] == preds["pred"]).mean()) == pytest.approx(test["accuracy"], abs=1e-9)
 
 
 def test_regression_report_has_residuals_and_largest_errors(regression_dir):
