@@ -1,7 +1,7 @@
 """Temperature scaling on the suite's classification tables (issue 18): log-loss, ECE and accuracy
 before and after, on the validation split (where T is fitted) and the test split (never seen).
 
-    python bench/calibration.py [--tables OJ,HMDA] [--out bench/results/calibration.json]
+    python bench/calibration.py [--tables OJ,HMDA] [--set model.ensemble=1 ...] [--out bench/results/calibration.json]
 
 Every table trains with trainwell's defaults (``trainwell.fit(path, target=...)``, the 80/10/10 split
 of seed 0); the numbers are what ``fit`` records in ``metrics.json["calibration"]``
@@ -27,9 +27,10 @@ KEYS = ("temperature", "applied", "val_log_loss_before", "val_log_loss_after", "
         "test_accuracy_before", "test_accuracy_after")
 
 
-def measure(entry: dict) -> dict:
+def measure(entry: dict, sets: list[str]) -> dict:
     cpu0 = resource.getrusage(resource.RUSAGE_SELF)
-    run = tw.fit({"source": str(DATA / entry["file"]), "target": entry["target"]}, save=False, verbose=False)
+    run = tw.fit({"source": str(DATA / entry["file"]), "target": entry["target"]}, save=False, verbose=False,
+                 sets=sets)
     cpu1 = resource.getrusage(resource.RUSAGE_SELF)
     cal = run.metrics.get("calibration") or {}
     return {"table": table_name(entry), **{k: cal.get(k) for k in KEYS},
@@ -55,13 +56,14 @@ def markdown(rows: list[dict]) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--tables", default="", help="comma-separated table names (default: every classification table)")
+    ap.add_argument("--set", dest="sets", action="append", default=[], help="spec override (section.key=value)")
     ap.add_argument("--out", default=str(HERE / "results" / "calibration.json"))
     args = ap.parse_args()
     names = [t for t in args.tables.split(",") if t] or None
     entries = [e for e in load_suite(names) if e["task"] == "classification"]
     rows = []
     for e in entries:
-        rows.append(measure(e))
+        rows.append({**measure(e, args.sets), "sets": args.sets})
         print(json.dumps(rows[-1]), flush=True)
         Path(args.out).write_text(json.dumps(rows, indent=2))
     print(markdown(rows))
