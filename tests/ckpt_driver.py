@@ -7,7 +7,7 @@ forking. Usage::
 
     python tests/ckpt_driver.py PLAN.json
 
-PLAN: {"sets": [...], "data": "digits", "reference": DIR, "run": DIR, "min_interval": S, "max_cost": F,
+PLAN: {"sets": [...], "data": "digits", "ensemble": P, "reference": DIR, "run": DIR, "min_interval": S, "max_cost": F,
        "attempts": [{"fault": "kill@step=3"} | {"kill_when": "checkpoints/step-60"} | {}, ...]}
 The first attempt starts the run, later ones resume it. ``fault`` sets
 TRAINWELL_FAULT in the child (the child kills itself at that exact moment);
@@ -51,7 +51,8 @@ def _child(plan: dict, out: str, resume: bool, fault: str | None) -> None:
         if resume:
             trainwell.fit(resume=out, verbose=False, trust_module=plan.get("trust_module", False))
         else:
-            trainwell.fit(plan.get("data", "digits"), sets=plan["sets"], out=out, verbose=False)
+            trainwell.fit(plan.get("data", "digits"), sets=plan["sets"], out=out, verbose=False,
+                          ensemble=plan.get("ensemble", 1))
     except trainwell.UserError as exc:
         print(f"UserError: {exc}", file=sys.stderr)
         code = 2

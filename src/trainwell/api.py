@@ -407,6 +407,8 @@ def fit(data: str | dict | None = None, X: Any = None, y: Any = None, spec: Spec
         from trainwell.train.checkpoint import resume_spec, trust_resumed_module
         spec, out = resume_spec(resume, data, spec, sets, overrides), resume
         data, sets = None, None
+        from trainwell.tune.population_resume import saved_members   # tune/ is imported only when needed
+        ensemble = saved_members(resume, ensemble)     # a fit(ensemble=P) run: P from its directory
         if spec.model.type == "custom":     # its copy in the run directory, checked, only if trusted
             trust_resumed_module(resume, trust_module)
     topo_notes: list[str] = []
@@ -414,7 +416,7 @@ def fit(data: str | dict | None = None, X: Any = None, y: Any = None, spec: Spec
     spec, X, y, val_rows = given_rows(spec, X, y, class_weight, sample_weight, validation_data, ensemble)
     if ensemble > 1:   # P members as one batched computation (tune/population.py)
         from trainwell.tune.population import fit_ensemble_run
-        return fit_ensemble_run(spec, ensemble, X, y, out=out, save=save, verbose=verbose)
+        return fit_ensemble_run(spec, ensemble, X, y, out=out, save=save, verbose=verbose, resume=resume is not None)
     if module is not None:
         from trainwell.nn.custom import module_spec
         spec = module_spec(spec, module, module_kwargs)

@@ -37,7 +37,8 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from types import SimpleNamespace
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -50,6 +51,7 @@ from trainwell.nn.models import build_model, initialize
 from trainwell.spec import Spec
 from trainwell.train.early_stopping import EarlyStopping, loss_tiebreak, resolve_mode, resolve_monitor, resolve_patience
 from trainwell.train.loop import EVAL_CHUNK
+from trainwell.tune.population_resume import PopulationCheckpoints, mark
 from trainwell.tune.stacked import StackedMLP, StackedOptimizer, member_losses, member_terms
 
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "adamw")
@@ -124,14 +126,16 @@ def _batch_size(spec: Spec, n: int) -> int:
 
 
 def train_population(specs: list[Spec], prep: Prepared, archs: list[dict], device: torch.device | str = "cpu",
-                     on_epoch: Callable[[int, dict], bool] | None = None) -> list[MemberResult]:
+                     on_epoch: Callable[[int, dict], bool] | None = None,
+                     checkpoints: PopulationCheckpoints | None = None) -> list[MemberResult]:
     """Train ``specs`` (one architecture, see :func:`structure_key`) as one population.
 
     ``archs[i]`` is member i's resolved architecture dict (as ``resolve_architecture``
     gives). ``on_epoch(i, row)`` is called after each of member i's epochs with its
     history row; returning True stops that member (a pruner). Returns one
     :class:`MemberResult` per member, in order, with the member's best weights
-    restored when its ``stop.restore_best`` is on.
+    restored when its ``stop.restore_best`` is on. ``checkpoints``: the loop's state saved at every
+    epoch's end, and resumed from when one is there (tune/population_resume.py).
     """
     from trainwell.api import seed_everything
     device = torch.device(device)
@@ -177,6 +181,10 @@ def train_population(specs: list[Spec], prep: Prepared, archs: list[dict], devic
     epochs = [s.train.epochs for s in specs]
     t_start = time.perf_counter()
     epoch = 0
+    loop = SimpleNamespace(net=net, opt=opt, perm_gens=perm_gens, drop_gens=drop_gens, results=results, best=best,
+                           active=active, epoch=epoch)
+    if checkpoints is not None and checkpoints.resume and checkpoints.restore(loop):
+        active, epoch = loop.active, loop.epoch
     grad = torch.empty_like(net.flat)
     while active:
         t0 = time.perf_counter()
@@ -198,6 +206,8 @@ def train_population(specs: list[Spec], prep: Prepared, archs: list[dict], devic
                 (grad,) = torch.autograd.grad(losses.sum(), flat)
                 out, losses = out.detach(), losses.detach()
             opt.step(net.flat, grad)
+            if checkpoints is not None:
+                checkpoints.on_step(opt.steps)
             loss_sum.add_(losses, alpha=idx.shape[1])
             if predicted is not None:
                 predicted[:, start:start + b] = out.argmax(-1)
@@ -251,6 +261,9 @@ def train_population(specs: list[Spec], prep: Prepared, archs: list[dict], devic
                 opt.select(sel)
                 grad = torch.empty_like(net.flat)
             active = [active[s] for s in keep]
+        if checkpoints is not None:
+            loop.active, loop.epoch = active, epoch
+            checkpoints.save(loop)
     for m, r in enumerate(results):
         if r.spec.stop.restore_best and m in best and r.stopped_because != "nan":
             r.model.load_state_dict(best[m])
@@ -316,8 +329,6 @@ def member_run(result: MemberResult, prep: Prepared, device: torch.device, secon
     ``full=False``: per split only the loss and the head's metric (accuracy or r2),
     computed in torch; the search fills in the full set for its best trial.
     """
-    from types import SimpleNamespace
-
     import pandas as pd
 
     from trainwell.api import split_metrics
@@ -329,8 +340,14 @@ def member_run(result: MemberResult, prep: Prepared, device: torch.device, secon
     run.metrics = {"task": prep.pre.task, "best_epoch": result.stopper.best_epoch, "epochs_run": result.epochs_run,
                    "stopped_because": result.stopped_because,
                    "seconds": result.seconds if seconds is None else seconds,
-                   **(split_metrics(run, prep, SimpleNamespace(data=data)) if full else _quick_metrics(run, data))}
+                   **(split_metrics(run, prep, _scored(data, run.spec)) if full else _quick_metrics(run, data))}
     return run
+
+
+def _scored(data: Any, spec: Spec) -> SimpleNamespace:
+    """What ``api.split_metrics`` reads of a training state: the data, and the batch size that sizes its threads."""
+    n = int(data.X_train.shape[0])
+    return SimpleNamespace(data=data, batch_size=_batch_size(resolve_batch(spec, n)[0], n))
 
 
 @torch.no_grad()
@@ -481,8 +498,6 @@ def run_population_trials(cfg, space, study, budget: int, X=None, y=None, say=pr
             ran += 1
         add_trials(shared, study.get_trials(deepcopy=True)[n_before:])   # this round, to the shared study
     if best is not None:   # the best population trial gets the full metrics a lone run writes
-        from types import SimpleNamespace
-
         from trainwell.api import split_metrics
         from trainwell.train.loop import Tensors
         _, run, prep, number = best
@@ -490,7 +505,7 @@ def run_population_trials(cfg, space, study, budget: int, X=None, y=None, say=pr
         as_t = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(dev)  # noqa: E731
         data = Tensors(*(as_t(a) for a in (prep.X_train, prep.y_train, prep.X_val, prep.y_val, prep.X_test,
                                            prep.y_test)))
-        run.metrics.update(split_metrics(run, prep, SimpleNamespace(data=data)))
+        run.metrics.update(split_metrics(run, prep, _scored(data, run.spec)))
         run.save(Path(cfg.directory) / f"trial-{number:04d}")
     del optuna
     return ran
@@ -509,7 +524,8 @@ def _tell(study, trial, value=None, state=None) -> None:
             raise
 
 
-def fit_ensemble(spec: Spec, members: int, X=None, y=None, device: str | None = None):
+def fit_ensemble(spec: Spec, members: int, X=None, y=None, device: str | None = None,
+                 checkpoints: PopulationCheckpoints | None = None):
     """A deep ensemble of ``members`` networks (seeds seed, seed+1, ...) trained as one population.
 
     All members share the data split of ``spec.train.seed``; member i's
@@ -539,7 +555,7 @@ def fit_ensemble(spec: Spec, members: int, X=None, y=None, device: str | None = 
         specs.append(Spec.from_dict(tree))
     dev = resolve_device(device or spec.train.device)
     t0 = time.perf_counter()
-    results = train_population(specs, prep, [arch] * members, dev)
+    results = train_population(specs, prep, [arch] * members, dev, checkpoints=checkpoints)
     seconds = time.perf_counter() - t0
     member_runs = [member_run(r, prep, dev, seconds) for r in results]
     ensemble = Ensemble([r.model for r in results], prep.pre.task).to(dev)
@@ -548,12 +564,11 @@ def fit_ensemble(spec: Spec, members: int, X=None, y=None, device: str | None = 
     run = Run(ensemble, {**arch, "ensemble": members}, prep.pre, spec, history, directory=None)
     as_t = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(dev)  # noqa: E731
     data = Tensors(*(as_t(a) for a in (prep.X_train, prep.y_train, prep.X_val, prep.y_val, prep.X_test, prep.y_test)))
-    from types import SimpleNamespace
     run.metrics = {"task": prep.pre.task, "ensemble": members,
                    "best_epoch": max(r.stopper.best_epoch for r in results),
                    "epochs_run": max(r.epochs_run for r in results),
                    "stopped_because": "; ".join(sorted({r.stopped_because for r in results})),
-                   "seconds": seconds, **split_metrics(run, prep, SimpleNamespace(data=data)),
+                   "seconds": seconds, **split_metrics(run, prep, _scored(data, run.spec)),
                    "members": [{"seed": s.train.seed, "epochs_run": r.epochs_run,
                                 "best_epoch": r.stopper.best_epoch,
                                 "test": m.metrics.get("test", {})} for s, r, m in zip(specs, results, member_runs)]}
@@ -561,12 +576,13 @@ def fit_ensemble(spec: Spec, members: int, X=None, y=None, device: str | None = 
 
 
 def fit_ensemble_run(spec: Spec, members: int, X=None, y=None, *, out=None, save: bool = True,
-                     verbose: bool = True):
+                     verbose: bool = True, resume: bool = False):
     """``trainwell.fit(..., ensemble=P)``: train, report, and write the run directory.
 
     The directory holds ``spec.yaml``, ``history.csv`` (members' mean per epoch),
     ``metrics.json`` (the ensemble's scores, and each member's) and one ordinary,
-    loadable run directory per member under ``members/NN/``.
+    loadable run directory per member under ``members/NN/``; while training, ``checkpoints/`` holds the
+    population's state at each epoch's end, from which ``fit(resume=DIR)`` continues exactly.
     """
     import json
     from pathlib import Path
@@ -576,13 +592,19 @@ def fit_ensemble_run(spec: Spec, members: int, X=None, y=None, *, out=None, save
     from trainwell.api import new_run_dir, summary_table
     from trainwell.core.io import atomic_write
     from trainwell.run import _json_safe
+    from trainwell.train.checkpoint import write_spec_atomically
     console = Console(quiet=not verbose, highlight=False)
-    run, member_runs = fit_ensemble(spec, members, X, y)
+    d = (Path(out) if out is not None else new_run_dir("ensemble")) if save else None
+    checkpoints = None
+    if d is not None:                   # spec.yaml and the member count first: a killed run can be resumed
+        mark(d, members)
+        write_spec_atomically(spec, d / "spec.yaml")
+        checkpoints = PopulationCheckpoints(d, spec, resume=resume)
+    run, member_runs = fit_ensemble(spec, members, X, y, checkpoints=checkpoints)
     console.print(f"[dim]·[/dim] deep ensemble: {members} members (seeds {spec.train.seed}..{spec.train.seed + members - 1})"
                   f" trained as one population in {run.metrics['seconds']:.1f} s; predictions average their "
                   f"probabilities")
-    if save:
-        d = Path(out) if out is not None else new_run_dir("ensemble")
+    if d is not None:
         d.mkdir(parents=True, exist_ok=True)
         run.spec.to_yaml(d / "spec.yaml")
         atomic_write(d / "history.csv", run.history.to_csv(index=False))

@@ -195,6 +195,13 @@ class StackedOptimizer:
         self.v = {k: v.to(device=self.device, dtype=torch.float32).view(-1, 1) for k, v in hp.items()}
         self.has_wd = bool((self.hp["weight_decay"] != 0).any())
 
+    def load(self, hp: dict[str, torch.Tensor], state: list[torch.Tensor], steps: int) -> None:
+        """Put back a checkpoint's per-member hyperparameters, moments and step count (an exact resume)."""
+        self.hp = {k: v.to(device=self.device, dtype=torch.float64) for k, v in hp.items()}
+        self.state = [s.to(self.device) for s in state]
+        self.steps = steps
+        self._views()
+
     def select(self, keep: torch.Tensor) -> None:
         self.hp = {k: v[keep] for k, v in self.hp.items()}
         self.state = [s[keep] for s in self.state]
