@@ -38,10 +38,13 @@ bench/.venv/.installed: pyproject.toml
 
 bench-env: bench/.venv/.installed
 
+# make bench QUICK=1: one short round of each (a check that the suite runs; bench/results untouched)
+BENCH_FLAGS = $(if $(QUICK),--quick,)
+
 bench: install
-	if [ -x bench/.venv/bin/python ]; then bench/.venv/bin/python bench/run_all.py; \
-	else $(BIN)/python bench/run_all.py; fi
-	$(BIN)/python bench/search_throughput.py
+	if [ -x bench/.venv/bin/python ]; then bench/.venv/bin/python bench/run_all.py $(BENCH_FLAGS); \
+	else $(BIN)/python bench/run_all.py $(BENCH_FLAGS); fi
+	$(BIN)/python bench/search_throughput.py $(BENCH_FLAGS)
 
 clean:
 	rm -rf $(VENV) runs

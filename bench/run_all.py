@@ -2,6 +2,7 @@
 
     python bench/run_all.py [--rounds 3] [--tasks mnist,digits] [--tools ...] [--threads 2]
     make bench            # the same, with the peers from bench/.venv (make bench-env)
+    make bench QUICK=1    # --quick: one round of 2 digits epochs, results to a temp file (checks it runs)
 
 Each measurement is one process (``bench/_tools.py TOOL``), so imports never interfere;
 the tools run interleaved round by round (round r runs every tool on every task
@@ -20,6 +21,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -48,13 +50,18 @@ def main(argv: list[str] | None = None) -> dict:
     venv = HERE / ".venv" / "bin" / "python"
     p.add_argument("--python", default=str(venv) if venv.exists() else sys.executable)
     p.add_argument("--json", type=Path, default=HERE / "results" / "run_all.json")
+    p.add_argument("--quick", action="store_true",
+                   help="one round, digits, 2 epochs, results to a temp file: a check that the suite runs")
     a = p.parse_args(argv)
+    if a.quick:   # never overwrite bench/results with a smoke run's numbers
+        a.rounds, a.tasks, a.epochs = 1, "digits", "digits=2"
+        a.json = a.json if "--json" in (argv or sys.argv) else Path(tempfile.mkdtemp()) / "run_all.json"
     tasks, tools = a.tasks.split(","), a.tools.split(",")
     epochs = dict(kv.split("=") for kv in a.epochs.split(",") if kv)
     skipped = {t: why for t in tools if (why := available(a.python, MODULES[t]))}
     for t, why in skipped.items():
         print(f"skip {t}: {why}", file=sys.stderr)
-    records, loads = [], []
+    records, loads, failures = [], [], []
     for r in range(a.rounds):
         for task in tasks:
             for tool in [t for t in tools if t not in skipped]:
@@ -67,6 +74,7 @@ def main(argv: list[str] | None = None) -> dict:
                 line = [ln for ln in out.stdout.splitlines() if ln.startswith("{")]
                 if out.returncode != 0 or not line:
                     print(f"round {r} {task} {tool}: FAILED\n{out.stderr[-2000:]}", file=sys.stderr)
+                    failures.append(f"{tool} on {task}, round {r}")
                     continue
                 rec = json.loads(line[-1])
                 rec.update(round=r, process_s=time.perf_counter() - t0, load1=load)
@@ -107,6 +115,8 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"\nskipped {LABELS[t]}: {why}")
     a.json.parent.mkdir(parents=True, exist_ok=True)
     a.json.write_text(json.dumps({"summary": summary, "records": records}, indent=2))
+    if failures:   # a benchmark that silently drops a row would look like a result
+        raise SystemExit(f"failed: {'; '.join(failures)} (their errors are printed above)")
     return summary
 
 

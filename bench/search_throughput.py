@@ -1,6 +1,6 @@
 """Trials per minute: a 32-configuration random search on digits, population vs one trial at a time.
 
-    python bench/search_throughput.py [--trials 32] [--epochs 20] [--repeats 2] [--threads 2]
+    python bench/search_throughput.py [--trials 32] [--epochs 20] [--repeats 2] [--threads 2] [--quick]
 
 * optuna + lean loop: optuna's RandomSampler, each trial the lean hand-written
   PyTorch loop (64-64-10, Adam, batch 32, tensors in memory), one after another;
@@ -94,7 +94,11 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu", help="cpu or cuda (both searches train on it)")
     p.add_argument("--json", type=Path, default=HERE / "results" / "search_throughput.json")
+    p.add_argument("--quick", action="store_true", help="4 trials, 2 epochs, once, results to a temp file")
     a = p.parse_args(argv)
+    if a.quick:   # a check that the benchmark runs; never overwrites bench/results
+        a.trials, a.epochs, a.repeats = 4, 2, 1
+        a.json = a.json if "--json" in (argv or sys.argv) else Path(tempfile.mkdtemp()) / "search_throughput.json"
     if a.one:
         import torch
         torch.set_num_threads(a.threads)
@@ -140,6 +144,9 @@ def main(argv: list[str] | None = None) -> dict:
             print(f"\n{names[k]}: {summary[f'speedup_{k}']:.1f}x the trials per minute of the lean search")
     a.json.parent.mkdir(parents=True, exist_ok=True)
     a.json.write_text(json.dumps({"summary": summary, "runs": res}, indent=2))
+    failed = [k for k, v in res.items() if len(v) < a.repeats]
+    if failed:   # a benchmark that silently drops a row would look like a result
+        raise SystemExit(f"failed: {', '.join(failed)} (their errors are printed above)")
     return summary
 
 

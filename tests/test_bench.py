@@ -1,0 +1,32 @@
+"""`make bench` runs: its quick mode (one short round) executes both benchmark scripts end to end."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_make_bench_quick_passes_quick_to_both_scripts():
+    dry = subprocess.run(["make", "-n", "bench", "QUICK=1"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    lines = [ln for ln in dry.stdout.splitlines() if "bench/" in ln and ".py" in ln]
+    assert any("run_all.py --quick" in ln for ln in lines) and any("search_throughput.py --quick" in ln for ln in lines)
+
+
+def test_bench_scripts_run_in_quick_mode(tmp_path):
+    """The lean loop and trainwell (the tools installed here; the peers live in bench/.venv) on 2 digits epochs,
+    and the population search on 4 trials: each prints its table and writes its records."""
+    out = subprocess.run([sys.executable, "bench/run_all.py", "--quick", "--tools", "trainwell,lean",
+                          "--threads", "1", "--json", str(tmp_path / "a.json")],
+                         cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "| trainwell (defaults: monitors on) |" in out.stdout and "| lean PyTorch loop |" in out.stdout
+    rows = json.loads((tmp_path / "a.json").read_text())["summary"]["tasks"]["digits"]
+    assert rows["trainwell"]["test_acc"] > 0.5 and rows["lean"]["s_per_epoch"] > 0
+    out = subprocess.run([sys.executable, "bench/search_throughput.py", "--quick", "--threads", "1",
+                          "--json", str(tmp_path / "b.json")], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    summary = json.loads((tmp_path / "b.json").read_text())["summary"]
+    assert {"lean", "population", "population_memory"} <= set(summary) and "trials per minute" in out.stdout
