@@ -189,7 +189,7 @@ def test_an_unfinished_run_is_recognised_with_the_resume_command(run, features):
 
 
 def test_resume_takes_no_data_nor_other_settings(run):
-    for extra in (["iris"], ["--out", "elsewhere"], ["--seed", "3"], ["--target", "y"]):
+    for extra in (["iris"], ["--out", "elsewhere"], ["--seed", "3"], ["--target", "y"], ["--overwrite"]):
         code, out = invoke("fit", *extra, "--resume", run)
         assert code == 2 and "--resume continues" in out, (extra, out)
 

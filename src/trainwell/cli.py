@@ -62,7 +62,7 @@ def fit(
     from trainwell.train.distributed import in_torchrun, launch
     if resume is not None:
         given = [name for name, v in (("DATA", data), ("--out", out_dir), ("--model", model), ("--target", target),
-                                      ("--task", task), ("--seed", seed)) if v]
+                                      ("--task", task), ("--seed", seed), ("--overwrite", overwrite)) if v]
         if given:
             _fail(UserError(f"--resume continues {resume} exactly as it was started, from its spec.yaml; it takes "
                             f"no {', '.join(given)}. Run: trainwell fit --resume {resume} -- or start a new run "

@@ -986,7 +986,7 @@ def resume_spec(run_dir: str | Path, data: Any = None, spec: Any = None, sets: l
                         "Pass the folder given as --out to the run that stopped.")
     spec = Spec.from_yaml(d / "spec.yaml")
     found = CheckpointStore(d).newest(warn=_warn(None), exclude=("best",))
-    if found is not None:
+    if found is not None and isinstance(found[2].get("spec"), dict):
         _same_spec(d, spec, Spec.from_dict(found[2]["spec"]), found[0])
     return spec
 
