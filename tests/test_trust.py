@@ -321,7 +321,7 @@ def test_a_custom_module_runs_only_when_trusted_and_only_from_its_checked_copy(c
     run = tmp_path / "run"
     shutil.copytree(d, run)
     for args in (("predict", run, features, "--out", tmp_path / "p.csv"), ("evaluate", run), ("diagnose", run),
-                 ("report", run), ("evaluate", run, "--checkpoint", "last")):
+                 ("report", run), ("evaluate", run, "--checkpoint", "last"), ("summary", run), ("export", run)):
         code, out = invoke(*args)
         assert code == 2 and f"runs the Python file {run / 'module.py'}" in out and "--trust-module" in out, out
     with pytest.raises(UserError, match="trust_module=True"):
@@ -329,6 +329,7 @@ def test_a_custom_module_runs_only_when_trusted_and_only_from_its_checked_copy(c
     assert not marker.exists()                                   # nothing ran
     code, out = invoke("predict", run, features, "--out", tmp_path / "p.csv", "--trust-module")
     assert code == 0, out
+    assert invoke("summary", run, "--trust-module")[0] == 0
     assert marker.exists()                                       # the copy ran, because we said so
     marker.unlink()
     (run / "module.py").write_text((run / "module.py").read_text() + "\n# edited\n")

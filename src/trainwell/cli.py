@@ -213,11 +213,13 @@ def export(
     data: Optional[str] = typer.Option(None, "--data", help="Rows to check the export on (default: the run's "
                                        "held-out test rows, reloaded from its data)."),
     encoder: bool = typer.Option(False, "--encoder", help="An autoencoder's encoder (the default for autoencoders)."),
+    trust_module: bool = typer.Option(False, "--trust-module", help="Run the custom module copied into the run "
+                                      "directory (checked against its sha256); without it such a run is refused."),
 ) -> None:
     """The model with its preprocessing as one ONNX file, kept only if onnxruntime matches trainwell to 1e-5."""
     from trainwell.run import load
     try:
-        result = load(run_dir).export(fmt, out_file, data, encoder)
+        result = load(run_dir, trust_module=trust_module).export(fmt, out_file, data, encoder)
     except UserError as exc:
         _fail(exc)
         return
@@ -253,14 +255,18 @@ def encode(
 
 
 @app.command()
-def summary(run_dir: Path = typer.Argument(..., help="A run directory written by `trainwell fit`.")) -> None:
+def summary(
+    run_dir: Path = typer.Argument(..., help="A run directory written by `trainwell fit`."),
+    trust_module: bool = typer.Option(False, "--trust-module", help="Run the custom module copied into the run "
+                                      "directory (checked against its sha256); without it such a run is refused."),
+) -> None:
     """Per-layer summary of a trained model: each layer's output shape and parameter count."""
     from rich.table import Table
 
     from trainwell.nn.summary import layer_rows
     from trainwell.run import load
     try:
-        run = load(run_dir)
+        run = load(run_dir, trust_module=trust_module)
         rows = layer_rows(run.model, run.arch.get("input_shape") or [run.arch["n_inputs"]])
     except UserError as exc:
         _fail(exc)
