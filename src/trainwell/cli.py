@@ -158,7 +158,7 @@ def predict(
     from trainwell.core.rundir import guard_output
     from trainwell.run import load
     try:
-        guard_output(out_file, run_dir, data)
+        guard_output(out_file, data, run_dir=run_dir)
         run = load(run_dir, trust_module=trust_module)
         X = _new_inputs(run, data, run.spec.data.target)
         pred = run.predict(X)
@@ -187,6 +187,8 @@ def _predict_exported(model: Optional[Path], data: str, out_file: Path, proba: b
                             "or an exported model: trainwell predict --onnx model.onnx new.csv.")
         from trainwell.export import Session   # onnxruntime loads only here
         from trainwell.export.runtime import decode
+        from trainwell.core.rundir import guard_output
+        guard_output(out_file, data, model=model)   # never over the model or the data
         session = Session(model)
         outputs = session.run(data)
         pred = decode(session.meta, outputs)
@@ -196,7 +198,8 @@ def _predict_exported(model: Optional[Path], data: str, out_file: Path, proba: b
             for j in range(p.shape[1]):
                 frame[f"proba_{classes[j] if len(classes) == p.shape[1] else j}"] = p[:, j]
         out_file.parent.mkdir(parents=True, exist_ok=True)
-        frame.to_csv(out_file, index=False)
+        from trainwell.core.io import atomic_write
+        atomic_write(out_file, frame.to_csv(index=False))
     except UserError as exc:
         _fail(exc)
         return
@@ -241,7 +244,7 @@ def encode(
     from trainwell.core.rundir import guard_output
     from trainwell.run import load
     try:
-        guard_output(out_file, run_dir, data)
+        guard_output(out_file, data, run_dir=run_dir)
         run = load(run_dir, trust_module=trust_module)
         X = _new_inputs(run, data, None)
         codes = run.encode(X)

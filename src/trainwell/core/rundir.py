@@ -240,12 +240,13 @@ def _same(a: Path, b: Path) -> bool:
         return False
 
 
-def guard_output(out_file: Path, run_dir: Path, data: str) -> None:
-    """``predict``/``encode --out``: never over a file of the run directory, nor over the input data."""
-    out_file, run_dir = Path(out_file), Path(run_dir)
-    inside = out_file.resolve().parent == run_dir.resolve() or run_dir.resolve() in out_file.resolve().parents
-    if inside and out_file.exists():
-        raise UserError(f"--out {out_file} is a file of the run directory {run_dir}; predictions never write "
+def guard_output(out_file: Path, data: str, run_dir: Path | None = None, model: Path | None = None) -> None:
+    """``predict``/``encode --out``: never over a file of the run directory or an exported ``model``, nor
+    over the input data."""
+    out_file = Path(out_file)
+    inside = run_dir is not None and Path(run_dir).resolve() in out_file.resolve().parents
+    if (inside and out_file.exists()) or (model is not None and _same(out_file, Path(model))):
+        raise UserError(f"--out {out_file} is a file of the model ({run_dir or model}); predictions never write "
                         f"over a run. Choose a path outside it (e.g. --out predictions.csv).")
     if _same(out_file, Path(data)):
         raise UserError(f"--out {out_file} is the input file {data}; writing predictions there would destroy "

@@ -89,7 +89,7 @@ class Distributed:
         return out
 
     def same_path(self, path: Path) -> Path:
-        """Rank 0's choice of a path, on every rank (run directories carry a timestamp)."""
+        """Rank 0's choice of a path, on every rank (a default run directory is numbered by what rank 0 finds)."""
         if not self.active:
             return path
         import torch.distributed as td
