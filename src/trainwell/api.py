@@ -347,8 +347,7 @@ def split_metrics(run: Run, prep: Prepared, state: TrainState) -> dict:
         if X.shape[0] == 0:
             out[split] = {}
             continue
-        # one thread for a small net, as in training: on busy cores OpenMP barriers cost more than the arithmetic
-        with torch.no_grad(), threads_for(run.model, state.batch_size, X.device):
+        with torch.no_grad():
             logits = torch.cat([run.model(X[i:i + 8192]).float() for i in range(0, X.shape[0], 8192)])
             loss = float(run.head.loss_fn(logits, y))
             o = run.head.transform(logits).cpu().numpy()
@@ -500,12 +499,13 @@ def fit(data: str | dict | None = None, X: Any = None, y: Any = None, spec: Spec
             + (f" (written to {run_dir / 'diagnosis.json'})." if save else "")
         )
     best = state.stopper.best_epoch
-    cal_note, cal = (None, None) if getattr(prep, "streaming", False) else \
-        calibrate_run(run, state.data, spec.train.calibrate)
-    run.metrics = {"task": prep.pre.task, "best_epoch": best, "epochs_run": state.epoch,
-                   "stopped_because": state.stopped_because, "seconds": seconds,
-                   **split_metrics(run, prep, state), **({"calibration": cal} if cal else {})}
-    attach(run, state, prep, monitor)                      # run.diagnosis: the doctor's findings
+    with threads_for(state.model, state.batch_size, device):   # scoring a small net: one thread, as in training
+        cal_note, cal = (None, None) if getattr(prep, "streaming", False) else \
+            calibrate_run(run, state.data, spec.train.calibrate)
+        run.metrics = {"task": prep.pre.task, "best_epoch": best, "epochs_run": state.epoch,
+                       "stopped_because": state.stopped_because, "seconds": seconds,
+                       **split_metrics(run, prep, state), **({"calibration": cal} if cal else {})}
+        attach(run, state, prep, monitor)                      # run.diagnosis: the doctor's findings
     if cal_note:
         console.print(f"[dim]·[/dim] {cal_note}")
     restored = f"; restored epoch {best}" if spec.stop.restore_best and best > 0 else ""

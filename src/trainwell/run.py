@@ -1,6 +1,6 @@
 """Run: a trained model with its preprocessing, history and scores; saved as safetensors + JSON.
 
-The on-disk form is the run-directory contract of DESIGN.md. Nothing here uses
+The on-disk form is the run-directory contract of docs/checkpoints.md. Nothing here uses
 pickle: tensors go to ``model.safetensors``, everything else to JSON/YAML/CSV.
 """
 from __future__ import annotations
@@ -116,7 +116,7 @@ class Run:
         return classification_metrics(self.pre.task, codes, out)
 
     def fold(self) -> "Run":
-        """A copy of this Run with batch norm folded into the linear layers (S4), for inference.
+        """A copy of this Run with batch norm folded into the linear layers, for inference (docs/practices/normalization.md).
 
         Same predictions in evaluation mode (to ~1e-6), fewer operations; saving it
         records ``batchnorm_folded`` so that ``load`` rebuilds the folded modules.

@@ -1,6 +1,6 @@
 """Spec: the whole run as one validated, serialisable object.
 
-Every knob a user can turn lives here under the name the lecture notes use.
+Every knob a user can turn lives here under the name docs/practices/ uses.
 The resolved spec (every default filled in) is saved with each run, so a run
 directory always says exactly how its model was trained.
 """
@@ -92,7 +92,7 @@ class ModelSpec(_Section):
     # custom: the user's own torch module, "path/to/file.py:ClassName"
     module: Optional[str] = None
     module_kwargs: dict[str, Any] = Field(default_factory=dict)
-    hidden: Union[Literal["auto", "heuristic"], list[int]] = "auto"   # heuristic: the lecture notes' N_s/((N_i+N_o)*gamma)
+    hidden: Union[Literal["auto", "heuristic"], list[int]] = "auto"   # heuristic: docs/practices/width.md
     ensemble: Union[Literal["auto"], int] = "auto"   # mlp: members trained at once, averaged (nn/ensemble.py); 1 = off
     activation: str = "relu"
     init: str = "auto"
@@ -196,7 +196,7 @@ class StopSpec(_Section):
     patience: Union[int, Literal["auto"]] = "auto"   # auto: 10 epochs, at least 1,000 steps (train/early_stopping.py)
     min_delta: float = Field(0.0, ge=0)
     restore_best: bool = True
-    target: Optional[float] = None   # S0: stop when val metric >= target and its change < delta
+    target: Optional[float] = None   # val metric >= target and change < delta: stop (practices/early_stopping.md)
     delta: float = Field(1e-5, ge=0)
     on_nan: Literal["stop", "rollback"] = "stop"
 

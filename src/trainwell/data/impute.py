@@ -3,7 +3,7 @@
 ``data.impute``:
 
 - ``auto`` (default): each input's NaN is filled with its median over the **training split only**
-  (PRACTICES §1: no statistic may see the validation or test rows), and every raw column with a
+  (no statistic may see the validation or test rows: Hastie et al. 2009, §7.10.2), and every raw column with a
   missing value in the training split gets one more 0/1 input, ``column (missing)``, that is 1
   where the value was missing. The fill alone would make a missing value look like a typical one;
   the indicator lets the network learn what missingness itself says (an empty "months since last

@@ -1,6 +1,6 @@
 """Work out the task from the targets and turn labels into what the loss expects.
 
-The task decides the output layer and the loss (PRACTICES §3), so guessing it
+The task decides the output layer and the loss (docs/practices/heads.md), so guessing it
 wrong silently trains the wrong model; the rules below are deliberately simple
 and the user can always override them with an explicit task.
 """

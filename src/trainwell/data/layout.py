@@ -1,4 +1,4 @@
-"""Shapes and scaling for images, signals and sequences (PRACTICES §1 beyond tables).
+"""Shapes and scaling for images, signals and sequences (docs/data.md, beyond tables).
 
 What the network sees depends on the topology: a table is a row of features, an
 image is ``[C, H, W]`` (an ``[H, W]`` array is one channel), a 1-D signal is

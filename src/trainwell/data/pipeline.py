@@ -179,7 +179,7 @@ class Prepared:
 
 
 def prepare(table: Table, spec: Spec) -> Prepared:
-    """Apply PRACTICES §1 to a loaded table: encode labels, split, then learn every statistic (categories,
+    """Apply docs/practices/splits_and_scaling.md: encode labels, split, then learn every statistic (categories,
     fill values, scaling, target transform) from the training split only and apply it to all splits."""
     if spec.task == "reconstruction" or spec.model.type == "autoencoder":
         if spec.data.impute in ("median", "mean"):

@@ -1,7 +1,7 @@
 """Feature scaling (z-score) and simple feature engineering.
 
 Standardising puts every input on the same scale so one learning rate suits all
-weights (PRACTICES §1); the statistics come from the training split only and are
+weights (LeCun et al. 1998, Efficient BackProp); the statistics come from the training split only and are
 saved with the model, so predict applies exactly the same transform.
 """
 from __future__ import annotations
@@ -95,7 +95,7 @@ def _check_features(features: list[str]) -> None:
 
 
 def add_features(X: np.ndarray, features: list[str]) -> np.ndarray:
-    """Append engineered columns; "squares" adds x_j^2 (S0: the ellipse becomes linear)."""
+    """Append engineered columns; "squares" adds x_j^2 (an ellipse boundary becomes linear)."""
     _check_features(features)
     X = np.asarray(X)
     for f in features:

@@ -25,7 +25,7 @@ BUILTINS: dict[str, str] = {
     "diabetes": "diabetes progression, 442 rows x 10 features, regression (scikit-learn)",
     "iris": "iris flowers, 150 rows x 4 features, 3 classes (scikit-learn)",
     "wine": "wine cultivars, 178 rows x 13 features, 3 classes (scikit-learn)",
-    "circles": "lecture S0 ellipse task, 1,000 rows x 2 features, balanced binary",
+    "circles": "ellipse boundary (docs/data.md), 1,000 rows x 2 features, balanced binary",
 }
 FORMATS = "a .csv or .parquet table, an .npz archive (keys X and y), or a folder of MNIST-style IDX files"
 TARGET_NAMES = ("target", "y", "label", "class")
@@ -66,7 +66,7 @@ class Table:
 # --------------------------------------------------------------------------- built-ins
 
 def make_circles(n: int = 1000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """The S0 task: label 1 inside the ellipse 2x1^2 + 3x2^2 + 0.75x1 + 0.25x2 < K.
+    """Two features, label 1 inside the ellipse 2x1^2 + 3x2^2 + 0.75x1 + 0.25x2 < K.
 
     K is the median of the left side, so the classes are balanced; the boundary is
     linear in [x, x^2], which is what the ``squares`` feature option exploits.

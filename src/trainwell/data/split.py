@@ -1,4 +1,4 @@
-"""Train / validation / test split following PRACTICES §1.
+"""Train / validation / test split following docs/practices/splits_and_scaling.md.
 
 More than 10,000 rows: 1,000 validation + 1,000 test (a bigger held-out set buys
 little precision and costs training data); fewer: 80/10/10. Stratified so small

@@ -1,4 +1,4 @@
-"""Data larger than memory: Parquet / CSV read in batches, shuffled on the fly (PRACTICES §1).
+"""Data larger than memory: Parquet / CSV read in batches, shuffled on the fly (docs/scaling.md).
 
 How a streamed run sees its data:
 
@@ -13,7 +13,7 @@ How a streamed run sees its data:
 * **One statistics pass** over the data before training: row counts per split (and
   per rank), feature mean / std of the training split (Chan/Welford merge in
   float64), the target's classes (or its mean / std for regression). Validation and
-  test rows are kept in memory when they are small (the usual case: the S0 rule
+  test rows are kept in memory when they are small (the usual case: the split rule
   gives 1,000 + 1,000 rows), otherwise they are scored by streaming as well.
 * **Each epoch**: files (and Parquet row groups) in a fresh seeded order, rows
   through a bounded shuffle buffer (``data.shuffle_buffer`` rows), cut into
@@ -348,8 +348,8 @@ def split_fractions(spec: Spec, n: int) -> tuple[tuple[float, float, float], str
     s = spec.data.split
     if s == "auto":
         if n > 10_000:
-            return (1 - 2000 / n, 1000 / n, 1000 / n), "1,000 validation + 1,000 test (S0 rule: more than 10,000 rows)"
-        return (0.8, 0.1, 0.1), "80/10/10 (S0 rule: at most 10,000 rows)"
+            return (1 - 2000 / n, 1000 / n, 1000 / n), "1,000 validation + 1,000 test (more than 10,000 rows)"
+        return (0.8, 0.1, 0.1), "80/10/10 (at most 10,000 rows)"
     f = [float(v) for v in s]
     if abs(sum(f) - 1.0) > 1e-6:          # row counts
         f = [v / n for v in f]

@@ -1,9 +1,9 @@
 """The training doctor: rules that turn the history and the monitors into findings.
 
-Each finding is ``{"id", "severity", "title", "evidence", "remedy"}`` (DESIGN.md,
+Each finding is ``{"id", "severity", "title", "evidence", "remedy"}`` (docs/diagnosis.md,
 ``diagnosis.json``); the list holds problems only, so a healthy run has none.
-Remedies are PRACTICES §6 (S1: depth recipe and vanishing gradients; S3: the
-bias/variance table; S0/S2/S4: exploding gradients, clipping, lr).
+Remedies: docs/practices/gradients.md (depth recipe, vanishing and exploding gradients, clipping,
+lr: Glorot & Bengio 2010, Pascanu et al. 2013) and docs/practices/bias_variance.md (Ng 2018).
 
 Thresholds (module constants below) are documented in docs/diagnosis.md.
 """
@@ -24,7 +24,7 @@ DEAD_SHARE = 0.5            # share of ReLU units silent for a whole batch, in s
 OVERFIT_RISE = 0.10         # validation loss above its best by this relative amount at the end
 OVERFIT_RISE_CAUGHT = 0.50  # the same when early stopping restored the best epoch (it caught the overfitting)
 FLAT_DROP = 0.05            # lr too low: training loss fell by less than this share over the run
-BV_THRESHOLD = 0.05         # bias or variance above 5 percentage points is "high" (S3 table)
+BV_THRESHOLD = 0.05         # bias or variance above 5 percentage points is "high" (docs/practices/bias_variance.md)
 
 REMEDIES = {
     "vanishing_gradients": "Use ReLU with he_uniform init (model.activation=relu, model.init=he_uniform); for deep "
@@ -72,14 +72,14 @@ def _clean(obj: Any) -> Any:
     return obj
 
 
-# -- S3: bias / variance --------------------------------------------------------
+# -- bias / variance (Ng, Machine Learning Yearning, 2018) -----------------------
 def bias_variance(train_error: float, val_error: float, bayes_error: float = 0.0,
                   threshold: float = BV_THRESHOLD) -> dict:
-    """S3's bias/variance verdict: bias = train - Bayes, variance = val - train.
+    """The bias/variance verdict (Ng 2018): bias = train - Bayes, variance = val - train.
 
     Errors are fractions (0.01 = 1 %). A component is "high" when it exceeds
     ``threshold`` (5 percentage points by default). The verdict is "high bias",
-    "high variance", "both" or "neither", with S3's next steps.
+    "high variance", "both" or "neither", with the next steps of docs/practices/bias_variance.md.
     """
     bias = train_error - bayes_error
     variance = val_error - train_error
@@ -257,7 +257,7 @@ def check_fit(history: pd.DataFrame, stopped_because: str, early_stopping: bool)
 
 
 def check_depth(arch: dict) -> list[dict]:
-    """S1: deep tanh/sigmoid nets without batch norm or residual blocks train badly."""
+    """Deep tanh/sigmoid nets without batch norm or residual blocks train badly (docs/practices/depth.md)."""
     hidden = arch.get("hidden") or []
     depth = len(hidden) if isinstance(hidden, list) else 0
     act = str(arch.get("activation", ""))

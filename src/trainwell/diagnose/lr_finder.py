@@ -1,4 +1,6 @@
-"""LR range test (PRACTICES §4, S2): grow the lr geometrically, watch the loss, suggest an lr.
+"""LR range test (Smith 2017): grow the lr geometrically, watch the loss, suggest an lr.
+
+The practice and its sources: docs/practices/lr_range_test.md.
 
 The lr goes from ``start_lr`` (1e-7) to ``end_lr`` (10) over ``steps`` (200) mini-batch
 steps (geometric: ``lr_i = start * (end/start)^(i/(steps-1))``). The loss is
@@ -8,7 +10,7 @@ exceeds ``diverge`` (4) times the best seen. Two candidates are reported:
 
 * ``steepest_lr``: where the smoothed loss falls fastest per unit of log lr
   (before the minimum),
-* ``half_divergence_lr``: half the lr at which the loss diverged (S2's rule;
+* ``half_divergence_lr``: half the lr at which the loss diverged (Shukla 2019's rule;
   the lr of the minimum if the test never diverged),
 
 and ``suggested_lr`` is **the smaller of the two** (the safer choice: both rules

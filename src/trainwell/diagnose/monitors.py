@@ -1,4 +1,4 @@
-"""Babysitting monitors (PRACTICES §6): cheap per-layer statistics sampled every K steps.
+"""Babysitting monitors (docs/practices/gradients.md): cheap per-layer statistics sampled every K steps.
 
 For each dense layer (every ``nn.Linear`` / ``nn.Conv*``, input to output) the
 monitor records, on sampled steps only:

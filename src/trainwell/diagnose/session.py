@@ -1,6 +1,6 @@
 """Glue between ``api.fit`` and the doctor: callbacks in, diagnosis and run-directory files out.
 
-Files this adds to the run directory (DESIGN.md contract):
+Files this adds to the run directory (docs/diagnosis.md):
 ``diagnostics.csv`` (one row per epoch and layer, see monitors.py), ``diagnosis.json``,
 ``data.json`` (data and split summary) and ``test_predictions.csv`` (for the report's
 confusion matrix / predicted-vs-true plot).

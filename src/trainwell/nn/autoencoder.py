@@ -1,4 +1,4 @@
-"""Autoencoders (PRACTICES §2 "other topologies"): encoder -> bottleneck code -> decoder.
+"""Autoencoders (Hinton & Salakhutdinov 2006; docs/topologies/autoencoder.md): encoder -> code -> decoder.
 
 Trained on the inputs alone (task ``reconstruction``: the target is the input,
 the loss MSE, the epoch metric R^2). ``encoder: dense`` is an MLP funnel whose

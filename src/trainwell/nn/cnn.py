@@ -1,4 +1,4 @@
-"""Convolutional networks (PRACTICES §2 "other topologies"): conv blocks, then a dense head.
+"""Convolutional networks (LeCun et al. 1998; docs/topologies/cnn.md): conv blocks, then a dense head.
 
 A conv block is convolution -> [batch norm] -> activation -> max pooling ->
 [dropout]; the "same" padding keeps the size until the pooling halves it. The

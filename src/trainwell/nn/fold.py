@@ -1,4 +1,4 @@
-"""Batch-norm folding (S4): fuse each trained BN layer into a neighbouring linear layer.
+"""Batch-norm folding (docs/practices/normalization.md): fuse each trained BN layer into a neighbouring linear layer.
 
 In evaluation mode batch norm is a fixed affine map per unit,
 ``BN(h) = s * h + t`` with ``s = gamma / sqrt(var + eps)`` and

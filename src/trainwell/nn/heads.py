@@ -1,6 +1,6 @@
 """Task heads: what the output layer, the loss and the metrics are for each task.
 
-PRACTICES §3. The network always emits raw scores (logits); losses use torch's
+docs/practices/heads.md. The network always emits raw scores (logits); losses use torch's
 fused, numerically stable forms (log-sum-exp inside cross-entropy, BCE with
 logits), and the output activation is applied only when predicting.
 """

@@ -1,6 +1,6 @@
 """Weight initializers by spec name, and ``auto``: the init matched to the activation.
 
-The sampling is torch.nn.init's; this file maps the lecture notes' names to it:
+The sampling is torch.nn.init's; this file maps the usual names (Keras') to it:
 Glorot ``sigma^2 = 1/fan_avg``, He ``2/fan_in``, LeCun ``1/fan_in``; the uniform
 variants draw from ``U(-r, r)`` with ``r = sqrt(3 sigma^2)`` (same variance).
 """

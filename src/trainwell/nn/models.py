@@ -16,7 +16,7 @@ from trainwell.nn.activations import activation_family, make_activation
 from trainwell.nn.ensemble import PackedLinear, PackedMLP
 from trainwell.nn.init import init_layer
 
-# PRACTICES §2: running statistics mu <- mu * momentum + mu_B * (1 - momentum) with momentum 0.9.
+# Keras' convention (docs/practices/normalization.md): mu <- mu * momentum + mu_B * (1 - momentum), momentum 0.9.
 # torch's BatchNorm1d(momentum=m) writes the same update the other way round: (1 - m) mu + m mu_B.
 BN_MOMENTUM = 0.9
 
@@ -24,7 +24,7 @@ BN_MOMENTUM = 0.9
 class DenseBlock(nn.Module):
     """Linear -> [batch norm before] -> activation -> [batch norm after] -> dropout.
 
-    With ``residual`` the block returns ``a + F(a)`` (S1); where the widths differ
+    With ``residual`` the block returns ``a + F(a)`` (He et al. 2016); where the widths differ
     the skip path is a learned linear projection ``P a + F(a)`` (no bias).
     """
 
@@ -120,7 +120,7 @@ def build_model(arch: dict[str, Any]) -> nn.Module:
     return model
 
 
-LARGE = 10_000     # training rows from which the default network is the lecture notes' MNIST network
+LARGE = 10_000     # training rows from which the default network is ISLR's MNIST network (docs/practices/width.md)
 
 
 def default_hidden(n_samples: int, n_inputs: int, n_outputs: int) -> tuple[list[int], str]:
@@ -128,17 +128,17 @@ def default_hidden(n_samples: int, n_inputs: int, n_outputs: int) -> tuple[list[
 
     On small tables the heuristic's narrow layer (with the default ensemble, nn/ensemble.py)
     matches or beats wider and deeper ones (docs/tabular.md); on large data it starves the
-    network (MNIST: N_h = 36.5 -> [32, 32], 0.960 test accuracy), where the notes' own
+    network (MNIST: N_h = 36.5 -> [32, 32], 0.960 test accuracy), where ISLR's (James et al. 2021)
     784-256-128-10 network has the data to fit it.
     """
     if n_samples < LARGE:
         return auto_hidden(n_samples, n_inputs, n_outputs)
-    return [256, 128], (f"hidden [256, 128]: {n_samples:,} training rows (10,000 or more) fit the lecture notes' "
+    return [256, 128], (f"hidden [256, 128]: {n_samples:,} training rows (10,000 or more) fit ISLR's MNIST "
                         f"256-128 pyramid; model.hidden=heuristic gives N_s/((N_i+N_o)*gamma)")
 
 
 def auto_hidden(n_samples: int, n_inputs: int, n_outputs: int, gamma: float = 2.0) -> tuple[list[int], str]:
-    """PRACTICES §2 width heuristic N_h = N_s / ((N_i + N_o) * gamma), with a floor.
+    """Width heuristic N_h = N_s / ((N_i + N_o) * gamma) (docs/practices/width.md), with a floor.
 
     The formula (gamma = 2, its most generous end) is rounded to a power of two.
     On small tables it gives very narrow layers (digits: 9.7 units), so the width

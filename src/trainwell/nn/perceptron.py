@@ -1,4 +1,4 @@
-"""The classic perceptron (S0/S1): one layer of Heaviside step units and the perceptron rule.
+"""The classic perceptron (Rosenblatt 1958): one layer of Heaviside step units and the perceptron rule.
 
 ``y_hat = H(w . x + b)`` with ``H(z) = 1 if z > 0 else 0``. The step has a zero
 derivative almost everywhere, so backpropagation through it cannot learn; the
@@ -77,7 +77,7 @@ def perceptron_criterion(task: str, out: torch.Tensor, y: torch.Tensor) -> torch
 @torch.no_grad()
 def perceptron_rule(weight: torch.Tensor, bias: torch.Tensor, x: torch.Tensor, y: torch.Tensor,
                     lr: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """Reference update for one sample, written as the lecture notes write it.
+    """Reference update for one sample, written as Rosenblatt (1958) writes it.
 
     ``weight`` [K, D], ``bias`` [K], ``x`` [D], ``y`` [K] in {0, 1}:
     y_hat = H(W x + b); W <- W + lr (y - y_hat) x^T; b <- b + lr (y - y_hat).

@@ -20,7 +20,7 @@ MODEL_TYPES: dict[str, str] = {
 
 PRESETS: dict[str, str] = {
     "none": "no preset: every model.* setting as given",
-    "self_normalizing": "SELU + LeCun normal init + standardized inputs + alpha dropout, no batch norm (S4)",
+    "self_normalizing": "SELU + LeCun normal init + standardized inputs + alpha dropout, no BN (Klambauer et al. 2017)",
 }
 
 

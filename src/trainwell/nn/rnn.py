@@ -1,4 +1,4 @@
-"""Recurrent networks (PRACTICES §2 "other topologies"): Elman, LSTM and GRU cells.
+"""Recurrent networks (docs/topologies/rnn.md): Elman (1990), LSTM (1997) and GRU (Cho et al. 2014) cells.
 
 Input rows are sequences ``[T, F]`` (a ``[T]`` row is univariate, F = 1). The
 recurrent stack (``layers`` deep, ``hidden_size`` wide, optionally

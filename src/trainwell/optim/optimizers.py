@@ -5,7 +5,7 @@ Which spec field feeds what (``OptimSpec``):
 * ``lr`` -> alpha / eta everywhere.
 * ``momentum`` -> beta of ``momentum``, ``momentum_ema`` and ``nesterov``.
 * ``beta1``, ``beta2`` -> Adam's b1, b2 (also NAdam, AdaMax, AdamW).
-* ``rho`` -> RMSprop's beta (torch calls it ``alpha``); default 0.9 as in the notes,
+* ``rho`` -> RMSprop's beta (torch calls it ``alpha``); default 0.9 as in Hinton's lecture 6e (2012),
   kept apart from ``beta2`` whose 0.999 default is Adam's.
 * ``eps`` -> the epsilon added to the denominator (Adagrad, RMSprop, Adam family).
 * ``weight_decay`` -> for ``adamw`` *decoupled* decay ``w <- w - alpha*lambda*w`` applied

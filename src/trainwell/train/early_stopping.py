@@ -1,4 +1,4 @@
-"""Early stopping (PRACTICES §5): patience on a monitored value, and S0's target rule.
+"""Early stopping (Prechelt 1998; docs/practices/early_stopping.md): patience on a monitored value, and a target rule.
 
 The state is a plain dataclass so a checkpoint can store and restore it exactly.
 """
@@ -56,7 +56,7 @@ class EarlyStopping:
     mode: str = "min"
     patience: int = 10
     min_delta: float = 0.0
-    target: float | None = None   # S0: stop once the value reaches target ...
+    target: float | None = None   # target rule: stop once the value reaches target ...
     delta: float = 1e-5           # ... and changed by less than delta since the last epoch
     enabled: bool = True
     best: float = field(default=math.nan)
@@ -94,7 +94,7 @@ class EarlyStopping:
             reached = value >= self.target if self.mode == "max" else value <= self.target
             if reached and abs(value - self.previous) < self.delta:
                 self.reason = (f"{self.monitor} reached the target {self.target:g} and changed by less than "
-                               f"{self.delta:g} (S0 rule)")
+                               f"{self.delta:g} (target rule)")
                 stop = True
         if not stop and self.enabled and self.wait > self.patience:
             self.reason = f"{self.monitor} no better for {self.patience} epochs"

@@ -1,6 +1,6 @@
 """The training loop: lean, on-device, with metrics read once per epoch.
 
-DESIGN.md performance principles: the data already lives as tensors on the
+Performance principles (docs/performance.md): the data already lives as tensors on the
 training device; a batch is an index slice of a per-epoch permutation; loss and
 metric terms accumulate on the device and are read once per epoch (no
 ``.item()`` inside the step). Everything else — early stopping, schedules,

@@ -1,4 +1,4 @@
-"""Metrics beyond the loss (PRACTICES §3), computed once per split after training.
+"""Metrics beyond the loss (docs/practices/heads.md), computed once per split after training.
 
 Written with NumPy from their textbook definitions (docs/training.md) rather than through
 scikit-learn's ``metrics``: importing scikit-learn costs about a second of start-up, more than

@@ -1,6 +1,6 @@
 """Population training: P models of one architecture trained at once as one batched computation.
 
-DESIGN.md: "many small models (a search, an ensemble, MC dropout samples) train
+docs/performance.md: "many small models (a search, an ensemble, MC dropout samples) train
 together as one batched computation rather than one after another". On a small
 network the cost of a step is per-operation dispatch, not arithmetic, so
 stacking P networks' weights as ``[P, in, out]`` tensors and running every layer

@@ -1,6 +1,6 @@
 """Search spaces: YAML keyed by spec paths, turned into optuna suggestions.
 
-Syntax (one entry per spec path, PRACTICES §7 scales)::
+Syntax (one entry per spec path; scales as in Bergstra & Bengio 2012, docs/practices/hyperparameter_search.md)::
 
     optim.lr: {log: [1e-5, 1]}                 # alpha = 10^k, k uniform in [-5, 0]
     optim.beta1: {one_minus_log: [1e-4, 1e-1]} # beta = 1 - 10^k, k uniform in [-4, -1]
@@ -113,7 +113,7 @@ def _decode(value: Any) -> Any:
 
 @dataclass
 class Space:
-    """An ordered set of Params (order = search priority, S3)."""
+    """An ordered set of Params (order = search priority, docs/practices/hyperparameter_search.md)."""
 
     params: list[Param]
 
@@ -342,7 +342,7 @@ def parse_space(source: "Space | dict | str | Path | None", base: Spec | None = 
 
 
 def default_space(base: Spec, grid: bool = False) -> dict:
-    """A sensible space in S3's priority order: lr; momentum/beta1; batch size; hidden units; layers."""
+    """A sensible space in priority order (Ng; Bengio 2012): lr; momentum/beta1; batch size; hidden units; layers."""
     name = base.optim.name
     momentum_key = {"momentum": "optim.momentum", "nesterov": "optim.momentum", "momentum_ema": "optim.momentum",
                     "rmsprop": "optim.rho"}.get(name)
