@@ -82,6 +82,9 @@ def test_target_rule_for_a_minimised_value_and_when_disabled():
 
 
 def test_first_value_and_nan():
+    stopper = EarlyStopping(monitor="val_loss", mode="min", patience=3)
+    assert stopper.best_epoch == -1 and not stopper.update(0, math.nan)   # no finite value yet: no best epoch
+    assert stopper.best_epoch == -1 and math.isnan(stopper.best) and stopper.wait == 1
     stopper = EarlyStopping(monitor="val_loss", mode="min", patience=0)
     assert not stopper.improved(math.nan)
     assert stopper.improved(5.0) and not stopper.update(0, 5.0)

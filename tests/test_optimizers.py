@@ -205,3 +205,12 @@ def test_float32_matches_float64_formula(name):
 def test_unknown_optimizer_suggests():
     with pytest.raises(UserError, match='Did you mean "rmsprop"'):
         make_optimizer([torch.nn.Parameter(torch.zeros(1))], OptimSpec(name="rmsprob"))
+
+
+def test_ema_momentum_defaults_and_validation():
+    p = torch.nn.Parameter(torch.zeros(2))
+    assert EMAMomentum([p]).defaults == {"lr": 1e-2, "momentum": 0.9, "weight_decay": 0.0, "foreach": True}
+    for bad in (dict(lr=0.0), dict(lr=-1.0), dict(momentum=1.0), dict(momentum=-0.1), dict(weight_decay=-1e-3)):
+        with pytest.raises(ValueError):
+            EMAMomentum([p], **bad)
+    EMAMomentum([p], lr=1e-9, momentum=0.0, weight_decay=0.0)             # the boundaries that are allowed
