@@ -28,7 +28,7 @@ FAST = ["train.epochs=2", "model.hidden=[8]", "train.progress=false"]
 def invoke(*args: str):
     """The CLI in-process (typer's runner): exit code and output as a user sees them."""
     res = CliRunner().invoke(app, list(args))
-    text = res.output + (res.stderr if res.stderr_bytes else "")
+    text = res.output                      # click 8.2+: stdout and stderr, as a terminal shows them
     assert "Traceback" not in text and not isinstance(res.exception, (RuntimeError, ValueError, TypeError)), text
     return res.exit_code, " ".join(text.split())
 
@@ -232,3 +232,23 @@ def test_tune_warns_when_trials_tie():
     frame = pd.DataFrame({"state": ["complete"] * 4 + ["pruned"], "val_accuracy": [1.0, 1.0, 1.0, 0.9, None]})
     assert "3 of 4 trials tie at the best val_accuracy 1" in tie_warning(frame, "val_accuracy")
     assert tie_warning(frame.iloc[2:], "val_accuracy") is None
+
+
+def test_a_population_too_large_for_memory_is_refused_before_allocating():
+    """fit(ensemble=P) trains P networks side by side (tune/population.py): the estimate counts all P."""
+    with pytest.raises(UserError, match=r"needs about .* \(640,000,000,012 parameters, batch"):
+        tw.fit("iris", sets=["model.hidden=[20000000000]", "train.epochs=1"], ensemble=4, save=False,
+               verbose=False)
+
+
+def test_every_cli_error_is_one_readable_paragraph():
+    """Whatever a message quotes, the CLI shows at most MESSAGE_LIMIT characters of it."""
+    from trainwell import cli
+    code, text = invoke("fit", "iris", "--set", "model." + "x" * 20_000 + "=1")
+    assert code == 2 and "more characters)" in text and len(text) < cli.MESSAGE_LIMIT + 100, len(text)
+
+
+def test_a_path_the_system_refuses_is_a_message(cli, tmp_path):
+    res = cli("diagnose", str(tmp_path / ("x" * 5000)))
+    assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr[-2000:]
+    assert "File name too long" in res.stderr

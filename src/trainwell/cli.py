@@ -7,8 +7,9 @@ from typing import List, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
-from trainwell.errors import UserError
+from trainwell.errors import UserError, shorten
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Train neural networks well: the field's practices built in, explained and fast.")
@@ -29,8 +30,11 @@ def _options(version: bool = typer.Option(False, "--version", callback=_print_ve
     """Train neural networks well: the field's practices built in, explained and fast."""
 
 
+MESSAGE_LIMIT = 2000     # characters of an error shown: one paragraph, whatever input it quotes
+
+
 def _fail(exc: UserError) -> None:
-    err.print(f"[bold red]error:[/bold red] {exc}")
+    err.print(f"[bold red]error:[/bold red] {shorten(str(exc), MESSAGE_LIMIT)}")
     raise typer.Exit(code=2)
 
 
@@ -426,7 +430,11 @@ def main() -> None:
     try:
         app()
     except UserError as exc:  # raised outside a command body
-        err.print(f"[bold red]error:[/bold red] {exc}")
+        err.print(f"[bold red]error:[/bold red] {shorten(str(exc), MESSAGE_LIMIT)}")
+        sys.exit(2)
+    except OSError as exc:    # a path the system refuses (too long, a folder, no permission): the user's to fix
+        where = f" {escape(shorten(str(exc.filename), 200))}:" if exc.filename else ""
+        err.print(f"[bold red]error:[/bold red]{where} {exc.strerror or exc}. Check the path and its permissions.")
         sys.exit(2)
 
 

@@ -51,6 +51,7 @@ from trainwell.nn.models import build_model, initialize
 from trainwell.spec import Spec
 from trainwell.train.early_stopping import EarlyStopping, loss_tiebreak, resolve_mode, resolve_monitor, resolve_patience
 from trainwell.train.loop import EVAL_CHUNK
+from trainwell.train.memory import check_memory
 from trainwell.tune.population_resume import PopulationCheckpoints, mark
 from trainwell.tune.stacked import StackedMLP, StackedOptimizer, member_losses, member_terms
 
@@ -150,6 +151,7 @@ def train_population(specs: list[Spec], prep: Prepared, archs: list[dict], devic
     n = X.shape[0]
     specs = [resolve_batch(s, n)[0] for s in specs]      # batch_size auto (and its lr), as build_state does
     b = _batch_size(specs[0], n)
+    check_memory({**archs[0], "members": P}, b, device)     # P networks side by side: refused before allocating
     models, results = [], []
     for spec, arch in zip(specs, archs):
         seed_everything(spec.train.seed)                 # as build_state does for a lone run
