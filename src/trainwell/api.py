@@ -26,6 +26,7 @@ from trainwell.data.validation import join_validation, mark_validation
 from trainwell.data.weights import add_class_weight, weighted_accuracy, with_weight_column
 from trainwell.data.sources import Table, load_source
 from trainwell.errors import UserError
+from trainwell.nn.custom import copy_module
 from trainwell.nn.heads import EPOCH_METRIC, make_head
 from trainwell.nn.init import resolve_init
 from trainwell.nn.models import auto_hidden, build_model, count_parameters, default_hidden, initialize
@@ -465,7 +466,6 @@ def fit(data: str | dict | None = None, X: Any = None, y: Any = None, spec: Spec
     note(console, step_note(state))
     run_dir = dist.same_path(Path(out) if out is not None else new_run_dir(prep.name, create=save and dist.rank == 0))
     if save and dist.rank == 0 and arch.get("type") == "custom":   # module.py + its sha256, before any checkpoint
-        from trainwell.nn.custom import copy_module
         copy_module(arch, run_dir)
     from trainwell.diagnose.session import attach, diagnose_failure, make_callbacks
     monitor, doctor_callbacks = make_callbacks(spec)      # babysitting monitors (+ TensorBoard)

@@ -22,6 +22,7 @@ from trainwell.core.io import atomic_write
 from trainwell.core.manifest import Architecture, read_verified, seal
 from trainwell.data.pipeline import Preprocessor
 from trainwell.errors import UserError
+from trainwell.nn.custom import construct, copy_module, trusted_class
 from trainwell.nn.heads import Head, make_head
 from trainwell.nn.models import build_model
 from trainwell.spec import Spec
@@ -159,7 +160,6 @@ class Run:
         state = {k: v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()}
         atomic_write(d / "model.safetensors", save_tensors(state))
         if self.arch.get("type") == "custom":
-            from trainwell.nn.custom import copy_module   # custom modules are rare; keeps torch.nn imports light
             copy_module(self.arch, d)
         if not self.history.empty:
             atomic_write(d / "history.csv", self.history.to_csv(index=False))
@@ -261,7 +261,6 @@ def build_for_load(arch: dict, state: dict[str, torch.Tensor], run_dir: Path, tr
     """The saved network with ``state`` loaded, built only after the architecture's fields were validated
     and its parameter shapes matched against the saved tensors on the meta device (no memory allocated
     for a model.json that asks for an impossible network). A custom module runs only if trusted."""
-    from trainwell.nn.custom import construct, trusted_class   # custom modules are rare
     where = run_dir / "model.json"
     try:
         Architecture.model_validate(arch)

@@ -29,6 +29,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from trainwell.core.io import atomic_write, sha256_bytes
 from trainwell.errors import UserError
 
 COPY = "module.py"
@@ -112,7 +113,6 @@ def load_class(ref: str) -> type:
 
 def copy_module(arch: dict[str, Any], run_dir: Path) -> None:
     """Copy the module's source into ``run_dir/module.py`` and record its sha256 in ``arch`` (training)."""
-    from trainwell.core.io import atomic_write, sha256_bytes   # the base layer; custom modules are rare
     _, source = _ALLOWED[arch["module"]] if arch["module"] in _ALLOWED else (None, b"")
     if not source:
         load_class(arch["module"])

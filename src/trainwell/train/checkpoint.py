@@ -55,7 +55,9 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
 from trainwell.core.io import atomic_write
+from trainwell.core.manifest import read_manifest
 from trainwell.errors import UserError
+from trainwell.nn.custom import trusted_class
 from trainwell.spec import Spec
 from trainwell.train.loop import TrainState, fit_loop
 
@@ -1013,13 +1015,11 @@ def _same_spec(d: Path, on_disk: Spec, saved: Spec, name: str) -> None:
 
 def trust_resumed_module(run_dir: str | Path, trust: bool) -> None:
     """Resuming a run with a custom module runs its copy in the run directory: verified, and only if trusted."""
-    from trainwell.nn.custom import trusted_class
     d = Path(run_dir)
     found = CheckpointStore(d).newest(warn=_warn(None), exclude=("best",))
     if found is not None:
         arch = found[2].get("architecture", {})
     else:
-        from trainwell.core.manifest import read_manifest
         arch = read_manifest(d)["architecture"] if (d / "model.json").exists() else {}
     trusted_class(d, arch, trust)
 
