@@ -26,10 +26,10 @@ from pathlib import Path
 import torch
 
 import trainwell
-import trainwell.api as api
 from trainwell.diagnose import monitors as M
 from trainwell.train import checkpoint as C
 from trainwell.train import fast as F
+from trainwell.train import progress as P
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -60,7 +60,8 @@ def main() -> None:
     for hook in ("on_train_begin", "on_step_end", "on_epoch_end", "on_train_end"):
         wrap(C.Checkpointer, hook, "checkpoint", time.perf_counter, wall)
         wrap(M.Monitor, hook, "monitor", time.thread_time, cpu)
-    wrap(api._Progress, "__call__", "progress", time.thread_time, cpu)
+    for bar in (P.LiveBar, P.PlainLog):            # train/progress.py: a live bar on a terminal, lines in a pipe
+        wrap(bar, "__call__", "progress", time.thread_time, cpu)
     wrap(C.Checkpointer, "train", "train", time.perf_counter, wall)
     wrap(C.Checkpointer, "train", "train", time.thread_time, cpu)
     analytic = F.analytic_step
@@ -84,10 +85,10 @@ def main() -> None:
             return out
         return every
     F.analytic_step = counted
-    real_console = api.Console
+    real_console = P.Console                  # the live bar, as on a terminal, drawn into a sink
     sink = io.StringIO()
-    api.Console = lambda **k: real_console(file=sink, force_terminal=True, width=120,
-                                           **{kk: v for kk, v in k.items() if kk != "file"})
+    P.Console = lambda **k: real_console(file=sink, force_terminal=True, width=120,
+                                         **{kk: v for kk, v in k.items() if kk != "file"})
     rows = []
     for _ in range(args.repeats):
         wall.clear()
