@@ -135,3 +135,30 @@ def test_packed_transform_averages_member_probabilities():
     np.testing.assert_allclose(got_b, sigmoid(zb[..., 0]).mean(1), rtol=1e-10)
     terms = make_head("multiclass", members=k).metric_terms(t(outs), t(LABELS, torch.long)).numpy()
     assert terms[0] == float((softmax(outs).mean(1).argmax(1) == LABELS).sum())
+
+
+@pytest.mark.parametrize("task", ["multiclass", "binary"])
+def test_class_weighted_loss_is_sklearns_sample_weighted_log_loss(task):
+    """sum_i w[y_i] l_i / sum_i w[y_i] = scikit-learn's log_loss with sample_weight w[y_i]."""
+    from trainwell.nn.heads import Head
+    if task == "multiclass":
+        w = (0.5, 2.0, 1.0, 3.0)
+        got = Head(task, "cross_entropy", class_weight=w).loss_fn(t(LOGITS), t(LABELS, torch.long)).item()
+        want = log_loss(LABELS, softmax(LOGITS), sample_weight=np.array(w)[LABELS], labels=range(4))
+    else:
+        w = (0.3, 2.5)
+        got = Head(task, "bce", class_weight=w).loss_fn(t(Z[:, None]), t(BITS)).item()
+        want = log_loss(BITS, sigmoid(Z), sample_weight=np.array(w)[BITS.astype(int)])
+    assert got == pytest.approx(want, rel=1e-9)
+
+
+def test_temperature_divides_classification_logits_only():
+    from trainwell.nn.heads import Head
+    h = Head("multiclass", "cross_entropy", temperature=2.5)
+    np.testing.assert_allclose(h.transform(t(LOGITS)).numpy(), softmax(LOGITS / 2.5), rtol=1e-12)
+    assert h.loss_fn(t(LOGITS), t(LABELS, torch.long)).item() == pytest.approx(
+        log_loss(LABELS, softmax(LOGITS / 2.5), labels=range(4)), rel=1e-9)
+    r = Head("regression", "mse", temperature=2.5)            # a regression value is never rescaled
+    np.testing.assert_allclose(r.transform(t(PRED)).numpy(), PRED, rtol=0)
+    assert r.loss_fn(t(PRED), t(TARGET)).item() == pytest.approx(mean_squared_error(TARGET, PRED), rel=1e-9)
+    assert Head("binary", "bce").members == 1 and Head("binary", "bce").temperature == 1.0
