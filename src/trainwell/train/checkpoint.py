@@ -54,7 +54,7 @@ import torch
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
-from trainwell.core.io import atomic_write
+from trainwell.core.io import atomic_write, fsync_path
 from trainwell.core.manifest import read_manifest
 from trainwell.errors import UserError
 from trainwell.nn.custom import trusted_class
@@ -315,13 +315,7 @@ _NO_FAULTS: _Faults | None = None
 
 
 # --------------------------------------------------------------------------- the store
-def _fsync_dir(path: Path) -> None:
-    """fsync a folder (or a file, opened read-only: Linux syncs its data all the same)."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+_fsync_dir = fsync_path      # a folder or a file (core/io.py: the one fsync helper)
 
 
 def _write_all(fd: int, view: memoryview) -> None:
