@@ -76,9 +76,17 @@ def test_run_directory_encode_cli_and_load(dae, digits_npz, cli, tmp_path):
 
 
 def test_conv_autoencoder_small(tmp_path):
+    """A 4x4 square at a random place in 12x12 (two numbers describe each image): the conv autoencoder's
+    reconstruction of held-out images explains most of their variance (measured: test R^2 0.54 after 30 epochs;
+    the mean image scores 0)."""
     rng = np.random.default_rng(0)
-    X = (rng.random((300, 12, 12)) > 0.7).astype(np.float32)
-    np.savez(tmp_path / "blobs.npz", X=X)
-    run = tw.fit(str(tmp_path / "blobs.npz"), model={"type": "autoencoder", "encoder": "conv", "channels": [8, 16],
-                                                     "bottleneck": 8}, train={"epochs": 2}, save=False, verbose=False)
-    assert run.predict(X[:3]).shape == (3, 12, 12) and run.encode(X[:3]).shape == (3, 8)
+    X = np.zeros((400, 12, 12), np.float32)
+    for img, r, c in zip(X, rng.integers(0, 9, 400), rng.integers(0, 9, 400)):
+        img[r:r + 4, c:c + 4] = 1.0
+    np.savez(tmp_path / "squares.npz", X=X)
+    run = tw.fit(str(tmp_path / "squares.npz"), model={"type": "autoencoder", "encoder": "conv", "channels": [8, 16],
+                                                       "bottleneck": 8}, train={"epochs": 30}, save=False, verbose=False)
+    assert run.metrics["test"]["r2"] > 0.35
+    rec = run.predict(X[:40])
+    assert rec.shape == (40, 12, 12) and run.encode(X[:3]).shape == (3, 8)
+    assert ((rec - X[:40]) ** 2).mean() < 0.7 * ((X.mean(0) - X[:40]) ** 2).mean()    # beats the mean image
