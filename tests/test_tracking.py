@@ -63,6 +63,19 @@ def server(tmp_path_factory):
     log.close()
 
 
+def test_an_unreachable_server_is_refused_before_training(tmp_path):
+    pytest.importorskip("mlflow")
+    dead = f"http://127.0.0.1:{_free_port()}"
+    for call in (lambda: tw.fit("iris", save=False, verbose=False, sets=["train.epochs=1", f"track.mlflow={dead}"]),
+                 lambda: tw.tune("iris", trials=1, out=tmp_path / "s", verbose=False,
+                                 sets=["train.epochs=1", f"track.mlflow={dead}"])):
+        t0 = time.monotonic()
+        with pytest.raises(tw.UserError, match="does not answer"):
+            call()
+        assert time.monotonic() - t0 < 60          # not MLflow's minutes of retries
+    assert not (tmp_path / "s" / "trial-0000").exists()
+
+
 def test_fit_logs_spec_epochs_metrics_and_artifacts(server, tmp_path):
     from mlflow import MlflowClient
     run = tw.fit("iris", out=tmp_path / "run", verbose=False,

@@ -25,6 +25,8 @@ from __future__ import annotations
 import json
 import math
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -34,9 +36,27 @@ from trainwell.errors import UserError
 
 BATCH = 100            # MLflow's limit of parameters per log_batch call (metrics: 1,000)
 TAG_CHARS = 5000
+HEALTH_SECONDS = 5
+
+
+def _reachable(uri: str) -> None:
+    """An http(s) server answers its /health endpoint within seconds, or a UserError now (MLflow's own
+    client retries a dead address for minutes before it gives up)."""
+    if not uri.startswith(("http://", "https://")):
+        return
+    try:
+        with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=HEALTH_SECONDS):
+            return
+    except urllib.error.HTTPError:
+        return                           # it answered: a proxy or an older server without /health
+    except (OSError, ValueError) as exc:
+        raise UserError(f"The MLflow tracking server at {uri} (track.mlflow) does not answer: {exc}. Start it "
+                        f"(mlflow server --host 127.0.0.1 --port 5000), fix the address, or remove "
+                        f"track.mlflow (docs/tracking.md).") from None
 
 
 def _client(uri: str):
+    _reachable(uri)
     try:
         from mlflow import MlflowClient   # optional dependency: imported only when tracking is on
     except ImportError:
@@ -89,7 +109,7 @@ def _experiment(client, name: str) -> str:
         exp = client.get_experiment_by_name(name)
         return exp.experiment_id if exp is not None else client.create_experiment(name)
     except MlflowException as exc:
-        raise UserError(f"MLflow tracking at {client.tracking_uri} failed: {str(exc).splitlines()[0][:300]} "
+        raise UserError(f"MLflow tracking at {client.tracking_uri} failed: {str(exc).splitlines()[0][:300]}. "
                         f"Start the server (mlflow server --host 127.0.0.1 --port 5000) or fix track.mlflow "
                         f"(docs/tracking.md).") from None
 
@@ -161,6 +181,11 @@ class MlflowTracker:
     def fail(self) -> None:
         if self.run_id is not None:
             self.client.set_terminated(self.run_id, "FAILED")
+
+
+def check_tracking(track) -> None:
+    """Refuse a study up front when its tracking store cannot be used (it is written when the study ends)."""
+    _client(tracking_uri(track.mlflow))
 
 
 def tracker_for(spec, name: str) -> MlflowTracker | None:

@@ -518,6 +518,8 @@ def tune(data: str | None = None, X: Any = None, y: Any = None, spec: Spec | dic
     parsed = parse_space(space, base, sampler)
     track = base.track
     if track.mlflow:      # one parent run per study, a child per trial, logged when it ends (track/mlflow.py)
+        from trainwell.track.mlflow import check_tracking   # imported with the rest of tune's optional parts
+        check_tracking(track)
         base = Spec.build(base, sets=["track.mlflow=null"])
     load_table(base, X, y)   # bad data fails here, once, with its own message
     name = study or Path(str(base.data.source)).stem or "study"
