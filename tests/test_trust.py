@@ -116,6 +116,14 @@ def test_overwrite_that_diverges_puts_the_old_run_back(run):
     assert [p.name for p in run.parent.iterdir() if p.name.startswith(".")] == []
 
 
+def test_a_replaced_run_left_aside_by_a_killed_overwrite_is_named(run):
+    """SIGKILL between moving the old run aside and finishing the new one: the next refusal says where it is."""
+    aside = run.parent / f".{run.name}.replaced-0123abcd"
+    aside.mkdir()
+    code, out = invoke("fit", "iris", "--out", run, *sets())
+    assert code == 2 and f"the run it replaced is kept in {aside}" in out
+
+
 def test_overwrite_in_python_that_fails_puts_the_old_run_back(run):
     before = snapshot(run)
 

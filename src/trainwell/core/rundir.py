@@ -61,11 +61,14 @@ def refuse_existing(d: Path) -> None:
     """The message for ``fit --out D`` when D already holds a run (or other files)."""
     what = ("a trainwell run" if (d / "spec.yaml").exists() or (d / "checkpoints").is_dir()
             else "files")
+    aside = sorted(d.parent.glob(f".{d.name}{ASIDE}*"))
+    kept = (f" An earlier --overwrite of it was killed before it finished: the run it replaced is kept in "
+            f"{aside[0]} (rename it back to keep it, or delete it)." if aside else "")
     raise UserError(
         f"{d} already holds {what}; trainwell fit does not write over it. To continue that run: "
         f"trainwell fit --resume {d}. To keep both: --out {free_name(d)}. To replace it: add --overwrite "
         f"(Python: fit(..., overwrite=True)); the old run is kept until the new one finishes and put back "
-        f"if it fails.")
+        f"if it fails.{kept}")
 
 
 def _alive(pid: int) -> bool:
