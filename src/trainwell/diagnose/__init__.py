@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from trainwell.core.callable_package import make_callable
 from trainwell.diagnose.doctor import bias_variance, diagnose_parts, diagnose_run
 from trainwell.diagnose.lr_finder import LRFindResult, lr_find, lr_range_test
 from trainwell.diagnose.monitors import Monitor
@@ -22,3 +23,5 @@ def diagnose(run: Any, bayes_error: float = 0.0) -> dict:
 
 __all__ = ["Monitor", "bias_variance", "diagnose", "diagnose_parts", "diagnose_run", "lr_find", "lr_range_test",
            "LRFindResult", "overfit_check"]
+
+make_callable(__name__, diagnose)   # trainwell.diagnose(...) even once a submodule was imported (core/callable_package.py)
