@@ -1,6 +1,6 @@
 """``trainwell.fit``: data in, a well-trained model, its scores, curves and run directory out.
 
-Reads top to bottom like the data path of DESIGN.md: source -> split -> scale ->
+Reads top to bottom like the data path (README.md, Layout): source -> split -> scale ->
 tensors on the device -> model -> loop -> history -> metrics -> run directory.
 Each decision is printed in one line with its reason.
 """

@@ -308,8 +308,9 @@ def list_catalogue() -> None:
 def diagnose(
     target: str = typer.Argument(..., help="A run directory; with --overfit-check: the data (built-in name or path)."),
     bayes_error: float = typer.Option(0.0, "--bayes-error", help="Bayes (e.g. human) error as a fraction, for "
-                                                                  "the bias/variance verdict (S3)."),
-    overfit_check: bool = typer.Option(False, "--overfit-check", help="Can the model overfit a small batch? (S1)"),
+                                      "the bias/variance verdict (docs/practices/bias_variance.md)."),
+    overfit_check: bool = typer.Option(False, "--overfit-check",
+                                       help="Can the model overfit a small batch? (Bengio 2012)"),
     n: int = typer.Option(32, "--n", min=1, help="Samples for --overfit-check."),
     steps: int = typer.Option(300, "--steps", min=1, help="Full-batch steps for --overfit-check."),
     set_: Optional[List[str]] = typer.Option(None, "--set", help="Override for --overfit-check: section.key=value."),
@@ -350,7 +351,7 @@ def lr_find(
                                                                  "(default: runs/NAME-lr-find, then -2, ...)."),
     steps: int = typer.Option(200, "--steps", help="Steps from 1e-7 to 10."),
 ) -> None:
-    """LR range test: grow the lr geometrically, plot loss vs lr, suggest an lr (S2)."""
+    """LR range test (Smith 2017): grow the lr geometrically, plot loss vs lr, suggest an lr."""
     from trainwell.api import new_run_dir
     from trainwell.diagnose.lr_finder import lr_find as finder
     sets = list(set_ or [])

@@ -117,7 +117,7 @@ class Run:
         return classification_metrics(self.pre.task, codes, out)
 
     def fold(self) -> "Run":
-        """A copy of this Run with batch norm folded into the linear layers, for inference (docs/practices/normalization.md).
+        """A copy of this Run with batch norm folded in, for inference (docs/practices/normalization.md).
 
         Same predictions in evaluation mode (to ~1e-6), fewer operations; saving it
         records ``batchnorm_folded`` so that ``load`` rebuilds the folded modules.

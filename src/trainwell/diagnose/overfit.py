@@ -47,6 +47,7 @@ def overfit_check(data: str | None = None, X: Any = None, y: Any = None, spec: A
     verdict = (f"the model can overfit {k} samples ({metric} {metric1:.3f}, loss {loss0:.3g} -> {loss1:.3g})"
                if passed else
                f"the model could NOT overfit {k} samples in {steps} steps ({metric} {metric1:.3f}, loss "
-               f"{loss0:.3g} -> {loss1:.3g}): check the data/labels, raise the lr, or make the model larger (Bengio 2012)")
+               f"{loss0:.3g} -> {loss1:.3g}): check the data/labels, raise the lr, or make the model larger "
+               "(Bengio 2012)")
     return {"n": k, "steps": int(steps), "loss_before": loss0, "loss_after": loss1, "metric": metric,
             "metric_before": metric0, "metric_after": metric1, "passed": bool(passed), "verdict": verdict}

@@ -478,9 +478,10 @@ def tune(data: str | None = None, X: Any = None, y: Any = None, spec: Spec | dic
     """Search hyperparameters; every trial is a full trainwell run. Returns a TuneResult.
 
     ``space`` is a YAML path or dict keyed by spec paths (None: the default space, in the
-    priority order of docs/practices/hyperparameter_search.md). ``trials`` is the study's total budget: calling again with the same
-    study resumes it. ``storage`` is an optuna RDB URL (default: SQLite in the study
-    directory); ``workers`` > 1 starts that many worker processes in all on this machine.
+    priority order of docs/practices/hyperparameter_search.md). ``trials`` is the study's
+    total budget: calling again with the same study resumes it. ``storage`` is an optuna RDB
+    URL (default: SQLite in the study directory); ``workers`` > 1 starts that many worker
+    processes in all on this machine.
     ``threads``: torch CPU threads per worker (default: cores / workers; 1 is fastest
     for tiny models on a busy machine). ``trial_reports`` also writes each trial's
     curves.png and report.html (slower). ``population`` = P > 1 asks P trials at a time and
