@@ -162,3 +162,24 @@ def test_temperature_divides_classification_logits_only():
     np.testing.assert_allclose(r.transform(t(PRED)).numpy(), PRED, rtol=0)
     assert r.loss_fn(t(PRED), t(TARGET)).item() == pytest.approx(mean_squared_error(TARGET, PRED), rel=1e-9)
     assert Head("binary", "bce").members == 1 and Head("binary", "bce").temperature == 1.0
+
+
+@pytest.mark.parametrize("task", ["multiclass", "binary"])
+def test_class_weighted_accuracy_terms_are_sklearns_weighted_accuracy(task):
+    from trainwell.nn.heads import Head
+    if task == "multiclass":
+        w, out, y, pred, truth = (0.5, 2.0, 1.0, 3.0), t(LOGITS), t(LABELS, torch.long), LOGITS.argmax(1), LABELS
+        h = Head(task, "cross_entropy", class_weight=w)
+    else:
+        w, out, y, pred, truth = (0.3, 2.5), t(Z[:, None]), t(BITS), (Z > 0).astype(int), BITS.astype(int)
+        h = Head(task, "bce", class_weight=w)
+    terms = h.metric_terms(out, y).numpy()
+    weights = np.array(w)[truth]
+    assert terms[1] == pytest.approx(weights.sum())
+    assert h.metric_value(terms) == pytest.approx(accuracy_score(truth, pred, sample_weight=weights))
+
+
+def test_a_head_is_immutable():
+    import dataclasses
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        make_head("binary").task = "multiclass"

@@ -74,6 +74,15 @@ def test_piecewise_validation(kw):
         setup(ScheduleSpec(name="piecewise", **kw))
 
 
+def test_piecewise_limits_and_messages():
+    close(lrs_over(ScheduleSpec(name="piecewise", boundaries=[1, 3], values=[0.3, 0.2, 0.1]), n=5),
+          [0.3, 0.2, 0.2, 0.1, 0.1])                                 # a boundary at epoch 1 is allowed
+    with pytest.raises(UserError, match=r"len\(boundaries\) \+ 1 = 3 learning rates .* got 2"):
+        setup(ScheduleSpec(name="piecewise", boundaries=[2, 4], values=[0.1, 0.01]))
+    with pytest.raises(UserError, match="positive and strictly increasing"):
+        setup(ScheduleSpec(name="piecewise", boundaries=[0, 4], values=[0.1, 0.01, 0.001]))
+
+
 def test_warmup_linear_then_constant():
     close(lrs_over(ScheduleSpec(name="warmup", warmup_steps=10), by="batch"),
           [MU0 * min(1.0, (t + 1) / 10) for t in range(30)])
