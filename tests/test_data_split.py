@@ -1,4 +1,4 @@
-"""Train / validation / test split rules (PRACTICES §1)."""
+"""Train / validation / test split rules (docs/practices/splits_and_scaling.md)."""
 from __future__ import annotations
 
 import numpy as np

@@ -1,4 +1,4 @@
-"""The doctor finds the right problem on the seeds' scenarios (S1, S3) and raises no false alarms."""
+"""The doctor finds the right problem on textbook scenarios (docs/practices/gradients.md, bias_variance.md) and raises no false alarms."""
 from __future__ import annotations
 
 import json
@@ -23,7 +23,7 @@ def ids(run_or_diag) -> set[str]:
     return {f["id"] for f in d["findings"]}
 
 
-# -- S3's bias/variance table, as a pure function ---------------------------------
+# -- the bias/variance table (Ng 2018), as a pure function ------------------------
 @pytest.mark.parametrize("train,val,bayes,verdict", [
     (0.01, 0.11, 0.005, "high variance"),   # A1
     (0.15, 0.16, 0.005, "high bias"),       # A2
@@ -44,12 +44,12 @@ def test_bias_variance_findings_from_metrics():
     assert {"high_bias", "high_variance"} <= ids(d) and d["bias_variance"]["verdict"] == "both"
 
 
-# -- the seeds' scenarios, each on digits in a few epochs ------------------------------
+# -- the textbook scenarios, each on digits in a few epochs ----------------------------
 def test_vanishing_gradients_deep_tanh_uniform(tmp_path):
     run = tw.fit("digits", sets=[f"model.hidden={[8] * 20}", "model.activation=tanh", "model.init=uniform",
                                  "model.init_limit=0.5", "train.epochs=2", *FAST], out=tmp_path / "r", verbose=False)
     assert "vanishing_gradients" in ids(run)
-    assert "depth_recipe" in ids(run)           # S1: 20 tanh layers without residual + batch norm
+    assert "depth_recipe" in ids(run)           # 20 tanh layers without residual + batch norm
     f = next(f for f in run.diagnosis["findings"] if f["id"] == "vanishing_gradients")
     assert f["evidence"]["first_to_last_ratio"] < 1e-2 and f["remedy"]
     on_disk = json.loads((tmp_path / "r" / "diagnosis.json").read_text())

@@ -12,7 +12,7 @@ from trainwell.nn.init import INITIALIZERS, init_layer, resolve_init
 
 FAN_IN, FAN_OUT = 1000, 500
 FAN_AVG = (FAN_IN + FAN_OUT) / 2
-VARIANCE = {  # sigma^2 from the notes (S3, S4)
+VARIANCE = {  # sigma^2 from Glorot & Bengio 2010, He et al. 2015, LeCun et al. 1998
     "glorot_normal": 1 / FAN_AVG, "glorot_uniform": 1 / FAN_AVG,
     "he_normal": 2 / FAN_IN, "he_uniform": 2 / FAN_IN,
     "lecun_normal": 1 / FAN_IN, "lecun_uniform": 1 / FAN_IN,

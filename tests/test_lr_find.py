@@ -1,4 +1,4 @@
-"""LR range test (S2): geometric lr, smoothed loss, divergence stop, suggestion that trains well, no side effects."""
+"""LR range test (Smith 2017): geometric lr, smoothed loss, divergence stop, suggestion that trains well, no side effects."""
 from __future__ import annotations
 
 import json

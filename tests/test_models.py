@@ -1,4 +1,4 @@
-"""Architecture practices checked against their rules (PRACTICES §2): dropout, batch norm,
+"""Architecture practices checked against their rules (docs/practices/normalization.md): dropout, batch norm,
 BN folding, MC dropout, residual blocks, the self-normalizing preset, the perceptron rule."""
 from __future__ import annotations
 
@@ -67,7 +67,7 @@ def test_batchnorm_batch_statistics_in_training_running_in_eval():
     z = block(x).detach()
     expected = bn.weight * (h - mu_b) / torch.sqrt(var_b + bn.eps) + bn.bias
     assert torch.allclose(z, expected, atol=1e-5)            # x^ = (x - mu_B)/sqrt(var_B + eps); gamma x^ + beta
-    # PRACTICES: mu <- mu * momentum + mu_B * (1 - momentum), momentum = 0.9 (torch's 0.1)
+    # Keras: mu <- mu * momentum + mu_B * (1 - momentum), momentum = 0.9 (torch's 0.1)
     assert BN_MOMENTUM == 0.9 and bn.momentum == pytest.approx(0.1)
     assert torch.allclose(bn.running_mean, mu0 * 0.9 + mu_b * 0.1, atol=1e-6)
     n = h.shape[0]   # torch keeps the unbiased batch variance in the running estimate
@@ -207,7 +207,7 @@ def _first_layer_grad(arch, seed=0):
 
 
 def test_deep_residual_stack_keeps_the_gradient():
-    """S1: 20 tanh layers with U(-0.5, 0.5) lose the gradient; residual + batch norm keep it.
+    """20 tanh layers with U(-0.5, 0.5) lose the gradient; residual + batch norm keep it.
 
     (U(-0.5, 0.5) has variance 1/12, so the signal shrinks per layer when fan_in < 12:
     width 8 here. Wider layers with that init explode instead: see docs/practices/depth.md.)
@@ -306,7 +306,7 @@ def test_perceptron_fit_breast_cancer():
 
 
 def test_perceptron_circles_with_squared_features():
-    """S0: the circle boundary is linear in (x1^2, x2^2, x1, x2)."""
+    """The circle boundary is linear in (x1^2, x2^2, x1, x2)."""
     run = trainwell.fit({"source": "circles", "features": ["squares"]}, model={"type": "perceptron"},
                         train={"epochs": 30, **FAST}, save=False, verbose=False)
     assert run.metrics["test"]["accuracy"] >= 0.9

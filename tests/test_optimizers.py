@@ -31,7 +31,7 @@ def sgd(s, steps, wd=0.0):
     return w
 
 
-def momentum_classic(s, steps):          # v = beta v - eta g; w <- w + v   (S4)
+def momentum_classic(s, steps):          # v = beta v - eta g; w <- w + v   (Polyak 1964)
     w, v = W0.copy(), np.zeros(4)
     for g in GRADS[:steps]:
         v = s.momentum * v - s.lr * g
@@ -39,7 +39,7 @@ def momentum_classic(s, steps):          # v = beta v - eta g; w <- w + v   (S4)
     return w
 
 
-def momentum_ema(s, steps):              # V = beta V + (1-beta) dW; w <- w - alpha V, V0 = 0   (S1, S3)
+def momentum_ema(s, steps):              # V = beta V + (1-beta) dW; w <- w - alpha V, V0 = 0   (Ng's form)
     w, V = W0.copy(), np.zeros(4)
     for g in GRADS[:steps]:
         V = s.momentum * V + (1 - s.momentum) * g

@@ -1,4 +1,4 @@
-"""Penalties equal lambda * sum|w| / lambda * sum w^2 on the chosen tensors; clipping as in S4."""
+"""Penalties equal lambda * sum|w| / lambda * sum w^2 on the chosen tensors; clipping as in Géron 2019, ch. 11."""
 from __future__ import annotations
 
 import pytest

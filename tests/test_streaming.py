@@ -248,6 +248,6 @@ def test_dataset_three_times_the_memory_limit_trains_with_bounded_memory(tmp_pat
           f"peak RSS {out['peak'] / 2**20:.0f} MB, limit {limit / 2**20:.0f} MB, "
           f"test accuracy {out['test']['accuracy']:.4f}, {out['seconds']:.0f} s training")
     assert out["peak"] < limit, f"peak RSS {out['peak'] / 2**20:.0f} MB over the {limit / 2**20:.0f} MB limit"
-    assert out["n_train"] == rows - 2000 or abs(out["n_train"] - (rows - 2000)) < 500   # S0 rule, by hash
+    assert out["n_train"] == rows - 2000 or abs(out["n_train"] - (rows - 2000)) < 500   # split rule, by hash
     assert out["test"]["accuracy"] > 0.9 and out["val"]["accuracy"] > 0.9              # chance is 0.5
     assert (tmp_path / "run" / "model.safetensors").exists()
