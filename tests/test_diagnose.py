@@ -1,4 +1,7 @@
-"""The doctor finds the right problem on textbook scenarios (docs/practices/gradients.md, bias_variance.md) and raises no false alarms."""
+"""The doctor finds the right problem on textbook scenarios and raises no false alarms.
+
+The scenarios: docs/practices/gradients.md and docs/practices/bias_variance.md.
+"""
 from __future__ import annotations
 
 import json

@@ -68,7 +68,10 @@ def test_diabetes_r2_at_least_040_over_seeds():
 
 
 def test_circles_needs_squared_features():
-    """The circular boundary is linear in [x, x^2] (docs/practices/splits_and_scaling.md); a linear model without the squares fails."""
+    """The circular boundary is linear in [x, x^2]; a linear model without the squares fails.
+
+    docs/practices/splits_and_scaling.md, "Engineered features".
+    """
     linear = {"sets": ["model.hidden=[]"], "save": False, "verbose": False}
     with_sq = tw.fit({"source": "circles", "features": ["squares"]}, **linear).metrics["test"]["accuracy"]
     without = tw.fit({"source": "circles"}, **linear).metrics["test"]["accuracy"]
