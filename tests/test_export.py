@@ -118,3 +118,14 @@ def test_a_mismatch_is_refused_with_the_largest_difference(tmp_path, monkeypatch
     with pytest.raises(UserError, match=r"largest difference is 0\.001"):
         run.export(out=tmp_path / "m.onnx")
     assert not (tmp_path / "m.onnx").exists()          # nothing half-checked is left behind
+
+
+def test_torch_export_archive_and_what_cannot_be_exported(tmp_path):
+    run = tw.fit("iris", out=tmp_path / "run", verbose=False, sets=["train.epochs=2"])
+    result = run.export("torch-export", out=tmp_path / "m.pt2")
+    assert result["largest_difference"] <= 1e-5 and (tmp_path / "m.pt2.json").exists()
+    quantile = tw.fit("iris", save=False, verbose=False, sets=["train.epochs=1", "data.scale=quantile"])
+    with pytest.raises(UserError, match="quantile transform"):
+        quantile.export(out=tmp_path / "q.onnx", data=np.zeros((3, 4), np.float32))
+    with pytest.raises(UserError, match="--format onnx is|is not available"):
+        run.export("tflite", out=tmp_path / "x")

@@ -78,9 +78,9 @@ class Scale(nn.Module):
             self.register_buffer("center", _f64(scaler.mean).unsqueeze(0))
             self.register_buffer("spread", _f64(scaler.std).unsqueeze(0))
         else:
-            raise UserError(f"data.scale={getattr(scaler, 'kind', type(scaler).__name__)} cannot be written as an "
-                            f"ONNX graph (the quantile transform needs the inverse normal CDF, which ONNX lacks). "
-                            f"Export with --format torchscript, or retrain with data.scale=robust or standard.")
+            raise UserError(f"data.scale={getattr(scaler, 'kind', type(scaler).__name__)} cannot be exported: the "
+                            f"quantile transform needs the inverse normal CDF, which ONNX has no operator for. "
+                            f"Retrain with data.scale=robust (the default for tables) or standard, then export.")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x.to(torch.float64)
