@@ -1,7 +1,7 @@
 """Activation functions by spec name.
 
 Every activation is torch's own module; this file only maps the names Keras and the literature
-notes use to them, and says which *family* each belongs to so that initialisation
+use to them, and says which *family* each belongs to so that initialisation
 (``init: auto``) and the doctor can reason about it.
 """
 from __future__ import annotations
