@@ -24,7 +24,7 @@ import json
 import os
 import random
 import shutil
-import subprocess
+import signal
 import sys
 import tempfile
 import time
@@ -35,13 +35,13 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # module (under src/trainwell) -> the fast tests that cover it
 TARGETS: dict[str, list[str]] = {
-    "train/fast.py": ["tests/test_fast_step.py", "tests/test_ensemble.py",   # the 20-epoch run: too slow per mutant
-                      "--deselect", "tests/test_fast_step.py::test_default_run_weights_equal_autograds_after_20_epochs"],
+    "train/fast.py": ["tests/test_fast_step.py", "tests/test_ensemble.py", "-k",    # the quick ones: 2 epochs each
+                      "not 20_epochs and not round_trips and not sets1 and not sets6 and not denormals"],
     "train/early_stopping.py": ["tests/test_early_stopping_tiebreak.py", "tests/test_early_stopping.py"],
-    "optim/optimizers.py": ["tests/test_optimizers.py", "tests/test_fast_step.py"],
+    "optim/optimizers.py": ["tests/test_optimizers.py"],
     "optim/schedules.py": ["tests/test_schedules.py"],
     "optim/regularizers.py": ["tests/test_regularizers.py"],
-    "nn/heads.py": ["tests/test_heads.py", "tests/test_ensemble.py"],
+    "nn/heads.py": ["tests/test_heads.py", "tests/test_ensemble.py", "-k", "not round_trips"],
 }
 
 SWAP_BINOP = {ast.Add: ast.Sub, ast.Sub: ast.Add, ast.Mult: ast.Div, ast.Div: ast.Mult,
@@ -176,16 +176,50 @@ def make_sandbox() -> Path:
 
 
 def run_tests(repo: Path, tests: list[str], timeout: float) -> tuple[str, float]:
-    """``passed`` / ``failed`` / ``timeout`` for the tests against the sandbox's source."""
-    env = {**os.environ, "PYTHONPATH": str(repo / "src"), "PYTHONDONTWRITEBYTECODE": "1"}
-    cmd = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "-o", "addopts=",
-           *[t for t in tests if t.startswith("-") or "::" in t or (repo / t).exists()]]
+    """``passed`` / ``failed`` / ``timeout`` for the tests against the sandbox's source.
+
+    The tests run in a forked child of this process, which has imported the heavy libraries (torch, numpy,
+    pandas, scikit-learn, pytest) but never trainwell: each mutant pays only for importing the mutated
+    trainwell and running its tests, not for a fresh interpreter (~4 s of CPU saved a mutant).
+    """
+    args = ["-x", "-q", "-p", "no:cacheprovider", "-o", "addopts=",
+            *[t for i, t in enumerate(tests)       # options and their values kept; test files that exist
+              if t.startswith("-") or (i and tests[i - 1].startswith("-")) or (repo / t).exists()]]
     start = time.perf_counter()
-    try:
-        proc = subprocess.run(cmd, cwd=repo, env=env, capture_output=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        return "timeout", time.perf_counter() - start
-    return ("passed" if proc.returncode == 0 else "failed"), time.perf_counter() - start
+    pid = os.fork()
+    if pid == 0:                                   # the child: never returns
+        code = 1
+        try:
+            os.chdir(repo)
+            os.environ["PYTHONPATH"] = str(repo / "src")        # subprocesses the tests start see the mutant too
+            sys.path[:0] = [str(repo / "src"), str(repo / "tests")]
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, 1)
+            os.dup2(devnull, 2)
+            import pytest
+            code = int(pytest.main(args))
+        finally:
+            os._exit(code)
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            code = os.waitstatus_to_exitcode(status)
+            return ("passed" if code == 0 else "failed"), time.perf_counter() - start
+        if time.perf_counter() - start > timeout:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            return "timeout", time.perf_counter() - start
+        time.sleep(0.05)
+
+
+def preload() -> None:
+    """Import what every test imports, once, before the first fork (never trainwell itself)."""
+    import numpy  # noqa: F401
+    import pandas  # noqa: F401
+    import pytest  # noqa: F401
+    import sklearn.metrics  # noqa: F401
+    import torch  # noqa: F401
+    assert not any(m == "trainwell" or m.startswith("trainwell.") for m in sys.modules)
 
 
 def check_module(repo: Path, module: str, indices: list[int], timeout: float, log) -> list[Mutant]:
@@ -225,6 +259,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--timeout", type=float, help="seconds per mutant (default: 3 x the clean run + 20)")
     ap.add_argument("--list", action="store_true", help="list the mutation points and exit")
+    ap.add_argument("--no-clean", action="store_true",
+                    help="skip the clean run of each module's tests (when you know they pass; timeout 300 s)")
     ap.add_argument("--json", type=Path, help="write every mutant's outcome here")
     args = ap.parse_args(argv)
     modules = args.only or list(TARGETS)
@@ -235,6 +271,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{m}:{line} #{i} {what}")
         return 0
     repo = make_sandbox()
+    preload()
     try:
         return _run(repo, modules, counts, args)
     finally:
@@ -245,6 +282,9 @@ def _run(repo: Path, modules: list[str], counts: dict[str, int], args) -> int:
     log = lambda s: print(s, flush=True)  # noqa: E731
     timeouts = {}
     for m in modules:   # a mutant is only meaningful against tests that pass on the clean code
+        if args.no_clean:
+            timeouts[m] = args.timeout or 300
+            continue
         outcome, secs = run_tests(repo, TARGETS[m], timeout=600)
         if outcome != "passed":
             log(f"the clean tests of {m} do not pass ({outcome}); fix them first")
