@@ -101,8 +101,10 @@ def test_output_activation_applies_before_the_loss(act, fn):
 def test_invalid_combinations_are_user_errors():
     with pytest.raises(UserError, match="does not fit"):
         make_head("multiclass", loss="mse")
-    with pytest.raises(UserError, match="regression only"):
+    with pytest.raises(UserError, match="regression only; binary heads use sigmoid"):
         make_head("binary", output_activation="relu")
+    with pytest.raises(UserError, match="multiclass heads use softmax"):
+        make_head("multiclass", output_activation="tanh")
     assert make_head("binary", loss="perceptron").loss == "perceptron"
     assert make_head("reconstruction", loss="mae").loss == "mae"
 

@@ -130,3 +130,11 @@ def test_noise_adds_gaussian_noise_of_that_std_to_training_inputs_only():
     state.model.eval()
     clean = evaluate_tensors(state.model, state.head, xb, yb)
     assert evaluate_tensors(state.model, state.head, xb, yb) == clean     # no noise outside training steps
+
+
+@pytest.mark.parametrize("field", ["activity_l1", "activity_l2"])
+def test_each_activity_term_alone(field):
+    a = torch.randn(4, 3, generator=torch.Generator().manual_seed(0))
+    power = 1 if field == "activity_l1" else 2
+    got = activity_penalty([a], RegularizeSpec(**{field: 0.5}))
+    assert got.item() == pytest.approx(0.5 * float((a.abs() ** power).sum()) / 4, rel=1e-6)

@@ -224,3 +224,12 @@ def test_unknown_schedule_and_mismatched_state():
     _, sched = setup(ScheduleSpec(name="step"))
     with pytest.raises(UserError):
         sched.load_state_dict(setup(ScheduleSpec(name="warmup"))[1].state_dict())
+
+
+def test_plateau_with_patience_1_cuts_after_every_bad_epoch_and_onecycle_takes_2_steps():
+    got = lrs_over(ScheduleSpec(name="plateau", factor=0.5, patience=1), n=5, monitored=[3, 2, 2, 2, 1])
+    close(got, [MU0, MU0, MU0, MU0 / 2, MU0 / 4])
+    close(lrs_over(ScheduleSpec(name="onecycle", max_lr=0.3), n=2, by="batch", epochs=2, steps_per_epoch=1),
+          [onecycle_by_hand(t, 2, 0.3) for t in range(2)])
+    with pytest.raises(UserError, match="at least 2 steps"):
+        setup(ScheduleSpec(name="onecycle"), epochs=1, steps_per_epoch=1)
