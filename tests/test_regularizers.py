@@ -138,3 +138,5 @@ def test_each_activity_term_alone(field):
     power = 1 if field == "activity_l1" else 2
     got = activity_penalty([a], RegularizeSpec(**{field: 0.5}))
     assert got.item() == pytest.approx(0.5 * float((a.abs() ** power).sum()) / 4, rel=1e-6)
+    one = activity_penalty([a[:1]], RegularizeSpec(**{field: 0.5}))          # a batch of one row: divided by 1
+    assert one.item() == pytest.approx(0.5 * float((a[:1].abs() ** power).sum()), rel=1e-6)
