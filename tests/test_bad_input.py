@@ -20,7 +20,7 @@ from trainwell.diagnose import diagnose, overfit_check
 from trainwell.errors import UserError
 from trainwell.spec import Spec
 from trainwell.train import memory
-from trainwell.tune import tune   # not tw.tune: once trainwell.tune.* is imported, that name is the package
+from trainwell.tune import tune
 
 FAST = ["train.epochs=2", "model.hidden=[8]", "train.progress=false"]
 
