@@ -15,6 +15,7 @@ mutant is written there, and that copy is first on ``PYTHONPATH``.
     python tools/mutation_check.py                      # every mutant of every target
     python tools/mutation_check.py --sample 120 --seed 0 --json out.json
     python tools/mutation_check.py --only train/early_stopping.py --list
+    python tools/mutation_check.py --only nn/heads.py --index 12 --index 40   # re-run chosen mutants
 """
 from __future__ import annotations
 
@@ -234,7 +235,7 @@ def check_module(repo: Path, module: str, indices: list[int], timeout: float, lo
             path.write_text(mutate(original, i))
             outcome, m.seconds = run_tests(repo, TARGETS[module], timeout)
             m.status = {"passed": "survived", "failed": "killed", "timeout": "timeout"}[outcome]
-            log(f"{m.status:8s} {module}:{m.line} {m.what} ({m.seconds:.1f} s)")
+            log(f"{m.status:8s} {module}:{m.line} #{i} {m.what} ({m.seconds:.1f} s)")
             results.append(m)
     finally:
         path.write_text(original)
@@ -257,6 +258,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", action="append", help="a module under src/trainwell (repeatable)")
     ap.add_argument("--sample", type=int, help="run this many mutants, drawn uniformly (seeded)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--index", type=int, action="append",
+                    help="run this mutant of the one --only module (repeatable; numbers from --list)")
     ap.add_argument("--timeout", type=float, help="seconds per mutant (default: 3 x the clean run + 20)")
     ap.add_argument("--list", action="store_true", help="list the mutation points and exit")
     ap.add_argument("--no-clean", action="store_true",
@@ -290,7 +293,7 @@ def _run(repo: Path, modules: list[str], counts: dict[str, int], args) -> int:
             log(f"the clean tests of {m} do not pass ({outcome}); fix them first")
             return 2
         timeouts[m] = args.timeout or 3 * secs + 20
-    chosen = choose(counts, args.sample, args.seed)
+    chosen = choose(counts, args.sample, args.seed) if not args.index else {modules[0]: sorted(set(args.index))}
     results = [r for m in modules for r in check_module(repo, m, chosen[m], timeouts[m], log)]
     killed = sum(r.status in ("killed", "timeout") for r in results)
     total = sum(counts.values())
@@ -302,7 +305,7 @@ def _run(repo: Path, modules: list[str], counts: dict[str, int], args) -> int:
         log(f"  {m}: {k}/{len(rs)} killed")
     for r in results:
         if r.status == "survived":
-            log(f"survived: {r.module}:{r.line} {r.what}")
+            log(f"survived: {r.module}:{r.line} #{r.index} {r.what}")
     if args.json:
         args.json.write_text(json.dumps([asdict(r) for r in results], indent=1))
     return 0
