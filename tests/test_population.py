@@ -177,7 +177,9 @@ def test_population_tune_finds_the_sequential_best(tmp_path):
     space = {"optim.lr": {"choice": [0.0003, 0.003, 0.03]}, "optim.weight_decay": {"choice": [0.0, 0.001]}}
     common = dict(space=space, sampler="grid", trials=6, objective="val_loss", verbose=False,
                   sets=["train.epochs=3", "model.hidden=[16]", "stop.enabled=false", "model.ensemble=1",
-                        "schedule.name=none"], seed=0)    # what a population trains: one network, a constant lr
+                        "schedule.name=none", "train.calibrate=none"], seed=0)
+    # what a population trains: one network, a constant lr, no temperature scaling after training (a lone run's
+    # calibration changes its validation loss; the population's members are not calibrated)
     seq = tw.tune("digits", out=tmp_path / "seq", **common)
     pop = tw.tune("digits", out=tmp_path / "pop", population=6, **common)
     assert seq.best_params == pop.best_params
