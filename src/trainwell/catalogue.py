@@ -14,7 +14,7 @@ def catalogue() -> dict[str, dict[str, str]]:
     return {
         "activations": dict(ACTIVATIONS),
         "initializers": dict(INITIALIZERS),
-        "optimizers": dict(OPTIMIZERS),
+        "optimizers": {name: o.description for name, o in OPTIMIZERS.items()},
         "schedules": dict(SCHEDULES),
         "regularizers": dict(REGULARIZERS),
         "model types": dict(MODEL_TYPES),

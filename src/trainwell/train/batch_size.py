@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import math
 
+from trainwell.optim.optimizers import OPTIMIZERS
+
 BASE_BATCH = 32
 MAX_BATCH = 512
 STEPS_PER_EPOCH = 128
-SQRT_SCALED = ("adam", "adamw", "nadam", "adamax", "rmsprop", "adagrad")
 
 
 def auto_batch_size(rows: int) -> int:
@@ -32,9 +33,15 @@ def auto_batch_size(rows: int) -> int:
 
 
 def scaled_lr(lr: float, batch: int, optimizer: str) -> float:
-    """``lr`` (the rate at batch 32) for ``batch``: square-root scaling for adaptive optimizers, linear for SGD."""
+    """``lr`` (the rate at batch 32) for ``batch``: square-root scaling for adaptive optimizers (the registry's
+    ``adaptive``, optim/optimizers.py), linear for SGD and its momentum forms."""
     ratio = batch / BASE_BATCH
-    return lr * (math.sqrt(ratio) if optimizer in SQRT_SCALED else ratio)
+    return lr * (math.sqrt(ratio) if _adaptive(optimizer) else ratio)
+
+
+def _adaptive(optimizer: str) -> bool:
+    entry = OPTIMIZERS.get(optimizer)       # an unknown name is refused when the optimizer is built
+    return bool(entry and entry.adaptive)
 
 
 def resolve_batch(spec, rows: int) -> tuple[object, str | None]:
@@ -48,7 +55,7 @@ def resolve_batch(spec, rows: int) -> tuple[object, str | None]:
            f"{STEPS_PER_EPOCH} steps"
     if b != BASE_BATCH and "lr" not in spec.optim.model_fields_set:
         lr = scaled_lr(spec.optim.lr, b, spec.optim.name)
-        rule = "sqrt" if spec.optim.name in SQRT_SCALED else "linear"
+        rule = "sqrt" if _adaptive(spec.optim.name) else "linear"
         sets.append(f"optim.lr={lr!r}")
         note += f"; lr {spec.optim.lr:g} x {rule}({b}/{BASE_BATCH}) = {lr:.3g}, Malladi et al. 2022 / Goyal et al. 2017"
     return type(spec).build(spec, sets=sets), note + ")"

@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from trainwell.optim.eager import torch_class
+from trainwell.optim.optimizers import for_torch_class
 
 ACTIVATION_BACKWARD = {   # d(act)/dz applied to g, from the saved z (pre-activation) and a (output)
     nn.ReLU: lambda g, z, a: torch.ops.aten.threshold_backward(g, a, 0),
@@ -109,14 +110,15 @@ def fused_adam_step(opt: torch.optim.Optimizer) -> Callable[[], None]:
     yet) goes through ``opt.step()``.
     """
     from torch.optim import optimizer as torch_optimizer
-    kernel_ok = torch_class(opt) in (torch.optim.Adam, torch.optim.AdamW) and hasattr(torch, "_fused_adam_")
+    kernels = {o.fused_kernel for o in for_torch_class(torch_class(opt))} - {None}   # optim/optimizers.py
+    kernel = getattr(torch, kernels.pop(), None) if len(kernels) == 1 else None
     group = opt.param_groups[0]
-    kernel_ok = kernel_ok and len(opt.param_groups) == 1 and bool(group.get("fused")) and not group.get("amsgrad") \
-        and not group.get("maximize") and not group.get("differentiable") and not group.get("capturable")
+    kernel_ok = kernel is not None and len(opt.param_groups) == 1 and bool(group.get("fused")) \
+        and not group.get("amsgrad") and not group.get("maximize") and not group.get("differentiable") \
+        and not group.get("capturable") \
+        and group.get("decoupled_weight_decay", False) == isinstance(opt, torch.optim.AdamW)   # as registered
     if not kernel_ok:
         return opt.step
-    decoupled = group.get("decoupled_weight_decay", isinstance(opt, torch.optim.AdamW))
-    kernel = torch._fused_adamw_ if decoupled else torch._fused_adam_
     params = list(group["params"])
 
     def step() -> None:

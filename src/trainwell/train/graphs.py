@@ -35,9 +35,9 @@ from typing import Callable
 import torch
 
 from trainwell.optim.eager import torch_class
+from trainwell.optim.optimizers import OPTIMIZERS, for_torch_class
 
 WARMUP = 3
-_GRAPHABLE_OPTIMIZERS = (torch.optim.Adam, torch.optim.AdamW, torch.optim.SGD)
 
 
 class _CudaGraph:
@@ -73,8 +73,10 @@ def graphable(state) -> str | None:
     if state.extra.get("forward") is not None:
         return "data-parallel training"
     opt = state.optimizer
-    if torch_class(opt) not in _GRAPHABLE_OPTIMIZERS or len(opt.param_groups) != 1 or not opt.param_groups[0].get("fused"):
-        return f"the {torch_class(opt).__name__} optimizer (graphs take fused Adam, AdamW and SGD)"
+    capturable = any(o.graph_capturable for o in for_torch_class(torch_class(opt)))   # optim/optimizers.py
+    if not capturable or len(opt.param_groups) != 1 or not opt.param_groups[0].get("fused"):
+        takes = ", ".join(o.name for o in OPTIMIZERS.values() if o.graph_capturable)
+        return f"the {torch_class(opt).__name__} optimizer (graphs take the fused step of {takes})"
     if getattr(state.data, "streaming", False):
         return "streamed data"
     return None

@@ -21,8 +21,8 @@ What each member has of its own (``[P]`` tensors or per-member Python objects):
   faster.
 
 The optimizer is a batched re-implementation, with torch ops on the stacked
-tensors, of torch's SGD / momentum / Nesterov / Adam / AdamW update rules
-(the same formulas as torch's fused CPU kernels), so a member ends with the
+tensors, of torch's update rules: each optimizer's ``stacked`` update in the registry
+(optim/optimizers.py; the same formulas as torch's fused CPU kernels), so a member ends with the
 same weights as the same configuration trained alone by ``trainwell.fit`` to
 float tolerance (tests/test_population.py checks 1e-5). Dropout masks are drawn
 per member from the member's seed but not from the same stream as a lone run,
@@ -30,7 +30,7 @@ so members with dropout match lone runs in distribution, not bit for bit.
 
 Everything that needs a per-member code path is refused with a reason by
 :func:`unsupported` (batch norm, schedules other than ``none``, the
-``regularize`` section, other optimizers); callers train those members alone.
+``regularize`` section, optimizers without a stacked update); callers train those members alone.
 """
 from __future__ import annotations
 
@@ -48,6 +48,7 @@ from trainwell.data.pipeline import Prepared
 from trainwell.nn.heads import Head, make_head
 from trainwell.train.batch_size import resolve_batch
 from trainwell.nn.models import build_model, initialize
+from trainwell.optim.optimizers import OPTIMIZERS
 from trainwell.spec import Spec
 from trainwell.train.early_stopping import EarlyStopping, loss_tiebreak, resolve_mode, resolve_monitor, resolve_patience
 from trainwell.train.loop import EVAL_CHUNK
@@ -55,7 +56,7 @@ from trainwell.train.memory import check_memory
 from trainwell.tune.population_resume import PopulationCheckpoints, mark
 from trainwell.tune.stacked import StackedMLP, StackedOptimizer, member_losses, member_terms
 
-OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "adamw")
+POPULATION_OPTIMIZERS = tuple(name for name, o in OPTIMIZERS.items() if o.stacked)   # with a stacked update
 STRUCTURE_PATHS = ("model.hidden", "model.units", "model.layers", "model.activation", "model.type",
                    "train.batch_size", "optim.name", "model.batchnorm", "model.residual")   # see structure_key
 
@@ -81,8 +82,8 @@ def unsupported(spec: Spec, arch: dict) -> str | None:
         return "prelu (a learned activation parameter)"
     if arch.get("activation") == "selu" and arch.get("dropout", 0.0) > 0:
         return "selu with alpha dropout"
-    if spec.optim.name not in OPTIMIZERS:
-        return f"optim.name={spec.optim.name} (population optimizers: {', '.join(OPTIMIZERS)})"
+    if spec.optim.name not in POPULATION_OPTIMIZERS:
+        return f"optim.name={spec.optim.name} (population optimizers: {', '.join(POPULATION_OPTIMIZERS)})"
     if spec.schedule.name not in ("none", "auto"):     # auto: a population trains at a constant lr
         return f"schedule.name={spec.schedule.name}"
     reg = spec.regularize

@@ -25,6 +25,7 @@ from typing import Any
 
 from trainwell.core import strict_yaml
 from trainwell.errors import UserError, did_you_mean
+from trainwell.optim.optimizers import OPTIMIZERS
 from trainwell.spec import Spec
 
 KINDS = ("log", "one_minus_log", "int", "float", "choice", "grid")
@@ -343,18 +344,15 @@ def parse_space(source: "Space | dict | str | Path | None", base: Spec | None = 
 
 def default_space(base: Spec, grid: bool = False) -> dict:
     """A sensible space in priority order (Ng; Bengio 2012): lr; momentum/beta1; batch size; hidden units; layers."""
-    name = base.optim.name
-    momentum_key = {"momentum": "optim.momentum", "nesterov": "optim.momentum", "momentum_ema": "optim.momentum",
-                    "rmsprop": "optim.rho"}.get(name)
-    if momentum_key is None and name in ("adam", "nadam", "adamax", "adamw"):
-        momentum_key = "optim.beta1"
+    entry = OPTIMIZERS.get(base.optim.name)     # an unknown name is refused when the optimizer is built
+    momentum_key = f"optim.{entry.momentum_field}" if entry and entry.momentum_field else None
     if grid:
         tree: dict[str, Any] = {"optim.lr": [1e-4, 1e-3, 1e-2]}
         if momentum_key:
             tree[momentum_key] = [0.9, 0.99]
         tree["model.units"] = [32, 128]
         return tree
-    tree = {"optim.lr": {"log": [1e-5, 1.0] if name in ("sgd", "momentum", "nesterov") else [1e-5, 1e-1]}}
+    tree = {"optim.lr": {"log": list(entry.lr_range if entry else (1e-5, 1e-1))}}
     if momentum_key:
         tree[momentum_key] = {"one_minus_log": [1e-3, 1e-1]}
     tree["train.batch_size"] = {"choice": [16, 32, 64, 128, 256]}

@@ -20,6 +20,7 @@ from torch import nn
 
 from trainwell.nn.activations import make_activation
 from trainwell.nn.heads import Head
+from trainwell.optim.optimizers import MemberHyper, optimizer
 from trainwell.train.fast import ACTIVATION_BACKWARD, no_mask, forward_keeping
 
 
@@ -174,26 +175,26 @@ class StackedMLP:
 
 
 class StackedOptimizer:
-    """torch's SGD / momentum / Nesterov / Adam / AdamW update on a [P, N] tensor, hyperparameters per member.
+    """An optimizer's update on a [P, N] tensor, hyperparameters per member.
 
-    One kernel per term of the update for all members and parameters at once. The
-    per-member scalars are derived in float64 and applied in float32, as torch's
-    fused CPU kernels do, so each member follows its lone run to float tolerance.
+    The update itself is the registry entry's ``stacked`` function (optim/optimizers.py):
+    one kernel per term of the update for all members and parameters at once, with the
+    per-member scalars derived in float64 and applied in float32, as torch's fused CPU
+    kernels do, so each member follows its lone run to float tolerance.
     """
 
     def __init__(self, name: str, hp: dict[str, torch.Tensor], device: torch.device):
         self.name, self.device = name, device
+        self.update = optimizer(name).stacked
+        if self.update is None:
+            raise ValueError(f"{name} has no stacked update (population.unsupported refuses it first)")
         self.hp = {k: v.to(device=device, dtype=torch.float64) for k, v in hp.items()}   # [P], on the device: no copies per step
         self.steps = 0
         self.state: list[torch.Tensor] = []
         self._views()
 
     def _views(self) -> None:
-        hp = dict(self.hp)
-        hp["one_minus_beta1"], hp["one_minus_beta2"] = 1 - hp["beta1"], 1 - hp["beta2"]
-        hp["decay"] = 1 - hp["lr"] * hp["weight_decay"]
-        self.v = {k: v.to(device=self.device, dtype=torch.float32).view(-1, 1) for k, v in hp.items()}
-        self.has_wd = bool((self.hp["weight_decay"] != 0).any())
+        self.h = MemberHyper.of(self.hp, self.device)
 
     def load(self, hp: dict[str, torch.Tensor], state: list[torch.Tensor], steps: int) -> None:
         """Put back a checkpoint's per-member hyperparameters, moments and step count (an exact resume)."""
@@ -210,31 +211,4 @@ class StackedOptimizer:
     @torch.no_grad()
     def step(self, p: torch.Tensor, g: torch.Tensor) -> None:
         self.steps += 1
-        t, v = self.steps, self.v
-        if self.name in ("adam", "adamw"):
-            if self.has_wd:
-                if self.name == "adamw":
-                    p.mul_(v["decay"])
-                else:
-                    g = g + p * v["weight_decay"]
-            if not self.state:
-                self.state = [torch.zeros_like(p), torch.zeros_like(p)]
-            m, sq = self.state
-            neg_step = (-(self.hp["lr"] / (1 - self.hp["beta1"] ** t))).float().view(-1, 1)
-            bc2_sqrt = torch.sqrt(1 - self.hp["beta2"] ** t).float().view(-1, 1)
-            m.lerp_(g, v["one_minus_beta1"])
-            sq.mul_(v["beta2"]).addcmul_(v["one_minus_beta2"] * g, g)
-            denom = sq.sqrt().div_(bc2_sqrt).add_(v["eps"])
-            p.addcdiv_(neg_step * m, denom)
-            return
-        if self.has_wd:
-            g = g + p * v["weight_decay"]
-        if self.name != "sgd":
-            mu = v["momentum"]
-            if not self.state:
-                self.state = [g.clone()]
-            else:
-                self.state[0].mul_(mu).add_(g)
-            buf = self.state[0]
-            g = g + mu * buf if self.name == "nesterov" else buf
-        p.sub_(v["lr"] * g)
+        self.update(p, g, self.state, self.h, self.steps)
