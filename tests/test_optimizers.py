@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from trainwell.errors import UserError
-from trainwell.optim.optimizers import OPTIMIZERS, EMAMomentum, make_optimizer
+from trainwell.optim.optimizers import OPTIMIZERS, EMAMomentum, MemberHyper, make_optimizer
 from trainwell.spec import OptimSpec
 
 W0 = np.array([0.5, -1.2, 2.0, 0.03])
@@ -110,10 +110,29 @@ def adamax(s, steps):                    # m = b1 m + (1-b1) g; u = max(b2 u, |g
     return w
 
 
+def radam(s, steps, grads=GRADS):
+    """Liu et al. 2020, Algorithm 2, with torch's threshold rho_t > 5 (the paper's is 4) and coupled decay."""
+    rho_inf = 2 / (1 - s.beta2) - 1
+    w, m, v = W0.copy(), np.zeros(4), np.zeros(4)
+    for t, g in enumerate(grads[:steps], start=1):
+        g = g + s.weight_decay * w
+        m = s.beta1 * m + (1 - s.beta1) * g
+        v = s.beta2 * v + (1 - s.beta2) * g * g
+        m_hat = m / (1 - s.beta1 ** t)
+        rho_t = rho_inf - 2 * t * s.beta2 ** t / (1 - s.beta2 ** t)
+        if rho_t > 5:
+            l_t = np.sqrt(1 - s.beta2 ** t) / (np.sqrt(v) + s.eps)
+            r_t = np.sqrt((rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t))
+            w = w - s.lr * m_hat * r_t * l_t
+        else:
+            w = w - s.lr * m_hat
+    return w
+
+
 FORMULAS = {
     "sgd": sgd, "momentum": momentum_classic, "momentum_ema": momentum_ema, "nesterov": nesterov,
     "adagrad": adagrad, "rmsprop": rmsprop, "adam": adam, "nadam": nadam, "adamax": adamax,
-    "adamw": lambda s, n: adam(s, n, wd=s.weight_decay, decoupled=True),
+    "adamw": lambda s, n: adam(s, n, wd=s.weight_decay, decoupled=True), "radam": radam,
 }
 
 
@@ -214,3 +233,25 @@ def test_ema_momentum_defaults_and_validation():
         with pytest.raises(ValueError):
             EMAMomentum([p], **bad)
     EMAMomentum([p], lr=1e-9, momentum=0.0, weight_decay=0.0)             # the boundaries that are allowed
+
+
+@pytest.mark.parametrize("name", [n for n, o in OPTIMIZERS.items() if o.stacked])
+def test_stacked_update_matches_torch_step_by_step(name):
+    """A population's update of P members at once, each with its own hyperparameters, follows each member's own
+    torch optimizer at every step (float32, as populations train)."""
+    members = [dict(lr=0.01, weight_decay=0.0, momentum=0.9, beta1=0.9, beta2=0.9, eps=1e-8),
+               dict(lr=0.003, weight_decay=1e-2, momentum=0.5, beta1=0.8, beta2=0.999, eps=1e-6),
+               dict(lr=0.02, weight_decay=0.0, momentum=0.7, beta1=0.85, beta2=0.6, eps=1e-7)]
+    hp = {k: torch.tensor([m[k] for m in members], dtype=torch.float64) for k in members[0]}
+    h, state = MemberHyper.of(hp, torch.device("cpu")), []
+    gen = torch.Generator().manual_seed(0)
+    flat = torch.randn(len(members), 6, generator=gen)
+    lone = [torch.nn.Parameter(flat[i].clone()) for i in range(len(members))]
+    opts = [make_optimizer([w], OptimSpec(name=name, **m)) for w, m in zip(lone, members)]
+    for t in range(1, 21):
+        g = torch.randn(flat.shape, generator=gen)
+        OPTIMIZERS[name].stacked(flat, g.clone(), state, h, t)
+        for i, (w, opt) in enumerate(zip(lone, opts)):
+            w.grad = g[i].clone()
+            opt.step()
+            torch.testing.assert_close(flat[i], w.detach(), rtol=1e-5, atol=1e-6, msg=f"{name} member {i} step {t}")

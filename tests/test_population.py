@@ -115,7 +115,7 @@ def test_population_members_equal_torch_autograd_training(dropout):
         assert max(float((g - w).abs().max()) for g, w in zip(got, want)) < TOL, spec.optim
 
 
-@pytest.mark.parametrize("name", ["sgd", "momentum", "nesterov", "adamw"])
+@pytest.mark.parametrize("name", ["sgd", "momentum", "nesterov", "adamw", "radam"])
 def test_population_optimizers_match_torch(name):
     base, prep = _prep(["train.epochs=2", "model.hidden=[16]", "stop.enabled=false", f"optim.name={name}",
                         "data.split=[0.5, 0.25, 0.25]"])

@@ -150,6 +150,21 @@ def _stacked_adam(decoupled: bool) -> StackedUpdate:
     return update
 
 
+def _stacked_radam(p, g, state, h, t) -> None:
+    """RAdam (Liu et al. 2020, "On the Variance of the Adaptive Learning Rate and Beyond", Algorithm 2), as
+    torch.optim.RAdam: Adam's step rectified by ``r_t`` once the variance of the adaptive rate is tractable
+    (``rho_t > 5``, torch's threshold), plain bias-corrected momentum before. Per member, no host sync."""
+    m, sq = _adam_moments(p, _coupled_decay(p, g, h), state, h)
+    b2, bc2 = h.f64["beta2"], 1 - h.f64["beta2"] ** t
+    rho_inf = 2 / (1 - b2) - 1
+    rho_t = rho_inf - 2 * t * b2 ** t / bc2
+    on = rho_t > 5                              # implies rho_inf > 5: every factor below is positive
+    rect = torch.where(on, (rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t), 0).sqrt()
+    on = h.column(on.double())
+    adaptive = sq.sqrt().add_(h.col["eps"]).reciprocal_().mul_(h.column(rect * bc2.sqrt()))
+    p.sub_(h.column(h.f64["lr"] / (1 - h.f64["beta1"] ** t)) * m * (on * adaptive + (1 - on)))
+
+
 # ---- the registry ------------------------------------------------------------------------------------------
 def _plain(s: "OptimSpec") -> dict[str, Any]:
     return {"lr": s.lr, "weight_decay": s.weight_decay}
@@ -190,6 +205,8 @@ _ENTRIES = [
     Optimizer("adamw", "AdamW: Adam with decoupled weight decay w <- w - alpha lambda w", torch.optim.AdamW,
               _adam_like, adaptive=True, momentum_field="beta1", fused_on=frozenset({"cpu", "cuda"}),
               fused_kernel="_fused_adamw_", stacked=_stacked_adam(decoupled=True), graph_capturable=True),
+    Optimizer("radam", "RAdam: Adam with its adaptive rate rectified while its variance is large (Liu et al. 2020)",
+              torch.optim.RAdam, _adam_like, adaptive=True, momentum_field="beta1", stacked=_stacked_radam),
 ]
 OPTIMIZERS: dict[str, Optimizer] = {o.name: o for o in _ENTRIES}
 
