@@ -28,10 +28,15 @@ def _max_diff(a: torch.nn.Module, b: torch.nn.Module) -> float:
     return max(float((sa[k] - sb[k]).abs().max()) for k in sa)
 
 
-@pytest.mark.parametrize("sets", [[], ["model.dropout=0.2"], ["model.activation=tanh", "model.hidden=[16, 8]"],
+@pytest.mark.parametrize("sets", [[], ["model.dropout=0.2", "model.hidden=[16, 8]"],
+                                  ["model.activation=tanh", "model.hidden=[16, 8]"],
                                   ["model.activation=sigmoid", "optim.name=adamw", "optim.weight_decay=0.01"],
                                   ["data.source=breast_cancer"], ["data.source=diabetes", "model.activation=leaky_relu"],
-                                  ["optim.name=momentum"]])
+                                  ["optim.name=momentum"],
+                                  # one network (model.ensemble=1) takes _loss_grad, not the packed ensemble's
+                                  ["model.ensemble=1", "model.hidden=[16, 8]"],
+                                  ["model.ensemble=1", "data.source=breast_cancer"],
+                                  ["model.ensemble=1", "data.source=diabetes"]])
 def test_default_cpu_step_matches_autograd(sets):
     """The default step (backward=auto, hand-written) ends with autograd's weights and the same history."""
     ref = _train(["train.backward=autograd", *sets])
@@ -54,7 +59,7 @@ def test_eligibility():
         return build_state(spec, prep, resolve_architecture(spec, prep)[0], torch.device("cpu"))
     assert eligible(state_for([]))
     for sets in (["train.backward=autograd"], ["model.batchnorm=true"], ["regularize.l2=0.01"],
-                 ["model.activation=elu"], ["regularize.clip_norm=1.0"]):
+                 ["model.activation=elu"], ["regularize.clip_norm=1.0"], ["model.residual=true", "model.hidden=[8, 8]"]):
         st = state_for(sets)
         assert not eligible(st), sets
         assert analytic_step(st, fallback=None) is None
