@@ -37,9 +37,10 @@ ROOT = Path(__file__).resolve().parents[1]
 # module (under src/trainwell) -> the fast tests that cover it
 TARGETS: dict[str, list[str]] = {
     "train/fast.py": ["tests/test_fast_step.py", "tests/test_ensemble.py", "-k",    # the quick ones: 2 epochs each
-                      "not 20_epochs and not round_trips and not sets1 and not sets6 and not denormals"],
+                      "not 20_epochs and not round_trips and not sets6 and not denormals"],
     "train/early_stopping.py": ["tests/test_early_stopping_tiebreak.py", "tests/test_early_stopping.py"],
     "optim/optimizers.py": ["tests/test_optimizers.py"],
+    "optim/ema_momentum.py": ["tests/test_optimizers.py"],
     "optim/schedules.py": ["tests/test_schedules.py"],
     "optim/regularizers.py": ["tests/test_regularizers.py"],
     "nn/heads.py": ["tests/test_heads.py", "tests/test_ensemble.py", "-k", "not round_trips"],
