@@ -47,6 +47,7 @@ def test_multiclass_loss_transform_metric():
     terms = h.metric_terms(t(LOGITS), t(LABELS, torch.long)).numpy()
     assert list(terms) == [float((LOGITS.argmax(1) == LABELS).sum()), 12.0]
     assert h.metric_value(terms) == pytest.approx(accuracy_score(LABELS, LOGITS.argmax(1)))
+    assert h.metric_value(np.array([0.0, 12.0])) == 0.0 and np.isnan(h.metric_value(np.array([0.0, 0.0])))
 
 
 def test_binary_loss_transform_metric():
