@@ -20,7 +20,7 @@ def _count(pattern: str) -> int:
 
 def test_catalogue_counts_in_the_readme_are_the_registries():
     aliases = {"swish"}                                           # swish is silu under another name
-    assert _count(r"(\d+) activations") == len(set(ACTIVATIONS) - aliases) == 14
-    assert _count(r"(\d+) initializers") == len(set(INITIALIZERS) - {"auto"}) == 10
-    assert _count(r"(\d+) optimizers") == len(OPTIMIZERS) == 10
-    assert _count(r"(\d+) lr schedules") == len(SCHEDULES) == 8
+    assert _count(r"(\d+) activations") == len(set(ACTIVATIONS) - aliases)
+    assert _count(r"(\d+) initializers") == len(set(INITIALIZERS) - {"auto"})
+    assert _count(r"(\d+) optimizers") == len(OPTIMIZERS)
+    assert _count(r"(\d+) lr schedules") == len(SCHEDULES)
