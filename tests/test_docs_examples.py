@@ -187,4 +187,5 @@ def test_page_examples_run(page, tmp_path):
     res = run_page(page, tmp_path)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     print(f"{page.relative_to(ROOT)}: {after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime:.1f} s CPU")
+    print("\n".join(ln for ln in res.stdout.splitlines() if ln.startswith("--- ")))   # per step, with -s
     assert res.returncode == 0, (res.stdout[-6000:] + "\n--- stderr ---\n" + res.stderr[-4000:])
