@@ -39,8 +39,8 @@ def export(run, fmt: str = "onnx", out: str | Path | None = None, data: Any = No
     tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")   # torch.export wants the suffix
     logging.getLogger("torch.onnx").setLevel(logging.ERROR)   # "torchvision is not installed" notices
     try:
-        (write_onnx if fmt == "onnx" else write_torch_export)(module, meta, tmp)
-        check = verify(run, tmp, fmt, meta, data, encoder_only)
+        program = (write_onnx if fmt == "onnx" else write_torch_export)(module, meta, tmp)
+        check = verify(run, tmp, fmt, meta, data, encoder_only, program=program)
         os.replace(tmp, path)
     finally:
         if tmp.exists():

@@ -94,10 +94,13 @@ def write_onnx(module: Pipeline, meta: dict, path: Path) -> None:
     program.save(str(path), external_data=False)
 
 
-def write_torch_export(module: Pipeline, meta: dict, path: Path) -> None:
+def write_torch_export(module: Pipeline, meta: dict, path: Path) -> torch.export.ExportedProgram:
+    """Write the ``.pt2`` archive and return the program itself: the check runs that, because reading an
+    archive back (``torch.export.load``) unpickles it, and trainwell never unpickles a file."""
     with torch.no_grad():
         program = torch.export.export(module, example_inputs(meta), dynamic_shapes=_dynamic(meta))
     torch.export.save(program, str(path))
+    return program
 
 
 def write_sidecar(meta: dict, path: Path) -> Path:

@@ -65,17 +65,20 @@ def largest_difference(want: dict, got: dict, meta: dict) -> tuple[float, str]:
     return worst, where
 
 
-def run_exported(path: Path, fmt: str, meta: dict, X: Any) -> dict[str, np.ndarray]:
+def run_exported(path: Path, fmt: str, meta: dict, X: Any, program: Any = None) -> dict[str, np.ndarray]:
+    """The exported outputs on ``X``: the ONNX file through onnxruntime, or the in-memory torch.export
+    program that was just written (never read back: ``torch.export.load`` unpickles)."""
     if fmt == "onnx":
         return Session(path, meta).run(X)
-    program = torch.export.load(str(path)).module()
+    program = program.module()
     feeds = [torch.from_numpy(a) for a in graph_inputs(meta, X).values()]
     with torch.no_grad():
         outs = program(*feeds)
     return {n: o.numpy() for n, o in zip(meta["outputs"], outs)}
 
 
-def verify(run, path: Path, fmt: str, meta: dict, X: Any = None, encoder_only: bool = False) -> dict:
+def verify(run, path: Path, fmt: str, meta: dict, X: Any = None, encoder_only: bool = False,
+           program: Any = None) -> dict:
     """Compare the exported file with trainwell on held-out rows; UserError (exit 2) when they differ."""
     X = held_out(run) if X is None else X
     if isinstance(X, (str, Path)):
@@ -84,7 +87,7 @@ def verify(run, path: Path, fmt: str, meta: dict, X: Any = None, encoder_only: b
     if isinstance(X, pd.DataFrame) and run.pre.columns is None:
         X = X[[c for c in X.columns if c in run.pre.feature_names] or list(X.columns)].to_numpy(np.float32)
     want = expected(run, X, encoder_only)
-    got = run_exported(path, fmt, meta, X)
+    got = run_exported(path, fmt, meta, X, program)
     worst, where = largest_difference(want, got, meta)
     n = len(next(iter(want.values())))
     if not worst <= TOL:
