@@ -414,8 +414,9 @@ def test_src_has_no_pickle_no_torch_load_and_one_function_that_executes_a_file()
                     and not trusted and not (last == "import_module" and where == "__init__.py"):
                 offenders.append(f"{where}:{fn}: {name}")
         text = path.read_text()
-        if re.search(r"torch\.load\(|torch\.serialization", text) or re.search(r"allow_pickle\s*=\s*True", text):
-            offenders.append(f"{where}: torch.load / allow_pickle=True")
+        if re.search(r"torch\.(export\.|jit\.)?load\(|torch\.serialization", text) \
+                or re.search(r"allow_pickle\s*=\s*True", text):
+            offenders.append(f"{where}: torch.load / torch.export.load / torch.jit.load / allow_pickle=True")
     assert not offenders, offenders
     import trainwell
     assert all(m.startswith("trainwell.") for m in trainwell._LAZY.values())   # import_module: fixed names
