@@ -167,6 +167,22 @@ def test_a_failing_example_fails_the_page(tmp_path):
     assert res.returncode == 1 and "FAILED docs/_probe.md:3: exit 2, expected 0" in res.stdout
 
 
+def test_every_skipped_example_says_why_where_readers_see_it():
+    """A skipped block's reason is in an HTML comment, which a rendered page hides; the line a reader sees
+    just before it, ``*Not run by the docs test: REASON.*``, must give the same reason."""
+    missing = []
+    for page in PAGES:
+        lines = page.read_text().splitlines()
+        for i, line in enumerate(lines):
+            marker = MARKER.match(line.strip())
+            if not (marker and marker.group("reason")):
+                continue
+            shown = next((x.strip() for x in reversed(lines[:i]) if x.strip()), "")
+            if shown != f"*Not run by the docs test: {marker.group('reason')}.*":
+                missing.append(f"{page.relative_to(ROOT)}:{i + 1}")
+    assert not missing, missing
+
+
 def test_the_readme_tour_is_run_literally():
     """The tour's commands are steps of README.md's page, none skipped: the test below runs them all."""
     lines = (ROOT / "README.md").read_text().splitlines()
