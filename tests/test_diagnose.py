@@ -176,6 +176,27 @@ def test_lr_too_low_fires_on_a_tiny_sgd_lr():
     assert "raise the learning rate" in f["remedy"].lower()
 
 
+def test_lr_too_high_fires_when_the_training_loss_climbs_back():
+    """Momentum SGD at lr 2 on iris (one network, constant lr, no early stopping): the training loss falls,
+    then climbs back well above its lowest epoch again and again; the doctor names the lr. The same
+    run at lr 0.05 does not get the finding."""
+    base = ["optim.name=momentum", "train.epochs=30", "stop.enabled=false", "schedule.name=none",
+            "model.ensemble=1", "train.seed=0", *FAST]
+    run = tw.fit("iris", sets=base + ["optim.lr=2.0"], save=False, verbose=False)
+    loss = run.history["train_loss"].to_numpy()
+    low = loss.min()
+    assert (loss[int(loss.argmin()) + 1:] > low + 0.25 * (loss[0] - low)).sum() >= 2   # the premise: it climbs back
+    assert "lr_too_high" in ids(run)
+    f = next(f for f in run.diagnosis["findings"] if f["id"] == "lr_too_high")
+    assert f["evidence"]["lr"] == 2.0
+    assert f["evidence"]["first_train_loss"] == pytest.approx(loss[0])
+    assert f["evidence"]["lowest_train_loss"] == pytest.approx(low)
+    assert f["evidence"]["last_train_loss"] == pytest.approx(loss[-1])
+    assert "lower the learning rate" in f["remedy"].lower()
+    calm = tw.fit("iris", sets=base + ["optim.lr=0.05"], save=False, verbose=False)
+    assert "lr_too_high" not in ids(calm)
+
+
 def test_underfitting_fires_when_the_budget_ends_while_validation_loss_falls():
     """Plain SGD stopped by a 12-epoch budget on digits: the validation loss still falls > 2 % over the last
     epochs, and the doctor says so (and says lr_too_low does not apply: the loss fell a lot)."""
