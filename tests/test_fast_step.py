@@ -58,12 +58,37 @@ def test_eligibility():
         spec = Spec.build(None, sets=["data.source=digits", "model.hidden=[8]", *sets])
         prep = prepare(load_table(spec), spec)
         return build_state(spec, prep, resolve_architecture(spec, prep)[0], torch.device("cpu"))
-    assert eligible(state_for([]))
+    assert eligible(state_for([])) is True
+    assert eligible(state_for(["data.source=diabetes"])) is True      # plain regression: written out too
     for sets in (["train.backward=autograd"], ["model.batchnorm=true"], ["regularize.l2=0.01"],
-                 ["model.activation=elu"], ["regularize.clip_norm=1.0"], ["model.residual=true", "model.hidden=[8, 8]"]):
+                 ["model.activation=elu"], ["regularize.clip_norm=1.0"], ["model.residual=true", "model.hidden=[8, 8]"],
+                 ["data.source=diabetes", "model.output_activation=softplus"]):
         st = state_for(sets)
-        assert not eligible(st), sets
+        assert eligible(st) is False, sets
         assert analytic_step(st, fallback=None) is None
+    st = state_for(["model.dropout=0.1"])
+    assert eligible(st) is True
+    st.model.blocks[0].drop = torch.nn.AlphaDropout(0.1)    # a dropout the written-out step does not draw
+    assert eligible(st) is False
+
+
+def test_a_weighted_batch_is_handed_to_the_autograd_step():
+    """The written-out backward is the unweighted loss's: a batch with a weight other than 1 goes to the
+    fallback (autograd) step, whose loss the step returns; weight 1 stays on the written-out step."""
+    spec = Spec.build(None, sets=["data.source=digits", "model.hidden=[8]"])
+    prep = prepare(load_table(spec), spec)
+    state = build_state(spec, prep, resolve_architecture(spec, prep)[0], torch.device("cpu"))
+    calls = []
+
+    def fallback(xb, yb, weight=None):
+        calls.append(weight)
+        return ("fallback", weight)
+
+    step = analytic_step(state, fallback=fallback)
+    xb, yb = state.data.X_train[:32], state.data.y_train[:32]
+    assert step(xb, yb, 0.5) == ("fallback", 0.5) and calls == [0.5]
+    out = step(xb, yb, 1.0)
+    assert calls == [0.5] and out[0].dim() == 0          # written out: a scalar loss tensor, no fallback
 
 
 @pytest.mark.parametrize("cls,wd", [(torch.optim.Adam, 0.0), (torch.optim.Adam, 1e-2), (torch.optim.AdamW, 1e-2)])

@@ -255,3 +255,28 @@ def test_stacked_update_matches_torch_step_by_step(name):
             w.grad = g[i].clone()
             opt.step()
             torch.testing.assert_close(flat[i], w.detach(), rtol=1e-5, atol=1e-6, msg=f"{name} member {i} step {t}")
+
+
+def test_cpu_build_uses_the_fused_kernel_where_torch_has_one_and_foreach_elsewhere():
+    """The README's "fused optimizers": each registry entry built for CPU asks torch for its fused kernel
+    exactly when the entry lists CPU among ``fused_on`` (Adam, AdamW, SGD family, Adagrad), else foreach."""
+    from trainwell.optim.optimizers import OPTIMIZERS
+    from trainwell.spec import OptimSpec
+    assert "cpu" in OPTIMIZERS["adam"].fused_on
+    for name, entry in OPTIMIZERS.items():
+        opt = entry.build([torch.nn.Parameter(torch.zeros(3))], OptimSpec(name=name), "cpu")
+        if "cpu" in entry.fused_on:
+            assert opt.defaults.get("fused") is True, name
+        else:
+            assert opt.defaults.get("fused") in (None, False) and opt.defaults.get("foreach") in (True, None), name
+
+
+def test_default_search_draws_the_lr_from_the_documented_ranges():
+    """tune/space.py's default space: plain SGD and momentum search lr over [1e-5, 1] (large steps are fine), the
+    adaptive optimizers over [1e-5, 1e-1]; a grid search uses three decades."""
+    from trainwell.spec import Spec
+    from trainwell.tune.space import default_space
+    for name, hi in (("sgd", 1.0), ("momentum", 1.0), ("nesterov", 1.0), ("adam", 1e-1), ("rmsprop", 1e-1)):
+        tree = default_space(Spec.build(None, sets=[f"optim.name={name}"]))
+        assert tree["optim.lr"] == {"log": [1e-5, hi]}, name
+    assert default_space(Spec.build(None), grid=True)["optim.lr"] == [1e-4, 1e-3, 1e-2]

@@ -51,6 +51,10 @@ def test_step_halves_every_T():
 def test_exponential_both_forms():
     close(lrs_over(ScheduleSpec(name="exponential", decay_rate=0.1)), [MU0 * math.exp(-0.1 * t) for t in range(30)])
     close(lrs_over(ScheduleSpec(name="exponential", decay_steps=7)), [MU0 * 0.1 ** (t / 7) for t in range(30)])
+    # the smallest decay_steps (1: a tenth per epoch) is accepted; 0 is refused with its name
+    close(lrs_over(ScheduleSpec(name="exponential", decay_steps=1), 5), [MU0 * 0.1 ** t for t in range(5)])
+    with pytest.raises(UserError, match="decay_steps"):
+        setup(ScheduleSpec(name="exponential", decay_steps=0))
 
 
 def test_inverse_time():
