@@ -235,7 +235,7 @@ def test_tune_warns_when_trials_tie():
 
 
 def test_a_population_too_large_for_memory_is_refused_before_allocating():
-    """fit(ensemble=P) trains P networks side by side (tune/population.py): the estimate counts all P."""
+    """fit(ensemble=P) trains P networks side by side (train/population.py): the estimate counts all P."""
     with pytest.raises(UserError, match=r"needs about .* \(640,000,000,012 parameters, batch"):
         tw.fit("iris", sets=["model.hidden=[20000000000]", "train.epochs=1"], ensemble=4, save=False,
                verbose=False)

@@ -10,7 +10,7 @@ from trainwell.api import build_state, load_table, resolve_architecture
 from trainwell.data.pipeline import prepare
 from trainwell.spec import Spec
 from trainwell.train.loop import fit_loop
-from trainwell.tune.population import train_population, unsupported
+from trainwell.train.population import train_population, unsupported
 
 TOL = 1e-5
 
@@ -59,9 +59,9 @@ def test_population_of_8_matches_members_trained_alone():
 def _torch_reference(spec, prep, arch, epochs: int) -> list[torch.Tensor]:
     """The member's configuration trained by plain torch: nn.Linear layers, F.cross_entropy, autograd and
     torch.optim.Adam, over the batches a member draws (a permutation from a generator seeded with train.seed)
-    and, with dropout, the inverted-dropout masks documented in tune/population.py (u < 1 - p from a generator
+    and, with dropout, the inverted-dropout masks documented in train/population.py (u < 1 - p from a generator
     seeded with train.seed + 1_000_003, scaled by 1 / (1 - p)). Nothing of trainwell's step is used."""
-    from trainwell.api import seed_everything
+    from trainwell.core.seeding import seed_everything
     from trainwell.nn.models import build_model, initialize
     seed_everything(spec.train.seed)                      # the member's initial weights, as the population draws them
     init = build_model(arch)
@@ -142,7 +142,7 @@ def test_population_tasks_and_activations_match_alone(sets, manual):
     specs = [Spec.build(base, sets=[f"optim.lr={lr}", f"train.seed={s}"]) for lr, s in [(3e-3, 0), (1e-2, 1)]]
     archs = [resolve_architecture(s, prep)[0] for s in specs]
     from trainwell.nn.heads import make_head
-    from trainwell.tune.stacked import StackedMLP
+    from trainwell.train.stacked import StackedMLP
     from trainwell.nn.models import build_model
     head = make_head(prep.pre.task, archs[0]["loss"], archs[0]["output_activation"])
     assert StackedMLP([build_model(archs[0])], archs[0], torch.zeros(1)).manual(head) == manual

@@ -74,7 +74,7 @@ def test_streaming_path_sigkill_at_many_moments_resumes_exactly(tmp_path):
 
 
 def test_population_sigkill_at_many_moments_resumes_exactly(tmp_path):
-    """fit(ensemble=4) trains 4 networks as one population (tune/population.py, with dropout drawn from
+    """fit(ensemble=4) trains 4 networks as one population (train/population.py, with dropout drawn from
     per-member generators and a member stopping early): kills mid-epoch, during writes, from outside."""
     sets = ["train.epochs=6", "model.hidden=[16]", "model.dropout=0.1", "train.batch_size=16",
             "stop.patience=1", "train.progress=false"]

@@ -72,7 +72,7 @@ def test_bulk_write_on_postgresql():
 
     from test_tune_workers import _pg_url
 
-    from trainwell.tune.search import make_storage
+    from trainwell.tune.storage import make_storage
     url = _pg_url()
     storage = make_storage(url, heartbeat=None)
     names = {k: f"bulk-{k}-{uuid.uuid4().hex[:8]}" for k in ("bulk", "optuna")}

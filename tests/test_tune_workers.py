@@ -13,7 +13,7 @@ import pytest
 
 import trainwell as tw
 from conftest import require_service, service_used
-from trainwell.tune.search import make_storage
+from trainwell.tune.storage import make_storage
 
 SETS = ["train.epochs=8", "model.hidden=[16]", "stop.patience=100"]
 # digits, 60 epochs: the eight trials together outlast the second worker's start-up (~5 s), so both take part
@@ -104,7 +104,7 @@ def _pg_url() -> str:
     try:
         import sqlalchemy as sa
 
-        from trainwell.tune.search import _driver
+        from trainwell.tune.storage import _driver
         with sa.create_engine(_driver(url)).connect() as conn:
             conn.execute(sa.text("select 1"))
     except Exception as exc:  # noqa: BLE001

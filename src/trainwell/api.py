@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import math
-import random
 import time
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from rich.table import Table as RichTable
 
 from trainwell.data.columns import refuse_beyond_float32
 from trainwell.core.rundir import claims_run_dir, next_run_dir
+from trainwell.core.seeding import seed_everything
 from trainwell.data.pipeline import Prepared, prepare
 from trainwell.data.validation import join_validation, mark_validation
 from trainwell.data.weights import add_class_weight, weighted_accuracy, with_weight_column
@@ -44,13 +44,6 @@ from trainwell.train.loop import Tensors, TrainState
 from trainwell.train.progress import epoch_log, fit_console, note
 from trainwell.train.threads import threads_for
 from trainwell.train.metrics import classification_metrics, regression_metrics
-
-
-def seed_everything(seed: int) -> None:
-    """Seed every random source (python, numpy, torch CPU and CUDA)."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -407,15 +400,15 @@ def fit(data: str | dict | None = None, X: Any = None, y: Any = None, spec: Spec
         from trainwell.train.checkpoint import resume_spec, trust_resumed_module
         spec, out = resume_spec(resume, data, spec, sets, overrides), resume
         data, sets = None, None
-        from trainwell.tune.population_resume import saved_members   # tune/ is imported only when needed
+        from trainwell.train.population_resume import saved_members   # lazy: only a resumed run reads the marker
         ensemble = saved_members(resume, ensemble)     # a fit(ensemble=P) run: P from its directory
         if spec.model.type == "custom":     # its copy in the run directory, checked, only if trusted
             trust_resumed_module(resume, trust_module)
     topo_notes: list[str] = []
     spec = spec_for(data, spec, sets, overrides, notes=topo_notes)
     spec, X, y, val_rows = given_rows(spec, X, y, class_weight, sample_weight, validation_data, ensemble)
-    if ensemble > 1:   # P members as one batched computation (tune/population.py)
-        from trainwell.tune.population import fit_ensemble_run
+    if ensemble > 1:   # P members as one batched computation (train/population.py)
+        from trainwell.deep_ensemble import fit_ensemble_run   # lazy: it imports this module (until build.py)
         return fit_ensemble_run(spec, ensemble, X, y, out=out, save=save, verbose=verbose, resume=resume is not None)
     if module is not None:
         from trainwell.nn.custom import module_spec

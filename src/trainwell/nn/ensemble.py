@@ -17,6 +17,8 @@ own losses, so each member gets exactly the gradient it would get alone. In
 evaluation mode it returns one output per row whose softmax / sigmoid is the mean
 of the members' probabilities (regression: the mean of their outputs), so
 prediction, metrics, early stopping and export see an ordinary network.
+
+``Ensemble`` averages separately trained networks the same way at prediction time.
 """
 from __future__ import annotations
 
@@ -137,3 +139,27 @@ def ensemble_size(setting: int | str, rows: int, params_per_member: int) -> tupl
 
 AUTO_MEMBERS = 8
 CHEAP = 200_000_000       # rows x parameters of one member: 10,000 rows of a 20k-parameter net
+
+
+class Ensemble(nn.Module):
+    """Separately trained networks as one: the average of their probabilities, returned as logits of it.
+
+    The model of ``fit(ensemble=P)`` (trainwell/deep_ensemble.py), whose members are trained as one population.
+
+    ``Run.predict``/``predict_proba`` apply the head's softmax / sigmoid to the output,
+    which gives back exactly the mean of the members' probabilities; regression
+    returns the mean of the members' outputs.
+    """
+
+    def __init__(self, members: list[nn.Module], task: str):
+        super().__init__()
+        self.members = nn.ModuleList(members)
+        self.task = task
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        outs = torch.stack([m(x).float() for m in self.members])
+        if self.task == "multiclass":
+            return torch.log(torch.softmax(outs, -1).mean(0).clamp_min(1e-30))
+        if self.task in ("binary", "multilabel"):
+            return torch.logit(torch.sigmoid(outs).mean(0), eps=1e-7)
+        return outs.mean(0)

@@ -3,7 +3,7 @@
 An entry (:class:`Optimizer`) holds the torch class and the arguments it takes from the
 spec, whether torch has a fused kernel for it (per device type, and the kernel
 train/fast.py calls directly), its update on a population's stacked ``[P, N]`` weights
-(tune/stacked.py), whether the CUDA-graph step can capture it (train/graphs.py), and the
+(train/stacked.py), whether the CUDA-graph step can capture it (train/graphs.py), and the
 facts other modules ask instead of comparing names: whether it adapts per-parameter step
 sizes (the batch-size lr rule, train/batch_size.py), which spec field is its momentum and
 the lr range a search starts from (tune/space.py). Adding an optimizer is adding one entry

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 
 def resolve_monitor(monitor: str, task: str, metric: str) -> str:
@@ -108,3 +109,10 @@ class EarlyStopping:
     def load_state_dict(self, state: dict) -> None:
         for key, value in state.items():
             setattr(self, key, value)
+
+
+def stopper_for(stop: Any, monitor: str, patience: int) -> EarlyStopping:
+    """The early stopping of a ``stop`` spec section, once its monitor and patience are resolved."""
+    return EarlyStopping(monitor=monitor, mode=resolve_mode(monitor, stop.mode), patience=patience,
+                         min_delta=stop.min_delta, target=stop.target, delta=stop.delta, enabled=stop.enabled,
+                         tiebreak=loss_tiebreak(monitor))

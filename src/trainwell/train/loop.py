@@ -239,22 +239,19 @@ def fit_loop(state: TrainState, callbacks: list | None = None,
             val_loss, val_metric = state.data.evaluate(state.model, state.head, "val")
         else:
             val_loss, val_metric = evaluate_tensors(state.model, state.head, state.data.X_val, state.data.y_val)
-        metric = state.head.metric
-        row = {"epoch": state.epoch + 1, "lr": lr, "train_loss": train_loss, "val_loss": val_loss,
-               f"train_{metric}": state.head.metric_value(train_stats[1:]), f"val_{metric}": val_metric,
-               "seconds": time.perf_counter() - t0}
+        row = epoch_row(state.epoch + 1, lr, train_loss, val_loss, state.head.metric,
+                        state.head.metric_value(train_stats[1:]), val_metric, time.perf_counter() - t0)
         state.history.append(row)
         state.epoch += 1
         state.batch_in_epoch = 0
-        if not math.isfinite(train_loss):
+        reason = judge_epoch(state.stopper, row)
+        if reason:
             state.stop = True
-            state.stopped_because = "nan"
+            state.stopped_because = reason
+        if reason == "nan":
             state.extra["nan_epoch"] = state.epoch
         else:
-            monitored = row.get(state.stopper.monitor, val_loss)
-            if state.stopper.update(state.epoch, monitored, row.get(state.stopper.tiebreak, math.nan)):
-                state.stop = True
-                state.stopped_because = state.stopper.reason
+            monitored = monitored_value(state.stopper, row)
             if state.stopper.best_epoch == state.epoch and (spec.stop.restore_best or state.extra.get("keep_best")):
                 # the best weights are kept in memory (a copy, no disk write); the Checkpointer writes
                 # them as checkpoints/best once, at the end, and stores them in every checkpoint
@@ -269,12 +266,47 @@ def fit_loop(state: TrainState, callbacks: list | None = None,
         _call(callbacks, "on_epoch_end", state)
     if not state.stopped_because:
         state.stopped_because = "interrupted" if state.stop else f"reached the epoch budget ({spec.train.epochs})"
-    if spec.stop.restore_best and state.best_state is not None and state.stopped_because != "interrupted":
-        state.model.load_state_dict(state.best_state)
+    restore_best(state.model, state.best_state, spec.stop.restore_best, state.stopped_because)
     if flush:
         torch.set_flush_denormal(False)
     _call(callbacks, "on_train_end", state)
     return state
+
+
+def epoch_row(epoch: int, lr: float, train_loss: float, val_loss: float, metric: str, train_metric: float,
+              val_metric: float, seconds: float) -> dict[str, float]:
+    """One epoch's history row, the columns of ``history.csv`` in their order (a lone run's and a
+    population member's alike: train/population.py)."""
+    return {"epoch": epoch, "lr": lr, "train_loss": train_loss, "val_loss": val_loss,
+            f"train_{metric}": train_metric, f"val_{metric}": val_metric, "seconds": seconds}
+
+
+def monitored_value(stopper: EarlyStopping, row: dict[str, float]) -> float:
+    """The row's value that early stopping watches (the validation loss when the row lacks it)."""
+    return row.get(stopper.monitor, row["val_loss"])
+
+
+def judge_epoch(stopper: EarlyStopping, row: dict[str, float]) -> str:
+    """Why training stops after this epoch, or ``""`` to go on.
+
+    ``"nan"`` when the training loss is not finite: the weights are lost and every later epoch would be
+    too (docs/practices/early_stopping.md); otherwise the early-stopping rule on the monitored value
+    (``stopper.update`` records the best epoch as it goes).
+    """
+    if not math.isfinite(row["train_loss"]):
+        return "nan"
+    if stopper.update(row["epoch"], monitored_value(stopper, row), row.get(stopper.tiebreak, math.nan)):
+        return stopper.reason
+    return ""
+
+
+def restore_best(model: nn.Module, best_state: dict[str, torch.Tensor] | None, enabled: bool,
+                 stopped_because: str, keep_final: tuple[str, ...] = ("interrupted",)) -> None:
+    """Load the best epoch's weights into ``model`` (``stop.restore_best``), unless training ended for a
+    reason in ``keep_final``: an interrupted run resumes from its final weights; a population keeps a
+    diverged member's final weights (train/population.py)."""
+    if enabled and best_state is not None and stopped_because not in keep_final:
+        model.load_state_dict(best_state)
 
 
 def snapshot(model: nn.Module) -> dict[str, torch.Tensor]:

@@ -23,7 +23,7 @@ import pandas as pd  # noqa: E402
 from trainwell.report.html import CSS  # noqa: E402
 
 if TYPE_CHECKING:
-    from trainwell.tune.search import TuneResult
+    from trainwell.tune.results import TuneResult
     from trainwell.tune.space import Space
 
 

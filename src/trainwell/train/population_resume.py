@@ -1,4 +1,4 @@
-"""Population training that resumes exactly after a kill (``fit(ensemble=P)``, tune/population.py's loop).
+"""Population training that resumes exactly after a kill (``fit(ensemble=P)``, train/population.py's loop).
 
 At the end of every epoch the loop's whole state goes to ``RUN/checkpoints`` through the checkpoint store of
 train/checkpoint.py (atomic, checksummed, the same fault-injection points): the active members' stacked
