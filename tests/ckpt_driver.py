@@ -123,7 +123,7 @@ def main() -> None:
     # modules the first fit imports lazily (torch's optimizers pull in torch._dynamo): import them
     # here, compute-free, so that each forked child starts training at once
     for name in ("torch._dynamo", "sklearn.datasets", "trainwell.train.checkpoint", "trainwell.diagnose.session",
-                 "trainwell.report.html", "trainwell.report.plots", "matplotlib.pyplot"):
+                 "trainwell.report.html", "trainwell.report.plots"):
         try:
             importlib.import_module(name)
         except ImportError:

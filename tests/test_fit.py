@@ -9,7 +9,7 @@ import torch
 import trainwell as tw
 from trainwell.data.sources import load_source
 
-RUN_FILES = ("spec.yaml", "history.csv", "metrics.json", "model.safetensors", "model.json", "curves.png",
+RUN_FILES = ("spec.yaml", "history.csv", "metrics.json", "model.safetensors", "model.json", "curves.svg",
              "report.html", "checkpoints")
 
 

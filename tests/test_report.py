@@ -1,6 +1,7 @@
 """report.html: self-contained, every section present, renders in headless chromium with every image loaded."""
 from __future__ import annotations
 
+import base64
 import json
 import re
 import shutil
@@ -8,6 +9,7 @@ import struct
 import subprocess
 import zlib
 from pathlib import Path
+from xml.etree import ElementTree
 
 import numpy as np
 import pandas as pd
@@ -17,6 +19,7 @@ import trainwell as tw
 from conftest import require_service, service_used
 
 FAST = ["train.progress=false"]
+SVG = "{http://www.w3.org/2000/svg}"
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +63,10 @@ def test_report_sections_and_self_contained(run_dir):
     assert "ROC and precision-recall curves" not in _titles(page)          # binary tasks only
     assert "parameters</b>" in page and "n_train" in page
     srcs = _images(page)
-    assert len(srcs) >= 4 and all(s.startswith("data:image/png;base64,") for s in srcs)
+    assert len(srcs) >= 4 and all(s.startswith("data:image/svg+xml;base64,") for s in srcs)
+    for src in srcs:                                    # each figure is a well-formed SVG document with panels
+        svg = ElementTree.fromstring(base64.b64decode(src.split(",", 1)[1]))
+        assert svg.tag == SVG + "svg" and float(svg.get("width")) > 200 and svg.find(f".//{SVG}text") is not None
     assert "http://" not in page and "https://" not in page
     assert "<script" not in page
     assert "(S3)" not in page and "Bias / variance (" not in page
@@ -70,7 +76,7 @@ def test_constant_lr_is_a_sentence_not_a_panel(tmp_path):
     """schedule.name=none: the lr never changes, so the report says so instead of plotting a flat line."""
     tw.fit("iris", sets=["train.epochs=3", "schedule.name=none", *FAST], out=tmp_path / "r", verbose=False)
     page = (tmp_path / "r" / "report.html").read_text()
-    assert "Learning rate over time" not in _titles(page) and not (tmp_path / "r" / "lr.png").exists()
+    assert "Learning rate over time" not in _titles(page) and not (tmp_path / "r" / "lr.svg").exists()
     assert "The learning rate stayed at 0.001 for all 3 epochs" in page
 
 
@@ -146,7 +152,7 @@ def test_binary_report_has_roc_and_pr(binary_dir):
     for title in ("ROC and precision-recall curves", "Per-class precision, recall and F1", "Confusion matrix",
                   "Most confidently wrong"):
         assert title in titles, title
-    assert (binary_dir / "roc_pr.png").exists()
+    assert (binary_dir / "roc_pr.svg").exists()
     from sklearn.metrics import roc_auc_score
     preds = pd.read_csv(binary_dir / "test_predictions.csv")              # the curves' inputs are the scored ones
     test = json.loads((binary_dir / "metrics.json").read_text())["test"]
@@ -166,7 +172,23 @@ def test_regression_report_has_residuals_and_largest_errors(regression_dir):
     assert first and float(first.group(2)) == pytest.approx(worst, abs=1e-3)
 
 
-def test_activation_panel_with_one_hidden_layer_and_no_dead_units(tmp_path, monkeypatch):
+def _panels(path: Path) -> list[dict]:
+    """Per panel of an SVG figure (report/svg.py): x tick labels, legend entries, colour bar tick labels
+    and label (None without one)."""
+    def texts(g):
+        return [t.text for t in g.iter(f"{SVG}text")] if g is not None else None
+    out = []
+    for panel in ElementTree.parse(path).getroot().iter(f"{SVG}g"):
+        if panel.get("class") != "panel":
+            continue
+        groups = {g.get("class"): g for g in panel.iter(f"{SVG}g")}
+        bar = texts(groups.get("colourbar"))
+        out.append({"xticks": texts(groups["xticks"]), "legend": texts(groups.get("legend")),
+                    "colourbar": bar[:-1] if bar else None, "colourbar_label": bar[-1] if bar else None})
+    return out
+
+
+def test_activation_panel_with_one_hidden_layer_and_no_dead_units(tmp_path):
     """One hidden layer: the layer is a named category (hidden 1), not points at x = 0.9 and 1.1 on a numeric
     axis; nothing dead: a sentence instead of an empty panel."""
     from trainwell.report import plots
@@ -175,37 +197,43 @@ def test_activation_panel_with_one_hidden_layer_and_no_dead_units(tmp_path, monk
                          "act_mean": [0.3, None, 0.4, None], "act_std": [0.5, None, 0.6, None],
                          "dead_frac": [0.0, None, 0.0, None], "saturated_frac": [0.0, None, 0.0, None]})
     assert plots.nothing_dead(diag.dropna(subset=["act_mean"]))
-    seen = {}
-    real = plots.save_figure
-
-    def spy(fig, path):
-        seen[Path(path).name] = [([t.get_text() for t in ax.get_xticklabels()], ax.get_legend()) for ax in fig.axes]
-        return real(fig, path)
-
-    monkeypatch.setattr(plots, "save_figure", spy)
-    plots.plot_activation_stats(diag, tmp_path / "a.png")
-    plots.plot_gradient_flow(diag, tmp_path / "g.png")
-    (ticks, _), = seen["a.png"]                                   # one panel: no empty dead-unit axes
-    assert ticks == ["hidden 1"]
-    legend = seen["g.png"][0][1]
-    assert [t.get_text() for t in legend.get_texts()] == ["hidden 1", "output"]
-    assert seen["g.png"][1][0] == ["hidden 1", "output"]
+    activations = _panels(plots.plot_activation_stats(diag, tmp_path / "a.svg"))
+    flow = _panels(plots.plot_gradient_flow(diag, tmp_path / "g.svg"))
+    (panel,) = activations                                        # one panel: no empty dead-unit axes
+    assert panel["xticks"] == ["hidden 1"]
+    assert flow[0]["legend"] == ["hidden 1", "output"]
+    assert flow[1]["xticks"] == ["hidden 1", "output"]
 
 
-def test_gradient_flow_with_many_layers_has_a_colour_bar(tmp_path, monkeypatch):
+def test_gradient_flow_with_many_layers_has_a_colour_bar(tmp_path):
     from trainwell.report import plots
     n = 20
     diag = pd.DataFrame({"epoch": np.repeat([0, 1, 2], n), "layer": [f"blocks.{i}.linear" for i in range(n)] * 3,
                          "index": list(range(n)) * 3, "grad_norm": np.linspace(0.1, 1, 3 * n),
                          "out_grad_rms": np.linspace(0.1, 1, 3 * n)})
-    real, seen = plots.save_figure, []
-    monkeypatch.setattr(plots, "save_figure", lambda fig, path: (seen.append(fig), real(fig, path))[1])
-    plots.plot_gradient_flow(diag, tmp_path / "g.png")
-    axes = seen[0].axes
-    assert len(axes) == 3 and axes[2].get_ylabel() == "layer (1 = input side)"      # the colour bar
-    assert axes[0].get_legend() is None
-    ticks = [t for t in axes[2].get_yticks() if 0.5 <= t <= n + 0.5]
-    assert ticks and all(float(t).is_integer() for t in ticks)
+    left, right = _panels(plots.plot_gradient_flow(diag, tmp_path / "g.svg"))
+    assert left["colourbar_label"] == "layer (1 = input side)" and left["legend"] is None
+    ticks = [float(t) for t in left["colourbar"]]
+    assert ticks and all(t.is_integer() and 1 <= t <= n for t in ticks)
+    assert right["colourbar"] is None and all(float(t).is_integer() for t in right["xticks"])
+
+
+def test_roc_and_pr_points_match_sklearn():
+    """The binary report's curves: every (fpr, tpr) and (recall, precision) point scikit-learn's roc_curve and
+    precision_recall_curve give, ties included, and the same average precision."""
+    from sklearn import metrics as skm
+    from trainwell.report.outputs import roc_pr_points
+    rng = np.random.default_rng(0)
+    true = rng.integers(0, 2, 400)
+    score = np.round(np.clip(0.3 * true + rng.random(400) * 0.7, 0, 1), 2)      # rounded: many ties
+    pts = roc_pr_points(true, score)
+    fpr, tpr, _ = skm.roc_curve(true, score, drop_intermediate=False)
+    np.testing.assert_allclose(pts["fpr"], fpr)
+    np.testing.assert_allclose(pts["tpr"], tpr)
+    precision, recall, _ = skm.precision_recall_curve(true, score)
+    np.testing.assert_allclose(pts["precision"][::-1], precision)
+    np.testing.assert_allclose(pts["recall"][::-1], recall)
+    assert pts["average_precision"] == pytest.approx(skm.average_precision_score(true, score), abs=1e-12)
 
 
 def test_report_regenerates(run_dir, cli):

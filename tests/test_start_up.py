@@ -44,6 +44,17 @@ def test_fit_on_a_builtin_imports_neither_sklearn_nor_dynamo():
     assert "torch._dynamo" not in out       # optim/eager.py: torch's optimizers without the dynamo wrappers
 
 
+def test_fit_with_its_report_imports_neither_matplotlib_nor_sklearn(tmp_path):
+    """A binary run with its run directory (every report figure, the ROC and precision-recall curves
+    included) draws SVG itself (report/svg.py): matplotlib's import alone cost about half a second."""
+    code = ("import trainwell as tw\n"
+            f"tw.fit('breast_cancer', out={str(tmp_path / 'r')!r}, verbose=False, sets=['train.epochs=2'])\n")
+    out = subprocess.run([sys.executable, "-c", code + "import sys; print(' '.join(sys.modules))"],
+                         capture_output=True, text=True, check=True).stdout.split()
+    assert "matplotlib" not in out and "sklearn" not in out and "scipy" not in out
+    assert "ROC and precision-recall curves" in (tmp_path / "r" / "report.html").read_text()
+
+
 @pytest.mark.parametrize("name", ["digits", "breast_cancer", "diabetes", "iris", "wine"])
 def test_builtin_data_equals_scikit_learns(name):
     bunch = getattr(datasets, f"load_{name}")()

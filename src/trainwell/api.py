@@ -524,8 +524,8 @@ def write_run_directory(run: Run, run_dir: Path, best_epoch: int) -> None:
     run.save(run_dir)
     (run_dir / "checkpoints").mkdir(exist_ok=True)
     if not run.history.empty:
-        from trainwell.report.plots import plot_curves   # matplotlib, imported when a report is written
-        plot_curves(run.history, run.head.metric, run_dir / "curves.png", best_epoch)
+        from trainwell.report.plots import plot_curves   # late import: the report sits above the loop
+        plot_curves(run.history, run.head.metric, run_dir / "curves.svg", best_epoch)
     from trainwell.diagnose.session import write_files
     write_files(run, run_dir)                         # diagnostics.csv, diagnosis.json, data.json
     if run.arch.get("type") == "autoencoder" and getattr(run, "sample_inputs", None) is not None:

@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from trainwell.report.plots import plt, save_figure
+from trainwell.report.plots import save_svg
+from trainwell.report.svg import Panel, Series, figure
 from trainwell.train.calibration import reliability
 
 PROBA = "proba_"
@@ -23,23 +24,18 @@ def plot_reliability(bins: dict, path: Path, title: str) -> Path:
     edges = np.asarray(bins["edges"])
     count, acc, conf = (np.asarray(bins[k]) for k in ("count", "accuracy", "confidence"))
     used = count > 0
-    fig, ax = plt.subplots(figsize=(4.6, 4.2))
-    ax.plot([0, 1], [0, 1], color="#999", lw=1, ls="--", label="perfect calibration")
-    ax.bar(edges[:-1][used], acc[used], width=np.diff(edges)[used], align="edge", color="#4c72b0",
-           edgecolor="white", alpha=0.85, label="accuracy in bin")
-    ax.plot(conf[used], acc[used], "o", color="#dd8452", ms=4, label="bin (mean confidence, accuracy)")
-    ax.set_xlim(0, 1)
-    ax.set_ylim(0, 1)
-    ax.set_xlabel("confidence (probability of the predicted class)")
-    ax.set_ylabel("accuracy")
-    ax.set_title(title, fontsize=10)
-    ax.legend(loc="upper left", fontsize=8)
-    return save_figure(fig, path)
+    p = Panel(title, "confidence (probability of the predicted class)", "accuracy", xlim=(0, 1), ylim=(0, 1),
+              legend_at="upper left")
+    p.series.append(Series("bar", edges[:-1][used].tolist(), acc[used].tolist(), label="accuracy in bin",
+                           colour="#4c72b0", width=np.diff(edges)[used].tolist()))
+    p.add("line", [0, 1], [0, 1], label="perfect calibration", colour="#999999", dash=True)   # over the bars
+    p.add("points", conf[used], acc[used], label="bin (mean confidence, accuracy)", colour="#dd8452")
+    return save_svg(figure([p]), path)
 
 
 def calibration_sections(run, run_dir: Path, embed) -> list[tuple[str, str]]:
     """[("Calibration", html)] for a binary or multiclass run with held-out predictions, else [];
-    ``embed``: report/html.py's PNG embedding (passed in: html.py imports this module)."""
+    ``embed``: report/html.py's figure embedding (passed in: html.py imports this module)."""
     path = Path(run_dir) / "test_predictions.csv"
     if run.pre.task not in ("binary", "multiclass") or not path.exists():
         return []
@@ -49,7 +45,7 @@ def calibration_sections(run, run_dir: Path, embed) -> list[tuple[str, str]]:
         return []
     bins = reliability(preds[cols].to_numpy(dtype=float), preds["true"].to_numpy(), "multiclass")
     cal = run.metrics.get("calibration") or {}
-    png = plot_reliability(bins, Path(run_dir) / "reliability.png", f"test split, ECE {bins['ece']:.4f}")
+    png = plot_reliability(bins, Path(run_dir) / "reliability.svg", f"test split, ECE {bins['ece']:.4f}")
     if cal.get("applied"):
         how = (f"Temperature scaling T = {cal['temperature']:.3f}, fitted on the validation split: validation "
                f"log-loss {cal['val_log_loss_before']:.4f} &rarr; {cal['val_log_loss_after']:.4f}"

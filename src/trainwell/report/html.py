@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from trainwell.core.io import atomic_write
+from trainwell.report import outputs, plots
 from trainwell.report.calibration_plot import calibration_sections
 
 import pandas as pd
@@ -24,10 +25,15 @@ th{background:#f5f5f5}td:first-child{text-align:left}img{max-width:100%}
 .finding{border-left:4px solid currentColor;padding:.2em .8em;margin:.8em 0}.finding table{color:#222}.ok{color:#1a7f37}"""
 
 
-def embed_png(path: Path) -> str:
-    """An <img> tag with the PNG inlined as base64 (so the page needs no other file)."""
-    data = base64.b64encode(Path(path).read_bytes()).decode()
-    return f'<img alt="{html.escape(Path(path).stem)}" src="data:image/png;base64,{data}">'
+MIME = {".svg": "image/svg+xml", ".png": "image/png"}
+
+
+def embed(path: Path) -> str:
+    """An <img> tag with the figure (SVG, or the PNG of an older run or an autoencoder) inlined as base64,
+    so the page needs no other file."""
+    path = Path(path)
+    data = base64.b64encode(path.read_bytes()).decode()
+    return f'<img alt="{html.escape(path.stem)}" src="data:{MIME[path.suffix]};base64,{data}">'
 
 
 def _table(rows: list[list], header: list[str]) -> str:
@@ -113,10 +119,10 @@ def _read(run: "Run", run_dir: Path, attr: str, filename: str):
 
 def training_sections(run: "Run", run_dir: Path) -> list[tuple[str, str]]:
     """Curves, learning rate, gradient flow and activation statistics (the doctor's figures)."""
-    from trainwell.report import plots   # matplotlib: imported only when a report is drawn
     out = []
-    if (run_dir / "curves.png").exists():
-        out.append(("Training curves", embed_png(run_dir / "curves.png")))
+    curves = next((run_dir / f for f in ("curves.svg", "curves.png") if (run_dir / f).exists()), None)
+    if curves is not None:                        # curves.png: a run written before the SVG figures
+        out.append(("Training curves", embed(curves)))
     h = run.history
     if not h.empty and "lr" in h:
         if plots.lr_is_constant(h):
@@ -124,11 +130,11 @@ def training_sections(run: "Run", run_dir: Path) -> list[tuple[str, str]]:
                                          f"{len(h)} epochs (schedule.name={html.escape(str(run.spec.schedule.name))}"
                                          f"; docs/training.md lists the schedules).</p>"))
         else:
-            out.append(("Learning rate over time", embed_png(plots.plot_lr(h, run_dir / "lr.png"))))
+            out.append(("Learning rate over time", embed(plots.plot_lr(h, run_dir / "lr.svg"))))
     diag = _read(run, run_dir, "diagnostics", "diagnostics.csv")
     if diag is not None and not diag.empty:
-        out.append(("Gradient flow", embed_png(plots.plot_gradient_flow(diag, run_dir / "gradient_flow.png"))))
-        body = embed_png(plots.plot_activation_stats(diag, run_dir / "activations.png"))
+        out.append(("Gradient flow", embed(plots.plot_gradient_flow(diag, run_dir / "gradient_flow.svg"))))
+        body = embed(plots.plot_activation_stats(diag, run_dir / "activations.svg"))
         if "act_mean" in diag and plots.nothing_dead(diag.dropna(subset=["act_mean"])):
             body += ("<p class='ok'>No dead units: no ReLU unit output 0 for a whole monitored batch, and no "
                      "sigmoid/tanh output sat at its bounds, in any layer at any sampled step.</p>")
@@ -138,21 +144,20 @@ def training_sections(run: "Run", run_dir: Path) -> list[tuple[str, str]]:
 
 def output_sections(run: "Run", run_dir: Path) -> list[tuple[str, str]]:
     """What the model predicts on the test split (report/outputs.py): classification or regression views."""
-    from trainwell.report import outputs, plots   # matplotlib: imported only when a report is drawn
     preds = _read(run, run_dir, "test_predictions", "test_predictions.csv")
     if preds is None or preds.empty:
         return []
     if "true" not in preds:
         if not outputs.regression_columns(preds):
             return []
-        fig = outputs.plot_regression(preds, run_dir / "pred_vs_true.png")
+        fig = outputs.plot_regression(preds, run_dir / "pred_vs_true.svg")
         errors = outputs.largest_errors(preds)
-        return [("Predicted vs true and residuals", embed_png(fig)),
+        return [("Predicted vs true and residuals", embed(fig)),
                 ("Largest errors", "<p>Test rows (0 = first row of the test split) with the largest absolute "
                                    "error on the first target.</p>" + _frame_table(errors))]
     found = getattr(run.pre.coder, "classes", None)
     names = outputs.class_names(preds, [str(c) for c in found] if found is not None else None)
-    out = [("Confusion matrix", embed_png(plots.plot_confusion(preds, names, run_dir / "confusion_matrix.png")))]
+    out = [("Confusion matrix", embed(plots.plot_confusion(preds, names, run_dir / "confusion_matrix.svg")))]
     per_class = outputs.per_class_table(preds["true"].to_numpy(), preds["pred"].to_numpy(), names)
     out.append(("Per-class precision, recall and F1", "<p>Test split; precision = TP / (TP + FP), recall = TP / "
                 "(TP + FN), F1 = their harmonic mean (0 where undefined), support = rows of that class.</p>"
@@ -160,8 +165,8 @@ def output_sections(run: "Run", run_dir: Path) -> list[tuple[str, str]]:
     cols = outputs.proba_columns(preds)
     if len(names) == 2 and len(cols) == 2 and preds["true"].nunique() == 2:
         fig = outputs.plot_roc_pr(preds["true"].to_numpy(int), preds[cols[1]].to_numpy(float), names[1],
-                                  run_dir / "roc_pr.png")
-        out.append(("ROC and precision-recall curves", embed_png(fig)))
+                                  run_dir / "roc_pr.svg")
+        out.append(("ROC and precision-recall curves", embed(fig)))
     if cols:
         errors = outputs.confident_errors(preds, names)
         text = ("<p>The wrong predictions the model was surest of (test row 0 = first row of the test split): "
@@ -207,9 +212,9 @@ def sections(run: "Run", run_dir: Path) -> list[tuple[str, str]]:
     out.append(("Diagnosis", _diagnosis_html(run.diagnosis or {})))
     out += training_sections(run, run_dir)
     out += output_sections(run, run_dir)
-    out += calibration_sections(run, run_dir, embed_png)   # classifiers: reliability diagram and ECE
+    out += calibration_sections(run, run_dir, embed)   # classifiers: reliability diagram and ECE
     if (run_dir / "reconstructions.png").exists():        # autoencoders: inputs / noisy / reconstructions
-        out.append(("Reconstructions", embed_png(run_dir / "reconstructions.png")))
+        out.append(("Reconstructions", embed(run_dir / "reconstructions.png")))
     out.append(("Model", model))
     out.append(("Resolved hyperparameters", spec))
     return out
@@ -222,5 +227,5 @@ def write_report(run: "Run", run_dir: Path) -> Path:
             f"</title><style>{CSS}</style></head><body><h1>trainwell report: {html.escape(run_dir.name)}</h1>"
             f"{body}</body></html>")
     path = run_dir / "report.html"
-    atomic_write(path, page)
+    atomic_write(path, page, sync=False)           # regenerated by `trainwell report` from the sealed files
     return path

@@ -12,7 +12,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from trainwell.report.plots import plt, save_figure
+from trainwell.report.plots import save_svg
+from trainwell.report.svg import GREY, PALETTE, Panel, figure
+from trainwell.train.metrics import roc_auc
 
 PROBA = "proba_"          # test_predictions.csv: one probability column per class, "proba_<class name>"
 
@@ -64,40 +66,50 @@ def confident_errors(preds: pd.DataFrame, names: list[str], top: int = 10) -> pd
     return frame.sort_values("p(predicted)", ascending=False, kind="stable").head(top)
 
 
+def threshold_counts(true: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """True and false positives when predicting positive at score >= each distinct score, highest first
+    (the thresholds scikit-learn's ``roc_curve`` and ``precision_recall_curve`` walk)."""
+    order = np.argsort(-np.asarray(score, dtype=float), kind="mergesort")
+    s, y = np.asarray(score, dtype=float)[order], np.asarray(true)[order] == 1
+    last = np.r_[np.flatnonzero(s[1:] != s[:-1]), len(s) - 1]        # the last row of each tie group
+    tp = np.cumsum(y)[last].astype(float)
+    return tp, (last + 1 - tp).astype(float)
+
+
+def roc_pr_points(true: np.ndarray, score: np.ndarray) -> dict:
+    """ROC (fpr, tpr from (0, 0)) and precision-recall (recall, precision from recall 0, precision 1) points,
+    with the average precision sum_n (R_n - R_{n-1}) P_n (scikit-learn's definition, no interpolation)."""
+    tp, fp = threshold_counts(true, score)
+    pos, neg = max(tp[-1], 1.0), max(fp[-1], 1.0)
+    precision, recall = tp / np.maximum(tp + fp, 1.0), tp / pos
+    ap = float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
+    return {"fpr": np.r_[0.0, fp / neg], "tpr": np.r_[0.0, tp / pos], "recall": np.r_[0.0, recall],
+            "precision": np.r_[1.0, precision], "average_precision": ap}
+
+
 def plot_roc_pr(true: np.ndarray, score: np.ndarray, positive: str, path: str | Path) -> Path:
     """ROC curve (with its AUC) and precision-recall curve (with average precision) for a binary task; the
     dot marks the 0.5 threshold that ``predict`` uses, the dashed lines what a random guess gets."""
-    from sklearn import metrics as skm   # imported on use: only reports need it
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.4))
-    fpr, tpr, _ = skm.roc_curve(true, score)
-    auc = skm.roc_auc_score(true, score)
+    pts = roc_pr_points(true, score)
+    auc = roc_auc(true, score)
     at = score >= 0.5
     pos, neg = max(int((true == 1).sum()), 1), max(int((true == 0).sum()), 1)
     op_tpr, op_fpr = float((at & (true == 1)).sum()) / pos, float((at & (true == 0)).sum()) / neg
-    ax = axes[0]
-    ax.plot(fpr, tpr, label=f"model (AUC {auc:.3f})")
-    ax.plot([0, 1], [0, 1], "--", color="grey", linewidth=1, label="random guess (AUC 0.5)")
-    ax.plot([op_fpr], [op_tpr], "o", color="C3", label="threshold 0.5")
-    ax.set_xlabel("false positive rate")
-    ax.set_ylabel("true positive rate (recall)")
-    ax.set_title(f"ROC curve (positive class: {positive})")
-    precision, recall, _ = skm.precision_recall_curve(true, score)
-    ap = skm.average_precision_score(true, score)
+    box = {"xlim": (-0.02, 1.02), "ylim": (-0.02, 1.02)}
+    roc = Panel(f"ROC curve (positive class: {positive})", "false positive rate", "true positive rate (recall)", **box,
+                legend_at="lower right")
+    roc.add("line", pts["fpr"], pts["tpr"], label=f"model (AUC {auc:.3f})")
+    roc.add("line", [0, 1], [0, 1], label="random guess (AUC 0.5)", colour=GREY, dash=True)
+    roc.add("points", [op_fpr], [op_tpr], label="threshold 0.5", colour=PALETTE[3])
     base = float(np.mean(true == 1))
-    ax = axes[1]
-    ax.step(recall, precision, where="post", label=f"model (average precision {ap:.3f})")
-    ax.axhline(base, linestyle="--", color="grey", linewidth=1, label=f"random guess ({base:.3f})")
+    pr = Panel(f"precision-recall curve (positive class: {positive})", "recall", "precision", **box,
+               legend_at="lower left")
+    pr.add("step", pts["recall"][::-1], pts["precision"][::-1], label=f"model (average precision "
+                                                                      f"{pts['average_precision']:.3f})")
+    pr.add("hline", [0], [base], label=f"random guess ({base:.3f})", colour=GREY, dash=True)
     predicted = max(int(at.sum()), 1)
-    ax.plot([op_tpr], [float((at & (true == 1)).sum()) / predicted], "o", color="C3", label="threshold 0.5")
-    ax.set_xlabel("recall")
-    ax.set_ylabel("precision")
-    ax.set_title(f"precision-recall curve (positive class: {positive})")
-    for ax in axes:
-        ax.set_xlim(-0.02, 1.02)
-        ax.set_ylim(-0.02, 1.02)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8, loc="lower right" if ax is axes[0] else "lower left")
-    return save_figure(fig, path)
+    pr.add("points", [op_tpr], [float((at & (true == 1)).sum()) / predicted], label="threshold 0.5", colour=PALETTE[3])
+    return save_svg(figure([roc, pr]), path)
 
 
 def regression_columns(preds: pd.DataFrame) -> list[tuple[str, str]]:
@@ -109,26 +121,19 @@ def plot_regression(preds: pd.DataFrame, path: str | Path) -> Path:
     """Per target: predicted vs true (points on the dashed identity line are exact) and residuals
     (true - predicted) against the prediction: a trend or a funnel shape is error the model left."""
     pairs = regression_columns(preds)[:4]
-    fig, axes = plt.subplots(len(pairs), 2, figsize=(11, 4.4 * len(pairs)), squeeze=False)
-    for (tc, pc), (left, right) in zip(pairs, axes):
+    panels = []
+    for tc, pc in pairs:
         t, p = preds[tc].to_numpy(float), preds[pc].to_numpy(float)
-        name = tc[len("true_"):]
-        suffix = f" (target {name})" if len(pairs) > 1 else ""
-        left.scatter(t, p, s=10, alpha=0.6)
+        suffix = f" (target {tc[len('true_'):]})" if len(pairs) > 1 else ""
+        left = Panel("predicted vs true (test split)" + suffix, "true", "predicted")
+        left.add("points", t, p)
         lo, hi = float(min(t.min(), p.min())), float(max(t.max(), p.max()))
-        left.plot([lo, hi], [lo, hi], color="grey", linestyle="--", linewidth=1, label="predicted = true")
-        left.set_xlabel("true")
-        left.set_ylabel("predicted")
-        left.set_title("predicted vs true (test split)" + suffix)
-        left.legend(fontsize=8)
-        right.scatter(p, t - p, s=10, alpha=0.6)
-        right.axhline(0, color="grey", linestyle="--", linewidth=1)
-        right.set_xlabel("predicted")
-        right.set_ylabel("residual (true - predicted)")
-        right.set_title("residuals (test split)" + suffix)
-        for ax in (left, right):
-            ax.grid(alpha=0.3)
-    return save_figure(fig, path)
+        left.add("line", [lo, hi], [lo, hi], label="predicted = true", colour=GREY, dash=True)
+        right = Panel("residuals (test split)" + suffix, "predicted", "residual (true - predicted)", legend=False)
+        right.add("points", p, t - p)
+        right.add("hline", [0], [0], colour=GREY, dash=True)
+        panels += [left, right]
+    return save_svg(figure(panels, columns=2), path)
 
 
 def largest_errors(preds: pd.DataFrame, top: int = 10) -> pd.DataFrame:

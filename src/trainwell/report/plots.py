@@ -1,46 +1,34 @@
-"""The report's figures: training curves (loss, log-scale loss, metric — train vs validation) and the
-doctor's figures (learning rate, gradient flow, activation statistics, confusion matrix, predictions)."""
+"""The report's figures as SVG (report/svg.py): training curves (loss, log-scale loss, metric — train vs
+validation) and the doctor's figures (learning rate, gradient flow, activation statistics, confusion matrix).
+
+Each ``plot_*`` writes one ``.svg`` file and returns its path; report/html.py embeds it."""
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.cm import ScalarMappable  # noqa: E402
-from matplotlib.colors import Normalize  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
+from trainwell.core.io import atomic_write
+from trainwell.report.svg import GREY, PALETTE, Panel, Series, figure, heatmap, viridis
 
-from trainwell.core.io import atomic_write  # noqa: E402
+MAX_LEGEND = 12          # more layers than this: a colour bar names them instead of a legend
 
 
 def plot_curves(history: pd.DataFrame, metric: str, path: str | Path, best_epoch: int | None = None) -> Path:
-    """Write the three-panel figure to ``path`` (PNG) and return the path."""
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    """Write the three-panel figure to ``path`` (SVG) and return the path."""
     epochs = history["epoch"]
-    for ax, title, log in ((axes[0], "loss", False), (axes[1], "loss (log scale)", True)):
-        ax.plot(epochs, history["train_loss"], label="train")
-        ax.plot(epochs, history["val_loss"], label="validation")
-        if log:
-            ax.set_yscale("log")
-        ax.set_title(title)
-        ax.set_xlabel("epoch")
-    ax = axes[2]
-    ax.plot(epochs, history[f"train_{metric}"], label="train")
-    ax.plot(epochs, history[f"val_{metric}"], label="validation")
-    ax.set_title(metric)
-    ax.set_xlabel("epoch")
-    for ax in axes:
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    panels = []
+    for title, log, key in (("loss", False, "loss"), ("loss (log scale)", True, "loss"), (metric, False, metric)):
+        p = Panel(title, xlabel="epoch", ylog=log, integer_x=True,    # losses fall, accuracy and R^2 rise
+                  legend_at="upper right" if key == "loss" else "lower right")
+        p.add("line", epochs, history[f"train_{key}"], label="train", colour=PALETTE[0])
+        p.add("line", epochs, history[f"val_{key}"], label="validation", colour=PALETTE[1])
         if best_epoch and best_epoch > 0:
-            ax.axvline(best_epoch, color="grey", linestyle=":", linewidth=1, label=f"best epoch {best_epoch}")
-        ax.grid(alpha=0.3)
-        ax.legend()
-    return save_figure(fig, path)
+            p.add("vline", [best_epoch], [0], label=f"best epoch {best_epoch}", colour=GREY)
+        panels.append(p)
+    return save_svg(figure(panels), path, sync=True)       # curves.svg is sealed in model.json
 
 
 # -- the doctor's figures (report.html) ------------------------------------------
@@ -60,76 +48,42 @@ def lr_is_constant(history: pd.DataFrame) -> bool:
 
 def plot_lr(history: pd.DataFrame, path: str | Path) -> Path:
     """Learning rate over the epochs (log scale when it spans more than a factor 10)."""
-    fig, ax = plt.subplots(figsize=(6, 3.2))
-    ax.plot(history["epoch"], history["lr"], marker="." if len(history) < 40 else None)
     lr = history["lr"][history["lr"] > 0]
-    if len(lr) and lr.max() / lr.min() > 10:
-        ax.set_yscale("log")
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("learning rate")
-    ax.set_title("learning rate over time")
-    ax.grid(alpha=0.3)
-    return save_figure(fig, path)
-
-
-def _layer_colours(fig, ax, n: int):
-    """One colour per layer from viridis; beyond a readable legend (12 layers) a colour bar names them."""
-    cmap = plt.get_cmap("viridis")
-    colour = [cmap(k / max(n - 1, 1)) for k in range(n)]
-    if n > 12:
-        sm = ScalarMappable(norm=Normalize(0.5, n + 0.5), cmap=cmap)
-        bar = fig.colorbar(sm, ax=ax, pad=0.01)
-        bar.set_label("layer (1 = input side)")
-        bar.locator = MaxNLocator(integer=True)
-        bar.update_ticks()
-    return colour
+    p = Panel("learning rate over time", xlabel="epoch", ylabel="learning rate", integer_x=True, legend=False,
+              ylog=bool(len(lr) and lr.max() / lr.min() > 10))
+    p.add("line", history["epoch"], history["lr"], marker=len(history) < 40)
+    return save_svg(figure([p]), path)
 
 
 def plot_gradient_flow(diag: pd.DataFrame, path: str | Path) -> Path:
     """Left: per-layer weight-gradient norm over the epochs. Right: back-propagated gradient by layer."""
-    fig, axes = plt.subplots(1, 2, figsize=(13, 4.2))
-    ax = axes[0]
     layers = diag.drop_duplicates("index").sort_values("index")
     names = [layer_label(str(n)) for n in layers["layer"]]
-    colours = _layer_colours(fig, ax, len(layers))
+    n = len(layers)
+    left = Panel("gradient flow: per-layer gradient norm over epochs", xlabel="epoch (0 = first step)",
+                 ylabel="weight-gradient L2 norm", ylog=True, integer_x=True, legend=n <= MAX_LEGEND,
+                 colourbar=(n, "layer (1 = input side)") if n > MAX_LEGEND else None)
     for k, idx in enumerate(layers["index"]):
         d = diag[diag["index"] == idx].sort_values("epoch")
-        ax.plot(d["epoch"], d["grad_norm"].clip(lower=1e-30), color=colours[k], label=names[k])
-    ax.set_yscale("log")
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_xlabel("epoch (0 = first step)")
-    ax.set_ylabel("weight-gradient L2 norm")
-    ax.set_title("gradient flow: per-layer gradient norm over epochs")
-    ax.grid(alpha=0.3)
-    if len(layers) <= 12:
-        ax.legend(fontsize=7)
-    ax = axes[1]
+        left.add("line", d["epoch"], d["grad_norm"].clip(lower=1e-30), label=names[k], colour=viridis(k / max(n - 1, 1)))
     stat = "out_grad_rms" if "out_grad_rms" in diag and diag["out_grad_rms"].notna().any() else "grad_norm"
+    right = _layer_panel("back-propagated gradient by layer", names,
+                         "RMS of dLoss/d(layer output)" if stat == "out_grad_rms" else stat, ylog=True)
     epochs = sorted(diag["epoch"].unique())
     pos = {idx: k + 1 for k, idx in enumerate(layers["index"])}
-    for e, style in ((epochs[0], "o-"), (epochs[-1], "s--")):
+    for e, colour, dash in ((epochs[0], PALETTE[0], False), (epochs[-1], PALETTE[1], True)):
         d = diag[diag["epoch"] == e].sort_values("index")
-        ax.plot(d["index"].map(pos), np.maximum(d[stat].to_numpy(dtype=float), 1e-30), style, label=f"epoch {e}")
-    ax.set_yscale("log")
-    _layer_axis(ax, names)
-    ax.set_ylabel("RMS of dLoss/d(layer output)" if stat == "out_grad_rms" else stat)
-    ax.set_title("back-propagated gradient by layer")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    return save_figure(fig, path)
+        right.add("line", d["index"].map(pos), np.maximum(d[stat].to_numpy(dtype=float), 1e-30), label=f"epoch {e}",
+                  colour=colour, dash=dash, marker=True)
+    return save_svg(figure([left, right]), path)
 
 
-def _layer_axis(ax, names: list[str]) -> None:
+def _layer_panel(title: str, names: list[str], ylabel: str, ylog: bool = False) -> Panel:
     """Layers as categories at 1..L: named when few enough to read, else integer positions."""
-    n = len(names)
-    ax.set_xlim(0.5, n + 0.5)
-    if n <= 12:
-        ax.set_xticks(range(1, n + 1), names, rotation=30 if n > 6 else 0)
-        ax.set_xlabel("layer (input side on the left)")
-    else:
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_xlabel("layer (1 = input side)")
+    if len(names) <= MAX_LEGEND:
+        return Panel(title, xlabel="layer (input side on the left)", ylabel=ylabel, ylog=ylog, xcats=names)
+    return Panel(title, xlabel="layer (1 = input side)", ylabel=ylabel, ylog=ylog, integer_x=True,
+                 xlim=(0.5, len(names) + 0.5))
 
 
 def nothing_dead(diag: pd.DataFrame) -> bool:
@@ -142,44 +96,36 @@ def plot_activation_stats(diag: pd.DataFrame, path: str | Path) -> Path:
     """Activation mean +- std by layer (first and last epoch); dead and saturated shares over epochs
     (that panel is left out when no unit was ever dead or saturated: the report says so in a sentence)."""
     d = diag.dropna(subset=["act_mean"])
-    show_dead = not nothing_dead(d)
-    fig, axes = plt.subplots(1, 2 if show_dead else 1, figsize=(13 if show_dead else 6.5, 4.2), squeeze=False)
-    ax = axes[0][0]
     epochs = sorted(d["epoch"].unique()) if not d.empty else []
     order = sorted(d["index"].unique())
     names = [layer_label(str(d[d["index"] == i]["layer"].iloc[0])) for i in order]
     pos = {idx: k + 1 for k, idx in enumerate(order)}
-    for e, off in ((epochs[0], -0.1), (epochs[-1], 0.1)) if epochs else ():
+    p = _layer_panel("activation statistics by layer", names, "activation mean +- std")
+    p.legend = bool(epochs)
+    for (e, off), colour in zip(((epochs[0], -0.1), (epochs[-1], 0.1)) if epochs else (), PALETTE):
         x = d[d["epoch"] == e].sort_values("index")
-        ax.errorbar(x["index"].map(pos) + off, x["act_mean"], yerr=x["act_std"], fmt="o", capsize=3,
-                    label=f"epoch {e}")
-    _layer_axis(ax, names)
-    ax.set_ylabel("activation mean +- std")
-    ax.set_title("activation statistics by layer")
-    ax.grid(alpha=0.3)
-    if epochs:
-        ax.legend(fontsize=8)
-    if show_dead:
-        _dead_panel(axes[0][1], d, order, names)
-    return save_figure(fig, path)
+        p.series.append(_errorbar(x["index"].map(pos) + off, x["act_mean"], x["act_std"], f"epoch {e}", colour))
+    panels = [p] + ([_dead_panel(d, order, names)] if not nothing_dead(d) else [])
+    return save_svg(figure(panels), path)
 
 
-def _dead_panel(ax, d: pd.DataFrame, order: list, names: list[str]) -> None:
-    for idx, name in zip(order, names):
+def _errorbar(x, y, err, label: str, colour: str) -> Series:
+    return Series("errorbar", [float(v) for v in x], [float(v) for v in y], label=label, colour=colour,
+                  err=[float(v) for v in err])
+
+
+def _dead_panel(d: pd.DataFrame, order: list, names: list[str]) -> Panel:
+    p = Panel("dead ReLU units / saturated sigmoid-tanh outputs", xlabel="epoch (0 = first step)",
+              ylabel="share of units", ylim=(-0.02, 1.02), integer_x=True)
+    for k, (idx, name) in enumerate(zip(order, names)):
         x = d[d["index"] == idx].sort_values("epoch")
+        colour = PALETTE[k % len(PALETTE)]
         if x["dead_frac"].max() > 0:
-            ax.plot(x["epoch"], x["dead_frac"], label=f"dead {name}")
+            p.add("line", x["epoch"], x["dead_frac"], label=f"dead {name}", colour=colour)
         if x["saturated_frac"].max() > 0:
-            ax.plot(x["epoch"], x["saturated_frac"], linestyle="--", label=f"saturated {name}")
-    ax.set_ylim(-0.02, 1.02)
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_xlabel("epoch (0 = first step)")
-    ax.set_ylabel("share of units")
-    ax.set_title("dead ReLU units / saturated sigmoid-tanh outputs")
-    ax.grid(alpha=0.3)
-    handles, _ = ax.get_legend_handles_labels()
-    if 0 < len(handles) <= 12:
-        ax.legend(fontsize=7)
+            p.add("line", x["epoch"], x["saturated_frac"], label=f"saturated {name}", colour=colour, dash=True)
+    p.legend = 0 < sum(1 for s in p.series if s.label) <= MAX_LEGEND
+    return p
 
 
 def plot_confusion(preds: pd.DataFrame, classes: list[str] | None, path: str | Path) -> Path:
@@ -188,26 +134,10 @@ def plot_confusion(preds: pd.DataFrame, classes: list[str] | None, path: str | P
     k = max(k, len(classes or []))
     cm = np.zeros((k, k), dtype=int)
     np.add.at(cm, (preds["true"].to_numpy(int), preds["pred"].to_numpy(int)), 1)
-    fig, ax = plt.subplots(figsize=(min(max(3 + 0.55 * k, 4.5), 9), min(max(2.5 + 0.5 * k, 3.8), 8)))
-    ax.imshow(cm, cmap="Blues")
     labels = classes if classes and len(classes) == k else [str(i) for i in range(k)]
-    ax.set_xticks(range(k), labels, rotation=45 if k > 6 else 0)
-    ax.set_yticks(range(k), labels)
-    for i in range(k):
-        for j in range(k):
-            if cm[i, j]:
-                ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=8,
-                        color="white" if cm[i, j] > cm.max() / 2 else "black")
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    ax.set_title("confusion matrix (test split)")
-    return save_figure(fig, path)
+    return save_svg(heatmap(cm.tolist(), labels, "confusion matrix (test split)", "predicted", "true"), path)
 
 
-def save_figure(fig, path: str | Path) -> Path:
-    """Lay out, write the PNG, free the figure (matplotlib keeps figures alive until closed)."""
-    fig.tight_layout()
-    path = Path(path)
-    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100))   # a run's files: core/io.py
-    plt.close(fig)
-    return path
+def save_svg(text: str, path: str | Path, sync: bool = False) -> Path:
+    """Write one figure; no fsync unless asked (a report figure is regenerated from the sealed files)."""
+    return atomic_write(Path(path), text, sync=sync)
