@@ -11,6 +11,7 @@ machine's load average is recorded before and after. A second part times ``train
 peers on 1,000 to 1,000,000 synthetic rows (20 columns) once each: how the cost grows with the rows.
 
 Run:  bench/.venv/bin/python bench/end_to_end.py [--quick] [--repeats 3] [--max-rows 1000000]
+      (from a git worktree without .venv: TW_VENV=MAIN/.venv PYTHONPATH=$PWD/src, same command)
 Writes bench/results/end_to_end.json and docs/images/end_to_end_scaling.png; prints ratios.
 """
 from __future__ import annotations
@@ -29,8 +30,11 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-TW_BIN = ROOT / ".venv" / "bin" / "trainwell"          # the product, in its own environment
-TW_PY = ROOT / ".venv" / "bin" / "python"
+# the product, in its own environment: ROOT/.venv, or TW_VENV (a git worktree without its own venv:
+# TW_VENV=/path/to/main/.venv PYTHONPATH=$PWD/src, which the child processes inherit)
+TW_VENV = Path(os.environ.get("TW_VENV", ROOT / ".venv"))
+TW_BIN = TW_VENV / "bin" / "trainwell"
+TW_PY = TW_VENV / "bin" / "python"
 PEER_PY = Path(sys.executable)                         # bench/.venv: scikit-learn, LightGBM
 JOB = ROOT / "bench" / "_e2e_job.py"
 OUT = ROOT / "bench" / "results" / "end_to_end.json"
@@ -241,7 +245,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="iris, digits and 10,000 rows; 1 round; scaling to 10,000")
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--max-rows", type=int, default=1_000_000)
+    ap.add_argument("--max-rows", type=int, default=None, help="largest table of the scaling part "
+                    "(default 1,000,000; with --quick 10,000)")
     ap.add_argument("--timeout", type=float, default=1800)
     ap.add_argument("--no-scaling", action="store_true")
     ap.add_argument("--markdown", action="store_true", help="print the tables of an earlier run's JSON and exit")
@@ -257,7 +262,8 @@ def main() -> None:
     print(f"load average {load_before[0]:.2f}; {repeats} round(s); folder {folder}", flush=True)
     startup = start_up(5, folder)
     results = run_jobs(jobs(datasets, grid=True), repeats, folder, args.timeout)
-    rows = [r for r in (1_000, 10_000, 100_000, 1_000_000) if r <= (10_000 if args.quick else args.max_rows)]
+    max_rows = args.max_rows or (10_000 if args.quick else 1_000_000)
+    rows = [r for r in (1_000, 10_000, 100_000, 1_000_000) if r <= max_rows]
     scale = {} if args.no_scaling else scaling(rows, folder, args.timeout)
     report = {"when": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()), "cores": os.cpu_count(),
               "load_average_before": load_before, "load_average_after": os.getloadavg(),

@@ -177,7 +177,9 @@ def _axes(f: _Frame) -> str:
 def _series(f: _Frame, s: Series) -> str:
     """One series as SVG elements (points outside a log axis's domain are left out)."""
     dash = ' stroke-dasharray="5,3"' if s.dash else ""
-    ok = [(x, y) for x, y in zip(s.x, s.y) if _finite([x], f.p.xlog) and _finite([y], f.p.ylog)]
+    xlog, ylog = f.p.xlog, f.p.ylog
+    ok = [(x, y) for x, y in zip(s.x, s.y)
+          if math.isfinite(x) and math.isfinite(y) and (x > 0 or not xlog) and (y > 0 or not ylog)]
     if s.kind in ("line", "step"):
         pts = ok if s.kind == "line" else [q for a, b in zip(ok, ok[1:]) for q in (a, (b[0], a[1]))] + ok[-1:]
         path = " ".join(f"{f.px(x):.1f},{f.py(y):.1f}" for x, y in pts)
