@@ -28,7 +28,7 @@ from trainwell.run import Run, _json_safe
 from trainwell.spec import Spec
 from trainwell.train.batch_size import resolve_batch
 from trainwell.train.checkpoint import write_spec_atomically
-from trainwell.train.loop import EVAL_CHUNK, Tensors
+from trainwell.train.loop import Tensors, evaluate_tensors
 from trainwell.train.population import MemberResult, batch_size, one_network, train_population, unsupported
 from trainwell.train.population_resume import PopulationCheckpoints, mark
 
@@ -70,18 +70,17 @@ def member_run(result: MemberResult, prep: Prepared, device: torch.device, secon
     return run
 
 
-@torch.no_grad()
 def _quick_metrics(run: Run, data: Tensors) -> dict:
-    out = {}
+    """Per split, the loss and the head's metric, as the loop scores an epoch (train/loop.py)."""
     run.model.eval()
+    out: dict[str, dict] = {}
     for split, (X, y) in {"train": (data.X_train, data.y_train), "val": (data.X_val, data.y_val),
                           "test": (data.X_test, data.y_test)}.items():
         if X.shape[0] == 0:
             out[split] = {}
             continue
-        logits = torch.cat([run.model(X[i:i + EVAL_CHUNK]).float() for i in range(0, X.shape[0], EVAL_CHUNK)])
-        terms = run.head.metric_terms(logits, y).cpu().numpy()
-        out[split] = {run.head.metric: run.head.metric_value(terms), "loss": float(run.head.loss_fn(logits, y))}
+        loss, metric = evaluate_tensors(run.model, run.head, X, y)
+        out[split] = {run.head.metric: metric, "loss": loss}
     return out
 
 
