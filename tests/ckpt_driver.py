@@ -8,8 +8,13 @@ forking. Usage::
     python tests/ckpt_driver.py PLAN.json
 
 PLAN: {"sets": [...], "data": "digits", "ensemble": P, "reference": DIR, "run": DIR, "min_interval": S, "max_cost": F,
-       "attempts": [{"fault": "kill@step=3"} | {"kill_when": "checkpoints/step-60"} | {}, ...]}
-The first attempt starts the run, later ones resume it. ``fault`` sets
+       "attempts": [{"fault": "kill@step=3"} | {"kill_when": "checkpoints/step-60"} | {"load": true} | {}, ...],
+       "runs": [{"run": DIR, "attempts": [...]}, ...]}
+The first attempt starts the run, later ones resume it (``"fresh": true``: start it again instead).
+``load`` loads the run directory (``trainwell.load``) in a child and compares it with the reference:
+exit 0 when it loads and holds the reference's weights, history and scores, 2 when it is refused
+with a UserError, 4 when it loads something else. ``runs``: more runs, each with its own attempts,
+after the first one (one import of trainwell for all; results under "runs"). ``fault`` sets
 TRAINWELL_FAULT in the child (the child kills itself at that exact moment);
 ``kill_when`` SIGKILLs the child from outside as soon as that path appears under
 the run directory (or a new one replaces it), an event, not a time: for a numbered checkpoint
@@ -68,6 +73,33 @@ def _child(plan: dict, out: str, resume: bool, fault: str | None) -> None:
         os._exit(code)
 
 
+def _load_child(plan: dict, out: str) -> None:
+    """Exit 0: ``out`` loads and equals the reference run; 2: refused (UserError); 4: loads, but differs."""
+    import torch
+
+    import trainwell
+    code = 0
+    try:
+        torch.set_num_threads(1)
+        got, ref = trainwell.load(out), trainwell.load(plan["reference"])
+        a, b = got.model.state_dict(), ref.model.state_dict()
+        same = a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+        same = same and got.history.drop(columns="seconds").equals(ref.history.drop(columns="seconds"))
+        same = same and all(got.metrics.get(k) == ref.metrics.get(k) for k in ("train", "val", "test", "best_epoch"))
+        code = 0 if same else 4
+    except trainwell.UserError as exc:
+        print(f"UserError: {exc}", file=sys.stderr)
+        code = 2
+    except BaseException:  # noqa: BLE001
+        import traceback
+        traceback.print_exc()
+        code = 3
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+
+
 def _inode(run: str, event: str) -> int | None:
     try:
         return os.stat(Path(run) / event).st_ino
@@ -91,11 +123,14 @@ def _happened(run: str, event: str, before: int | None) -> bool:
                for n in names)
 
 
-def _spawn(plan: dict, out: str, resume: bool, fault: str | None, kill_when: str | None) -> tuple[str, float, bool]:
+def _spawn(plan: dict, out: str, resume: bool, fault: str | None, kill_when: str | None,
+           load: bool = False) -> tuple[str, float, bool]:
     t0 = time.perf_counter()
     before = _inode(out, kill_when) if kill_when is not None else None
     pid = os.fork()
     if pid == 0:
+        if load:
+            _load_child(plan, out)
         _child(plan, out, resume, fault)
     seen = False
     if kill_when is not None:
@@ -128,13 +163,22 @@ def main() -> None:
             importlib.import_module(name)
         except ImportError:
             pass
-    result: dict = {"attempts": []}
+    result: dict = {}
     if plan.get("reference"):
         result["reference"], result["reference_seconds"], _ = _spawn(plan, plan["reference"], False, None, None)
-    for i, attempt in enumerate(plan["attempts"]):
-        how, secs, seen = _spawn(plan, plan["run"], i > 0, attempt.get("fault"), attempt.get("kill_when"))
-        result["attempts"].append({"plan": attempt, "ended": how, "seconds": round(secs, 3), "seen": seen})
+    result["attempts"] = _attempts(plan, plan["run"], plan["attempts"])
+    result["runs"] = [_attempts(plan, more["run"], more["attempts"]) for more in plan.get("runs", [])]
     print(json.dumps(result))
+
+
+def _attempts(plan: dict, run: str, attempts: list[dict]) -> list[dict]:
+    done = []
+    for i, attempt in enumerate(attempts):
+        resume = i > 0 and not attempt.get("fresh")
+        how, secs, seen = _spawn(plan, run, resume, attempt.get("fault"), attempt.get("kill_when"),
+                                 attempt.get("load", False))
+        done.append({"plan": attempt, "ended": how, "seconds": round(secs, 3), "seen": seen})
+    return done
 
 
 if __name__ == "__main__":

@@ -22,8 +22,8 @@ from typer.testing import CliRunner
 import trainwell as tw
 from trainwell.cli import app
 from trainwell.core.io import atomic_write
-from trainwell.core.manifest import _canonical
-from trainwell.core.rundir import LOCK
+from trainwell.run.manifest import _canonical
+from trainwell.run.rundir import LOCK
 from trainwell.errors import UserError
 
 sys.path.insert(0, str(Path(__file__).parent))

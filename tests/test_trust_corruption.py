@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from trainwell.cli import app
-from trainwell.core.manifest import _canonical
+from trainwell.run.manifest import _canonical
 
 EXAMPLES = 200
 COMMANDS = {

@@ -18,9 +18,9 @@ import torch
 from rich.console import Console
 from rich.table import Table as RichTable
 
-from trainwell.data.columns import refuse_beyond_float32
-from trainwell.core.rundir import claims_run_dir, next_run_dir
+from trainwell.core.io import json_safe
 from trainwell.core.seeding import seed_everything
+from trainwell.data.columns import refuse_beyond_float32
 from trainwell.data.pipeline import Prepared, prepare
 from trainwell.data.validation import join_validation, mark_validation
 from trainwell.data.weights import add_class_weight, weighted_accuracy, with_weight_column
@@ -32,7 +32,8 @@ from trainwell.nn.init import resolve_init
 from trainwell.nn.models import auto_hidden, build_model, count_parameters, default_hidden, initialize
 from trainwell.optim.optimizers import make_optimizer
 from trainwell.optim.schedules import make_schedule
-from trainwell.run import Run, _json_safe
+from trainwell.run import Run
+from trainwell.run.rundir import claims_run_dir, next_run_dir
 from trainwell.spec import Spec
 from trainwell.train.batch_size import resolve_batch
 from trainwell.train.memory import check_memory
@@ -222,7 +223,7 @@ def training_rows(prep: Prepared) -> int:
 
 
 def new_run_dir(name: str, root: str | Path = "runs", create: bool = True) -> Path:
-    """``runs/NAME``, then ``runs/NAME-2``, ... (core/rundir.py), created empty; ``create=False``: only the name."""
+    """``runs/NAME``, then ``runs/NAME-2``, ... (run/rundir.py), created empty; ``create=False``: only the name."""
     return next_run_dir(name, root) if create else Path(root) / name
 
 
@@ -397,7 +398,7 @@ def fit(data: str | dict | None = None, X: Any = None, y: Any = None, spec: Spec
     """
     data, X, y = arrays_first(data, X, y)
     if resume is not None:   # the saved spec, the same folder; arrays-trained runs pass X, y again
-        from trainwell.train.checkpoint import resume_spec, trust_resumed_module
+        from trainwell.run.resume import resume_spec, trust_resumed_module
         spec, out = resume_spec(resume, data, spec, sets, overrides), resume
         data, sets = None, None
         from trainwell.train.population_resume import saved_members   # lazy: only a resumed run reads the marker
@@ -464,7 +465,7 @@ def fit(data: str | dict | None = None, X: Any = None, y: Any = None, spec: Spec
     monitor, doctor_callbacks = make_callbacks(spec)      # babysitting monitors (+ TensorBoard)
     tracker = tracker_for(spec, prep.name) if dist.rank == 0 else None   # track.mlflow (track/mlflow.py)
     callbacks = [*(callbacks or []), *doctor_callbacks, *([tracker] if tracker else [])]
-    from trainwell.train.checkpoint import make_checkpointer   # saves, resumes, signals, NaN rollback
+    from trainwell.run.resume import make_checkpointer   # saves, resumes, signals, NaN rollback
     ckpt = dist.checkpointer(make_checkpointer, state, run_dir if save else None, arch, prep.pre, console,
                              resume=resume is not None)
     t0 = time.perf_counter()
@@ -549,4 +550,4 @@ def summary_table(metrics: dict) -> RichTable:
 
 
 def dump_json(obj: Any) -> str:
-    return json.dumps(_json_safe(obj), indent=2)
+    return json.dumps(json_safe(obj), indent=2)

@@ -111,7 +111,7 @@ def evaluate(
     try:
         run = load(run_dir, checkpoint=checkpoint, trust_module=trust_module)
         if data is None and checkpoint is not None:
-            from trainwell.train.checkpoint import score_test_split
+            from trainwell.run.loading import score_test_split
             scores = score_test_split(run)
             source = f"the run's held-out test split (checkpoint {run.checkpoint})"
         elif data is None:
@@ -159,7 +159,7 @@ def predict(
     import numpy as np    # imported on use: `trainwell --help` stays fast (docs/performance.md)
     import pandas as pd   # imported on use: `trainwell --help` stays fast
     from trainwell.core.io import atomic_write
-    from trainwell.core.rundir import guard_output
+    from trainwell.run.rundir import guard_output
     from trainwell.run import load
     try:
         guard_output(out_file, data, run_dir=run_dir)
@@ -191,7 +191,7 @@ def _predict_exported(model: Optional[Path], data: str, out_file: Path, proba: b
                             "or an exported model: trainwell predict --onnx model.onnx new.csv.")
         from trainwell.export import Session   # onnxruntime loads only here
         from trainwell.export.runtime import decode
-        from trainwell.core.rundir import guard_output
+        from trainwell.run.rundir import guard_output
         guard_output(out_file, data, model=model)   # never over the model or the data
         session = Session(model)
         outputs = session.run(data)
@@ -245,7 +245,7 @@ def encode(
     """Bottleneck codes of an autoencoder for new inputs, one row per input, written as CSV."""
     import pandas as pd   # imported on use: `trainwell --help` stays fast (docs/performance.md)
     from trainwell.core.io import atomic_write
-    from trainwell.core.rundir import guard_output
+    from trainwell.run.rundir import guard_output
     from trainwell.run import load
     try:
         guard_output(out_file, data, run_dir=run_dir)

@@ -20,14 +20,13 @@ import torch
 from rich.console import Console
 
 from trainwell.api import load_prepared, new_run_dir, resolve_architecture, resolve_device, split_metrics, summary_table
-from trainwell.core.io import atomic_write
+from trainwell.core.io import atomic_write, json_safe
 from trainwell.data.pipeline import Prepared
 from trainwell.errors import UserError
 from trainwell.nn.ensemble import Ensemble
-from trainwell.run import Run, _json_safe
+from trainwell.run import Run
 from trainwell.spec import Spec
 from trainwell.train.batch_size import resolve_batch
-from trainwell.train.checkpoint import write_spec_atomically
 from trainwell.train.loop import Tensors, evaluate_tensors
 from trainwell.train.population import MemberResult, batch_size, one_network, train_population, unsupported
 from trainwell.train.population_resume import PopulationCheckpoints, mark
@@ -142,7 +141,7 @@ def fit_ensemble_run(spec: Spec, members: int, X=None, y=None, *, out=None, save
     checkpoints = None
     if d is not None:                   # spec.yaml and the member count first: a killed run can be resumed
         mark(d, members)
-        write_spec_atomically(spec, d / "spec.yaml")
+        spec.to_yaml(d / "spec.yaml")      # atomically (core/io.py)
         checkpoints = PopulationCheckpoints(d, spec, resume=resume)
     run, member_runs = fit_ensemble(spec, members, X, y, checkpoints=checkpoints)
     console.print(f"[dim]·[/dim] deep ensemble: {members} members (seeds {spec.train.seed}..{spec.train.seed + members - 1})"
@@ -152,7 +151,7 @@ def fit_ensemble_run(spec: Spec, members: int, X=None, y=None, *, out=None, save
         d.mkdir(parents=True, exist_ok=True)
         run.spec.to_yaml(d / "spec.yaml")
         atomic_write(d / "history.csv", run.history.to_csv(index=False))
-        atomic_write(d / "metrics.json", json.dumps(_json_safe(run.metrics), indent=2))
+        atomic_write(d / "metrics.json", json.dumps(json_safe(run.metrics), indent=2))
         for i, m in enumerate(member_runs):
             m.save(d / "members" / f"{i:02d}")
         run.directory = d

@@ -18,6 +18,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from trainwell.core import faults
 from trainwell.errors import UserError
 
 
@@ -35,6 +36,11 @@ def temp_path(path: Path) -> Path:
     return path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
 
 
+def is_temp(name: str) -> bool:
+    """``name`` is a :func:`temp_path` left by a process killed while writing (never read as data)."""
+    return name.startswith(".") and len(name) > 13 and name[-13:-8] == ".tmp-"
+
+
 def atomic_write(path: str | Path, content: bytes | str | Callable[[Path], Any], *, sync: bool = True) -> Path:
     """Write ``content`` (bytes, text or ``write(tmp_path)``) to ``path`` atomically; returns ``path``.
 
@@ -43,11 +49,14 @@ def atomic_write(path: str | Path, content: bytes | str | Callable[[Path], Any],
     """
     path = Path(path)
     tmp = temp_path(path)
+    crash_test = faults.current()       # None unless TRAINWELL_FAULT is set (core/faults.py)
     try:
         if callable(content):
             content(tmp)
         else:
             tmp.write_bytes(content.encode() if isinstance(content, str) else content)
+        if crash_test is not None:      # kill@write=NAME: die with this file half written
+            crash_test.torn_write(tmp, path.name)
         if sync:
             fsync_path(tmp)
         os.replace(tmp, path)

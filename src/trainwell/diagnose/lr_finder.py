@@ -32,6 +32,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from trainwell.core.io import atomic_write
 from trainwell.errors import UserError, check_range
 
 
@@ -197,9 +198,9 @@ def lr_find(data: str | None = None, X: Any = None, y: Any = None, spec: Any = N
         d = Path(out)
         d.mkdir(parents=True, exist_ok=True)
         result.plot = plot_lr_find(result, d / "lr_find.png")
-        pd.DataFrame({"lr": result.lrs, "loss": result.losses, "smoothed": result.smoothed}).to_csv(
-            d / "lr_find.csv", index=False)
-        (d / "lr_find.json").write_text(json.dumps({**result.to_json(), "optimizer": spec.optim.name}, indent=2))
+        atomic_write(d / "lr_find.csv", pd.DataFrame({"lr": result.lrs, "loss": result.losses,
+                                                      "smoothed": result.smoothed}).to_csv(index=False))
+        atomic_write(d / "lr_find.json", json.dumps({**result.to_json(), "optimizer": spec.optim.name}, indent=2))
     if verbose:
         c = Console(highlight=False)
         c.print(f"[dim]·[/dim] lr range test: {len(result.lrs)} steps of {spec.optim.name}, lr {start_lr:g} -> "

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from trainwell.core.io import atomic_write
 from trainwell.errors import UserError
 from trainwell.export.graph import Pipeline
 from trainwell.export.runtime import FORMAT, sidecar_path
@@ -105,5 +106,5 @@ def write_torch_export(module: Pipeline, meta: dict, path: Path) -> torch.export
 
 def write_sidecar(meta: dict, path: Path) -> Path:
     side = sidecar_path(path)
-    side.write_text(json.dumps(meta, indent=1))
+    atomic_write(side, json.dumps(meta, indent=1))      # never half a description (core/io.py)
     return side

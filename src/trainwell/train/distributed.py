@@ -28,6 +28,8 @@ from typing import Any, Callable
 import torch
 
 from trainwell.errors import UserError
+from trainwell.train.checkpoint import Checkpointer, CheckpointStore
+from trainwell.train.checkpoint.capture import restore
 
 
 def in_torchrun() -> bool:
@@ -118,7 +120,6 @@ class Distributed:
         if not self.active:
             return make(state, run_dir, arch, pre, console, resume=resume)
         import torch.distributed as td
-        from trainwell.train.checkpoint import Checkpointer, CheckpointStore, restore
         ckpt = make(state, run_dir, arch, pre, console, resume=resume) if self.rank == 0 else None
         box = [ckpt.resumed_from if ckpt is not None else None]
         td.barrier()

@@ -1,7 +1,7 @@
 """Population training that resumes exactly after a kill (``fit(ensemble=P)``, train/population.py's loop).
 
 At the end of every epoch the loop's whole state goes to ``RUN/checkpoints`` through the checkpoint store of
-train/checkpoint.py (atomic, checksummed, the same fault-injection points): the active members' stacked
+train/checkpoint/ (atomic, checksummed, the same fault-injection points): the active members' stacked
 weights and optimizer moments, the optimizer's step count and per-member hyperparameters, every member's
 batch-order and dropout generators, histories, early-stopping state, best weights, and the final weights
 of the members already stopped. Resuming rebuilds the population as at its start, takes the stopped members

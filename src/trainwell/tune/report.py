@@ -20,6 +20,7 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from trainwell.core.io import atomic_write  # noqa: E402
 from trainwell.report.html import CSS  # noqa: E402
 
 if TYPE_CHECKING:
@@ -190,7 +191,7 @@ def write_study_html(study: Any, space: "Space", frame: pd.DataFrame, result: "T
     parts.append(f"<h2>Search space</h2><ul>{space_rows}</ul>")
     page = (f"<!doctype html><html><head><meta charset='utf-8'><title>trainwell study — "
             f"{html.escape(study.study_name)}</title><style>{CSS}{TABLE_CSS}</style></head><body>{''.join(parts)}</body></html>")
-    path.write_text(page)
+    atomic_write(path, page)
     return path
 
 

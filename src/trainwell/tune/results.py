@@ -15,6 +15,7 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table as RichTable
 
+from trainwell.core.io import atomic_write
 from trainwell.tune.space import Space
 from trainwell.tune.study_check import tie_warning
 from trainwell.tune.trials import short
@@ -94,7 +95,7 @@ def summarize(study: Any, space: Space, directory: Path, objective: str, verbose
         keys = [t.user_attrs["objective"] for t in study.get_trials(deepcopy=False) if "objective" in t.user_attrs]
         objective = keys[0] if keys else "value"
     frame = trials_frame(study, space, objective)
-    frame.to_csv(directory / "trials.csv", index=False)
+    atomic_write(directory / "trials.csv", frame.to_csv(index=False))
     result = TuneResult(study=study, directory=directory, space=space, objective=objective,
                         direction=direction_of(objective), trials=frame)
     complete = frame[frame["state"] == "complete"] if not frame.empty else frame
@@ -110,8 +111,8 @@ def summarize(study: Any, space: Space, directory: Path, objective: str, verbose
             result.test = json.loads(metrics_file.read_text()).get("test", {}) or {}
             spec_file = result.best_run_dir / "spec.yaml"
             if spec_file.exists():
-                (directory / "best_spec.yaml").write_text(spec_file.read_text())
-        (directory / "best.json").write_text(json.dumps(
+                atomic_write(directory / "best_spec.yaml", spec_file.read_bytes())
+        atomic_write(directory / "best.json", json.dumps(
             {"trial": result.best_trial, objective: result.best_value, "params": result.best_params,
              "run_dir": str(result.best_run_dir), "test": {k: v for k, v in result.test.items()
                                                            if isinstance(v, (int, float))}}, indent=2))

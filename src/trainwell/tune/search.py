@@ -26,6 +26,7 @@ import torch
 from rich.console import Console
 
 from trainwell.api import load_table, spec_for
+from trainwell.core.io import atomic_write
 from trainwell.errors import UserError, check_range, choose
 from trainwell.spec import Spec
 from trainwell.tune.population import run_population_trials
@@ -90,7 +91,7 @@ class _Config:
     population: int = 1
 
     def save(self, path: Path) -> None:
-        path.write_text(json.dumps(self.__dict__, indent=2))
+        atomic_write(path, json.dumps(self.__dict__, indent=2))
 
     @classmethod
     def load(cls, path: Path) -> "_Config":

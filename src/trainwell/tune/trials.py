@@ -17,6 +17,7 @@ from typing import Any, Callable
 import pandas as pd
 
 from trainwell.api import fit, write_run_directory
+from trainwell.core.io import atomic_write
 from trainwell.errors import UserError
 from trainwell.run import Run
 from trainwell.tune.space import Space, apply_values
@@ -136,7 +137,7 @@ def fit_trial(trial: Any, values: dict, tree: dict | Any, cfg: Any, X: Any = Non
         if report.diverged:
             run_dir = Path(cfg.directory) / f"trial-{trial.number:04d}"
             run_dir.mkdir(parents=True, exist_ok=True)
-            pd.DataFrame(report.history).to_csv(run_dir / "history.csv", index=False)
+            atomic_write(run_dir / "history.csv", pd.DataFrame(report.history).to_csv(index=False))
             trial.set_user_attr("stopped_because", "diverged (loss NaN/inf)")
             trial.set_user_attr("epochs_run", len(report.history))
             say(f"trial {trial.number:>4}: {shown} -> diverged at epoch {len(report.history)}; pruned")

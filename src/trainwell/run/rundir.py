@@ -20,6 +20,8 @@ import uuid
 from pathlib import Path
 from typing import Any, Callable
 
+from trainwell.core import faults
+from trainwell.core.io import fsync_path, is_temp, temp_path
 from trainwell.errors import UserError
 
 LOCK = ".trainwell.lock"
@@ -45,8 +47,9 @@ def next_run_dir(name: str, root: str | Path = "runs") -> Path:
 
 
 def has_files(d: Path) -> bool:
-    """True when ``d`` is a folder with anything in it other than a lock file."""
-    return d.is_dir() and any(p.name != LOCK for p in d.iterdir())
+    """True when ``d`` is a folder with anything in it other than a lock file and the temporary files of
+    writes a killed process never finished (core/io.py): such a folder holds nothing to keep."""
+    return d.is_dir() and any(p.name != LOCK and not is_temp(p.name) for p in d.iterdir())
 
 
 def free_name(d: Path) -> Path:
@@ -81,6 +84,41 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _create_whole(path: Path, data: bytes) -> None:
+    """Create ``path`` holding ``data``, complete when it appears; FileExistsError when it exists.
+
+    The bytes go to a temporary file (fsynced), which is then hard-linked to ``path``: ``link``
+    fails when the name exists, like ``O_EXCL``, and a process killed while writing leaves only
+    its temporary file, never a lock with half an owner (which would read as another machine's).
+    Where hard links are not supported, the file is created with ``O_EXCL`` and written in place."""
+    tmp = temp_path(path)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    try:
+        crash_test = faults.current()     # kill@write=.trainwell.lock (core/faults.py)
+        if crash_test is not None:
+            crash_test.torn_write(tmp, path.name)
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            raise
+        except OSError:                   # no hard links on this file system
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            try:
+                os.write(fd, data)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        fsync_path(path.parent)
+    finally:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+
+
 class RunLock:
     """``D/.trainwell.lock`` holding ``pid host``; created with O_EXCL so only one process gets it."""
 
@@ -92,18 +130,13 @@ class RunLock:
         me = f"{os.getpid()} {socket.gethostname()}\n".encode()
         for _ in range(3):
             try:
-                fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+                _create_whole(self.path, me)
             except FileExistsError:
                 if not self._stale():
                     raise self._busy() from None
                 with contextlib.suppress(FileNotFoundError):
                     self.path.unlink()       # a dead process's lock: take it over
                 continue
-            try:
-                os.write(fd, me)
-                os.fsync(fd)
-            finally:
-                os.close(fd)
             self.held = True
             return self
         raise self._busy()
@@ -193,6 +226,10 @@ class Claim:
         except UserError:
             self._undo()
             raise
+        for p in self.d.iterdir():      # what a killed writer left half written (core/io.py): never read, dropped
+            if is_temp(p.name) and p.is_file():
+                with contextlib.suppress(OSError):
+                    p.unlink()
         return self
 
     def _undo(self) -> None:

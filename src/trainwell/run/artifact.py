@@ -1,30 +1,29 @@
 """Run: a trained model with its preprocessing, history and scores; saved as safetensors + JSON.
 
+Loading one is run/loading.py; the folder itself (its name, lock, replacement) is run/rundir.py.
+
 The on-disk form is the run-directory contract of docs/checkpoints.md. Nothing here uses
 pickle: tensors go to ``model.safetensors``, everything else to JSON/YAML/CSV.
 """
 from __future__ import annotations
 
-import io
 import json
-import math
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
-from pydantic import ValidationError
-from safetensors.torch import load as parse_tensors
 from safetensors.torch import save as save_tensors
 
-from trainwell.core.io import atomic_write
-from trainwell.core.manifest import Architecture, read_verified, seal
+from trainwell.core.io import atomic_write, json_safe
 from trainwell.data.pipeline import Preprocessor
 from trainwell.errors import UserError
-from trainwell.nn.custom import construct, copy_module, trusted_class
+from trainwell.nn.autoencoder import reconstruction_metrics
+from trainwell.nn.custom import copy_module
+from trainwell.nn.fold import fold_batchnorm
 from trainwell.nn.heads import Head, make_head
-from trainwell.nn.models import build_model
+from trainwell.run.manifest import seal
 from trainwell.spec import Spec
 from trainwell.train.calibration import temperature_of
 from trainwell.train.metrics import classification_metrics, regression_metrics
@@ -109,7 +108,6 @@ class Run:
         """All metrics of the task on raw (X, y)."""
         out = self._outputs(X).cpu().numpy()
         if self.pre.task == "reconstruction":   # y is ignored: the target is the input itself
-            from trainwell.nn.autoencoder import reconstruction_metrics
             return reconstruction_metrics(self.pre.transform_X(X), out)
         codes = self.pre.coder.encode(np.asarray(y))
         if self.pre.task == "regression":
@@ -122,7 +120,6 @@ class Run:
         Same predictions in evaluation mode (to ~1e-6), fewer operations; saving it
         records ``batchnorm_folded`` so that ``load`` rebuilds the folded modules.
         """
-        from trainwell.nn.fold import fold_batchnorm
         model = fold_batchnorm(self.model).eval()
         arch = {**self.arch, "batchnorm_folded": True}
         return Run(model, arch, self.pre, self.spec, self.history, dict(self.metrics), None, self.diagnosis)
@@ -151,7 +148,7 @@ class Run:
 
         Each file is written atomically (core/io.py), so a process killed while saving leaves the
         previous version or the new one, never half a file. ``model.json`` is written last and lists
-        the sha256 of every file a load reads (core/manifest.py): a run is complete once it exists.
+        the sha256 of every file a load reads (run/manifest.py): a run is complete once it exists.
         A custom module's source is copied in as ``module.py`` (nn/custom.py).
         """
         d = Path(directory)
@@ -163,7 +160,7 @@ class Run:
             copy_module(self.arch, d)
         if not self.history.empty:
             atomic_write(d / "history.csv", self.history.to_csv(index=False))
-        atomic_write(d / "metrics.json", json.dumps(_json_safe(self.metrics), indent=2))
+        atomic_write(d / "metrics.json", json.dumps(json_safe(self.metrics), indent=2))
         self.seal(d)
         self.directory = d
         return d
@@ -177,111 +174,3 @@ class Run:
         key = "accuracy" if "accuracy" in test else "r2"
         score = f", test {key}={test[key]:.4f}" if test.get(key) is not None else ""
         return f"Run(task={self.pre.task}, hidden={self.arch.get('hidden')}{score}, dir={self.directory})"
-
-
-def _json_safe(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {k: _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_json_safe(v) for v in obj]
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, (np.floating, np.integer)):
-        return _json_safe(obj.item())
-    return obj
-
-
-def load(directory: str | Path, device: str = "cpu", checkpoint: str | None = None,
-         trust_module: bool = False) -> Run:
-    """Load a run directory written by ``fit`` (weights from safetensors, no pickle), every file verified.
-
-    ``checkpoint="epoch-12"`` (or ``step-340``, ``best``, ``last``) loads that saved
-    point instead of the final model; it works on a run that was killed, too.
-    ``trust_module=True`` allows running the copy of a custom module kept in the run
-    directory (checked against its sha256); without it such a run is refused, saying
-    which file would run. Nothing else in a run directory is ever executed.
-    """
-    d = Path(directory)
-    if checkpoint is not None:
-        from trainwell.train.checkpoint import load_checkpoint_run   # late: the loop sits below Run
-        return load_checkpoint_run(d, checkpoint, device, trust_module=trust_module)
-    if not (d / "model.json").exists() or not (d / "model.safetensors").exists():
-        _not_a_run(d)
-    meta, blobs = read_verified(d)
-    arch = meta["architecture"]
-    try:
-        state = parse_tensors(blobs["model.safetensors"])
-    except Exception as exc:  # noqa: BLE001 -- safetensors raises its own types for a bad header
-        raise UserError(f"{d / 'model.safetensors'} cannot be read as safetensors ({str(exc)[:120]}). Restore it "
-                        f"from a copy of the run, or train again.") from None
-    model = build_for_load(arch, state, d, trust_module).to(device).eval()
-    pre = _preprocessor(meta["preprocessing"], d)
-    spec = _parse(d / "spec.yaml", lambda: Spec.from_yaml(d / "spec.yaml"))
-    history = _parse(d / "history.csv", lambda: pd.read_csv(io.BytesIO(blobs["history.csv"]))) \
-        if "history.csv" in blobs else None
-    metrics = _parse(d / "metrics.json", lambda: _object(json.loads(blobs["metrics.json"]))) \
-        if "metrics.json" in blobs else {}
-    diagnosis = _parse(d / "diagnosis.json", lambda: _object(json.loads(blobs["diagnosis.json"]))) \
-        if "diagnosis.json" in blobs else None
-    return Run(model, arch, pre, spec, history, metrics, d, diagnosis)
-
-
-def _not_a_run(d: Path) -> None:
-    ckpts = d / "checkpoints"
-    if ckpts.is_dir() and any(ckpts.iterdir()):
-        raise UserError(f"{d} is an unfinished run: it has checkpoints but no final model (training was stopped "
-                        f"before it ended). Continue it with: trainwell fit --resume {d} -- or use a saved point "
-                        f"as it is with --checkpoint last (Python: load(..., checkpoint='last')).")
-    raise UserError(f"{d} is not a trainwell run directory (model.json and model.safetensors are missing). "
-                    f"Pass the folder that `trainwell fit` wrote, e.g. runs/digits.")
-
-
-def _object(value: Any) -> dict:
-    if not isinstance(value, dict):
-        raise ValueError(f"a JSON {type(value).__name__}, not an object")
-    return value
-
-
-def _parse(path: Path, read: Callable[[], Any]) -> Any:
-    """``read()`` of a verified file; a file trainwell wrote always parses, so failure means damage."""
-    try:
-        return read()
-    except UserError:
-        raise
-    except Exception as exc:  # noqa: BLE001 -- a parser's own error types
-        raise UserError(f"{path} cannot be read ({str(exc)[:160]}). Restore it from a copy of the run, or train "
-                        f"again.") from None
-
-
-def _preprocessor(doc: dict, d: Path) -> Preprocessor:
-    return _parse(d / "model.json", lambda: Preprocessor.from_json(doc))
-
-
-def build_for_load(arch: dict, state: dict[str, torch.Tensor], run_dir: Path, trust_module: bool) -> torch.nn.Module:
-    """The saved network with ``state`` loaded, built only after the architecture's fields were validated
-    and its parameter shapes matched against the saved tensors on the meta device (no memory allocated
-    for a model.json that asks for an impossible network). A custom module runs only if trusted."""
-    where = run_dir / "model.json"
-    try:
-        Architecture.model_validate(arch)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        raise UserError(f"{where} has an invalid architecture field {'.'.join(map(str, first['loc']))}: "
-                        f"{first['msg']}. Restore the file, or train again.") from None
-    cls = trusted_class(run_dir, arch, trust_module) if arch.get("type") == "custom" else None
-    make = (lambda: construct(cls, arch)) if cls is not None else (lambda: build_model(arch))
-    try:
-        with torch.device("meta"):
-            shapes = {k: tuple(v.shape) for k, v in make().state_dict().items()}
-        saved = {k: tuple(v.shape) for k, v in state.items()}
-        if shapes != saved:
-            diff = sorted(set(shapes.items()) ^ set(saved.items()))[:3]
-            raise ValueError(f"the architecture and the saved tensors disagree (e.g. {diff})")
-        model = make()
-        model.load_state_dict(state)
-    except UserError:
-        raise
-    except Exception as exc:  # noqa: BLE001 -- whatever the builders raise for values they never wrote
-        raise UserError(f"{where} and model.safetensors do not describe the same network ({str(exc)[:200]}). "
-                        f"Restore the run from a copy, or train again.") from None
-    return model

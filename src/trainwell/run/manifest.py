@@ -7,7 +7,7 @@ body. :func:`read_verified` checks the body, validates every field with a pydant
 then checks each listed file and returns its verified bytes, so callers parse exactly what
 was checked. Any mismatch is a :class:`~trainwell.errors.UserError` naming the file and
 what to do (exit code 2), never a traceback. The same scheme as checkpoints
-(train/checkpoint.py); see docs/checkpoints.md.
+(train/checkpoint/store.py); see docs/checkpoints.md.
 """
 from __future__ import annotations
 
