@@ -11,7 +11,8 @@ PLAN: {"sets": [...], "data": "digits", "ensemble": P, "reference": DIR, "run": 
        "attempts": [{"fault": "kill@step=3"} | {"kill_when": "checkpoints/step-60"} | {"load": true} | {}, ...],
        "runs": [{"run": DIR, "attempts": [...]}, ...]}
 The first attempt starts the run, later ones resume it (``"fresh": true``: start it again instead).
-``load`` loads the run directory (``trainwell.load``) in a child and compares it with the reference:
+``load`` loads the run directory (``trainwell.load``) in a child and compares it with the reference
+(or with the finished run ``"compare": DIR``; ``"reference": null`` trains none):
 exit 0 when it loads and holds the reference's weights, history and scores, 2 when it is refused
 with a UserError, 4 when it loads something else. ``runs``: more runs, each with its own attempts,
 after the first one (one import of trainwell for all; results under "runs"). ``fault`` sets
@@ -81,7 +82,7 @@ def _load_child(plan: dict, out: str) -> None:
     code = 0
     try:
         torch.set_num_threads(1)
-        got, ref = trainwell.load(out), trainwell.load(plan["reference"])
+        got, ref = trainwell.load(out), trainwell.load(plan.get("compare") or plan["reference"])
         a, b = got.model.state_dict(), ref.model.state_dict()
         same = a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
         same = same and got.history.drop(columns="seconds").equals(ref.history.drop(columns="seconds"))
