@@ -225,3 +225,19 @@ def test_population_tune_with_hyperband_prunes_hopeless_members(tmp_path):
     assert pruned["epochs"].max() < 27 and (complete["epochs"] == 27).all()
     assert (pruned["optim.lr"] == 1e-7).mean() >= 0.75
     assert res.best_params["optim.lr"] == 3e-2
+
+
+def test_a_diverging_member_stops_as_a_lone_run_does_and_spares_the_others():
+    """The NaN check is the loop's (train/loop.py judge_epoch): the member whose loss overflows stops at the
+    epoch a lone run stops, with the same reason, and leaves the population; its neighbour trains on as alone."""
+    base = Spec.build(None, sets=["data.source=iris", "model.ensemble=1", "schedule.name=none", "train.epochs=8",
+                                  "model.hidden=[16]", "train.batch_size=16", "optim.name=sgd"])
+    prep = prepare(load_table(base), base)
+    specs = [Spec.build(base, sets=["optim.lr=1e4", "optim.momentum=0.9"]), Spec.build(base, sets=["optim.lr=0.01"])]
+    archs = [resolve_architecture(s, prep)[0] for s in specs]
+    results = train_population(specs, prep, archs)
+    lone = [_alone(s, prep, a) for s, a in zip(specs, archs)]
+    assert results[0].stopped_because == lone[0].stopped_because == "nan"
+    assert results[0].epochs_run == lone[0].epoch < 8
+    assert results[1].stopped_because == lone[1].stopped_because == "reached the epoch budget (8)"
+    assert _max_diff(lone[1].model, results[1].model) < TOL
