@@ -4,7 +4,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from trainwell.api import load_table, resolve_architecture
+from trainwell.build import resolve_architecture
+from trainwell.data.loading import load_table
 from trainwell.data.pipeline import prepare
 from trainwell.nn.models import auto_hidden, default_hidden
 from trainwell.spec import Spec

@@ -60,7 +60,7 @@ def test_memory_estimate_against_the_formula():
 
 def test_parameter_count_of_other_models_allocates_nothing():
     """A CNN's count on the meta device equals the parameters of the real model built from the same arch."""
-    from trainwell.api import load_prepared, resolve_architecture
+    from trainwell.build import load_prepared, resolve_architecture
     from trainwell.nn.models import build_model
     spec, prep = load_prepared(Spec.build(sets=["data.source=digits", "model.type=cnn"]))
     arch, _ = resolve_architecture(spec, prep)
@@ -76,10 +76,10 @@ def test_free_memory_is_read_from_the_system():
 
 def test_too_little_memory_refuses_before_any_model_is_built(monkeypatch):
     """With the free memory patched below the estimate, fit stops before the model's constructor runs."""
-    from trainwell import api
+    from trainwell import build
     built = []
     monkeypatch.setattr(memory, "available_bytes", lambda device: 1000)
-    monkeypatch.setattr(api, "build_model", lambda arch: built.append(arch))
+    monkeypatch.setattr(build, "build_model", lambda arch: built.append(arch))
     with pytest.raises(UserError, match=r"needs about .* but only 1,000 bytes of memory is free"):
         tw.fit("iris", sets=FAST, save=False, verbose=False)
     assert built == []

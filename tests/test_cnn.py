@@ -107,7 +107,7 @@ def test_tune_and_lr_find_start_from_the_topology_defaults(tmp_path):
     and head dropout 0.25 there too (the tune trial's saved spec shows it)."""
     import yaml
 
-    from trainwell.api import spec_for
+    from trainwell.build import spec_for
     rng = np.random.default_rng(0)
     X = rng.normal(size=(300, 1, 16)).astype(np.float32)
     y = (X[:, 0, :8].sum(1) > 0).astype(int)

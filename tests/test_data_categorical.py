@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 import trainwell as tw
-from trainwell.api import load_table
+from trainwell.data.loading import load_table
 from trainwell.data.categorical import OneHot, is_text
 from trainwell.data.pipeline import prepare
 from trainwell.data.sources import load_source

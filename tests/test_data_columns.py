@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from trainwell.api import load_table
+from trainwell.data.loading import load_table
 from trainwell.data.categorical import OneHot
 from trainwell.data.columns import OTHER, ColumnEncoder, Options, parse_numbers
 from trainwell.data.pipeline import Preprocessor, prepare

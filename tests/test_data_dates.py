@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from trainwell.api import load_table
+from trainwell.data.loading import load_table
 from trainwell.data import dates
 from trainwell.data.columns import ColumnEncoder
 from trainwell.data.pipeline import prepare

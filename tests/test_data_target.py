@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 import trainwell as tw
-from trainwell.api import load_table
+from trainwell.data.loading import load_table
 from trainwell.data.pipeline import Preprocessor, prepare
 from trainwell.data.scaling import QuantileScaler, RobustScaler, scaler_from_json
 from trainwell.data.split import split_indices

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from trainwell.api import build_state, load_table, resolve_architecture
+from trainwell.build import build_state, resolve_architecture
+from trainwell.data.loading import load_table
 from trainwell.data.pipeline import prepare
 from trainwell.spec import Spec
 from trainwell.train.fast import analytic_step, eligible, fused_adam_step

@@ -120,7 +120,8 @@ def test_regression_predictions_are_in_original_units():
 
 def test_full_batch_and_stochastic_batches():
     """batch_size=full: one optimizer step an epoch over all training rows; 1: one step per row."""
-    from trainwell.api import build_state, load_table, resolve_architecture
+    from trainwell.build import build_state, resolve_architecture
+    from trainwell.data.loading import load_table
     from trainwell.data.pipeline import prepare
     from trainwell.spec import Spec
     from trainwell.train.loop import fit_loop

@@ -10,7 +10,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from trainwell.api import build_state, load_table, resolve_architecture
+from trainwell.build import build_state, resolve_architecture
+from trainwell.data.loading import load_table
 from trainwell.data.pipeline import prepare
 from trainwell.spec import Spec
 from trainwell.train.graphs import WARMUP, GraphedStep, graphable

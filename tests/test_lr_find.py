@@ -9,7 +9,8 @@ import pytest
 import torch
 
 import trainwell as tw
-from trainwell.api import build_state, load_table, resolve_architecture
+from trainwell.build import build_state, resolve_architecture
+from trainwell.data.loading import load_table
 from trainwell.data.pipeline import prepare
 from trainwell.diagnose.lr_finder import _suggest, lr_range_test
 from trainwell.spec import Spec

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 import trainwell as tw
-from trainwell.api import build_state, load_table, resolve_architecture
+from trainwell.build import build_state, resolve_architecture
+from trainwell.data.loading import load_table
 from trainwell.data.pipeline import prepare
 from trainwell.spec import Spec
 from trainwell.train.loop import fit_loop

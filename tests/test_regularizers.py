@@ -109,7 +109,8 @@ def test_registry_names_are_the_spec_fields():
 def test_noise_adds_gaussian_noise_of_that_std_to_training_inputs_only():
     """regularize.noise = sigma: each training step sees x + sigma * eps, eps ~ N(0, 1) (Bishop, "Training with
     Noise is Equivalent to Tikhonov Regularization", 1995); evaluation sees x unchanged."""
-    from trainwell.api import build_state, load_table, resolve_architecture
+    from trainwell.build import build_state, resolve_architecture
+    from trainwell.data.loading import load_table
     from trainwell.data.pipeline import prepare
     from trainwell.spec import Spec
     from trainwell.train.loop import evaluate_tensors, make_step

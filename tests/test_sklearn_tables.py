@@ -47,7 +47,7 @@ def test_regressor_on_a_dataframe_with_text_and_nan():
 def test_sample_weight_is_accepted_and_used():
     df, y, _ = _table()
     w = np.where(y == 1, 3.0, 1.0)
-    from trainwell.api import load_table
+    from trainwell.data.loading import load_table
     from trainwell.data.pipeline import prepare
     from trainwell.spec import Spec
     spec = Spec.build(None, sets=["data.weight=w", "task=binary"])

@@ -73,8 +73,8 @@ def fit(
                             f"without --resume to change the data or settings."))
     data = data or "digits"
     if nproc > 1 and not in_torchrun():          # relaunch as N torchrun workers; rank 0 writes out_dir
-        from trainwell.api import new_run_dir
-        folder = None if (out_dir is not None or resume is not None) else new_run_dir(Path(data).stem)
+        from trainwell.run.rundir import next_run_dir
+        folder = None if (out_dir is not None or resume is not None) else next_run_dir(Path(data).stem)
         raise typer.Exit(code=launch(sys.argv[1:], nproc, folder))
     sets = list(set_ or [])
     if target:
@@ -352,13 +352,13 @@ def lr_find(
     steps: int = typer.Option(200, "--steps", help="Steps from 1e-7 to 10."),
 ) -> None:
     """LR range test (Smith 2017): grow the lr geometrically, plot loss vs lr, suggest an lr."""
-    from trainwell.api import new_run_dir
+    from trainwell.run.rundir import next_run_dir
     from trainwell.diagnose.lr_finder import lr_find as finder
     sets = list(set_ or [])
     if target:
         sets.insert(0, f"data.target={target[0] if len(target) == 1 else list(target)}")
     try:
-        folder = out_dir or new_run_dir(f"{Path(data).stem}-lr-find")
+        folder = out_dir or next_run_dir(f"{Path(data).stem}-lr-find")
         result = finder(data, spec=spec, sets=sets, out=folder, steps=steps)
     except UserError as exc:
         _fail(exc)

@@ -19,17 +19,20 @@ import pandas as pd
 import torch
 from rich.console import Console
 
-from trainwell.api import load_prepared, new_run_dir, resolve_architecture, resolve_device, split_metrics, summary_table
+from trainwell.build import load_prepared, resolve_architecture, resolve_device
 from trainwell.core.io import atomic_write, json_safe
 from trainwell.data.pipeline import Prepared
 from trainwell.errors import UserError
 from trainwell.nn.ensemble import Ensemble
 from trainwell.run import Run
+from trainwell.run.rundir import next_run_dir
 from trainwell.spec import Spec
 from trainwell.train.batch_size import resolve_batch
 from trainwell.train.loop import Tensors, evaluate_tensors
 from trainwell.train.population import MemberResult, batch_size, one_network, train_population, unsupported
 from trainwell.train.population_resume import PopulationCheckpoints, mark
+from trainwell.train.progress import summary_table
+from trainwell.train.scoring import split_metrics
 
 
 def prepare_cached(spec: Spec, X, y, cache: dict) -> tuple[str, Prepared]:
@@ -48,7 +51,7 @@ def device_tensors(prep: Prepared, device: torch.device) -> Tensors:
 
 
 def scored(data: Tensors, spec: Spec) -> SimpleNamespace:
-    """What ``api.split_metrics`` reads of a training state: the data, and the batch size that sizes its threads."""
+    """What ``train.scoring.split_metrics`` reads of a training state: the data, and the batch size that sizes its threads."""
     n = int(data.X_train.shape[0])
     return SimpleNamespace(data=data, batch_size=batch_size(resolve_batch(spec, n)[0], n))
 
@@ -137,7 +140,7 @@ def fit_ensemble_run(spec: Spec, members: int, X=None, y=None, *, out=None, save
     population's state at each epoch's end, from which ``fit(resume=DIR)`` continues exactly.
     """
     console = Console(quiet=not verbose, highlight=False)
-    d = (Path(out) if out is not None else new_run_dir("ensemble")) if save else None
+    d = (Path(out) if out is not None else next_run_dir("ensemble")) if save else None
     checkpoints = None
     if d is not None:                   # spec.yaml and the member count first: a killed run can be resumed
         mark(d, members)

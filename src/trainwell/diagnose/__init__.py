@@ -5,10 +5,11 @@ from pathlib import Path
 from typing import Any
 
 from trainwell.core.callable_package import make_callable
-from trainwell.diagnose.doctor import bias_variance, diagnose_parts, diagnose_run
+from trainwell.diagnose.doctor import bias_variance, diagnose_parts
 from trainwell.diagnose.lr_finder import LRFindResult, lr_find, lr_range_test
 from trainwell.diagnose.monitors import Monitor
 from trainwell.diagnose.overfit import overfit_check
+from trainwell.diagnose.session import diagnose_run
 from trainwell.errors import check_range
 
 

@@ -318,10 +318,3 @@ def diagnose_parts(history: pd.DataFrame | None, diagnostics: pd.DataFrame | Non
     if tr is not None and va is not None and bayes_error is not None:
         result["bias_variance"] = _clean(bias_variance(1 - tr, 1 - va, bayes_error))
     return result
-
-
-def diagnose_run(run: Any, bayes_error: float | None = 0.0) -> dict:
-    """The doctor on a Run (in memory after fit, or loaded from its directory)."""
-    from trainwell.diagnose.session import diagnostics_of
-    return diagnose_parts(run.history, diagnostics_of(run), run.arch, run.spec, run.metrics,
-                          str(run.metrics.get("stopped_because", "")), bayes_error)

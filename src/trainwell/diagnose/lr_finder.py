@@ -22,6 +22,7 @@ exactly as they were (weights and optimizer state).
 from __future__ import annotations
 
 import copy
+import json
 import math
 import shlex
 from dataclasses import dataclass, field
@@ -29,9 +30,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
+from rich.console import Console
 from torch import nn
 
+from trainwell.build import assemble, spec_for
 from trainwell.core.io import atomic_write
 from trainwell.errors import UserError, check_range
 
@@ -176,25 +180,18 @@ def lr_find(data: str | None = None, X: Any = None, y: Any = None, spec: Any = N
     Writes ``lr_find.png``, ``lr_find.csv`` and ``lr_find.json`` to ``out`` when given.
     Returns an :class:`LRFindResult`; ``result.suggested_lr`` is the lr to pass as ``optim.lr``.
     """
-    from rich.console import Console
-
-    from trainwell.api import build_state, load_prepared, resolve_architecture, resolve_device, spec_for
     check_range("steps", steps, 2, meaning="lr values tried between start_lr and end_lr")
     check_range("start_lr", start_lr, 0.0, meaning="a learning rate above 0")
     if not (0 < start_lr < end_lr):
         raise UserError(f"end_lr={end_lr:g} must be above start_lr={start_lr:g} > 0: the range test grows the lr "
                         "from one to the other.")
     check_range("beta", beta, 0.0, 0.999, meaning="the smoothing of the loss curve")
-    spec, prep = load_prepared(spec_for(data, spec, sets, overrides), X, y)
-    arch, _ = resolve_architecture(spec, prep)
-    state = build_state(spec, prep, arch, resolve_device(spec.train.device))
+    built = assemble(spec_for(data, spec, sets, overrides), X, y, streaming=False)
+    spec, state = built.spec, built.state
     result = lr_range_test(state.model, state.optimizer, state.head.loss_fn, state.data.X_train, state.data.y_train,
                            batch_size=state.batch_size, start_lr=start_lr, end_lr=end_lr, steps=steps, beta=beta,
                            diverge=diverge, seed=spec.train.seed)
     if out is not None:
-        import json
-
-        import pandas as pd
         d = Path(out)
         d.mkdir(parents=True, exist_ok=True)
         result.plot = plot_lr_find(result, d / "lr_find.png")

@@ -8,7 +8,9 @@ from typing import Any
 
 import torch
 
+from trainwell.build import assemble, spec_for
 from trainwell.errors import check_range
+from trainwell.spec import Spec
 from trainwell.train.loop import Tensors, evaluate_tensors, fit_loop
 
 
@@ -20,16 +22,14 @@ def overfit_check(data: str | None = None, X: Any = None, y: Any = None, spec: A
     "passed", "verdict"}``. Passed: accuracy 100 % (classification) or the loss fell below 1 % of its start
     (regression) -- the model has the capacity to fit the data and the training machinery works.
     """
-    from trainwell.api import build_state, load_prepared, resolve_architecture, resolve_device, spec_for
-    from trainwell.spec import Spec
     check_range("n", n, 1, meaning="how many training samples to overfit")
     check_range("steps", steps, 1, meaning="full-batch training steps")
-    spec, prep = load_prepared(spec_for(data, spec, sets, overrides), X, y)
-    spec = Spec.build(spec, sets=[f"train.epochs={int(steps)}", "train.batch_size=full", "stop.enabled=false",
-                                  "stop.restore_best=false", "train.monitor=false", "regularize.l1=0",
-                                  "regularize.l2=0", "model.dropout=0", "regularize.noise=0"])
-    arch, _ = resolve_architecture(spec, prep)
-    state = build_state(spec, prep, arch, resolve_device(spec.train.device))
+    spec = Spec.build(spec_for(data, spec, sets, overrides),
+                      sets=[f"train.epochs={int(steps)}", "train.batch_size=full", "stop.enabled=false",
+                            "stop.restore_best=false", "train.monitor=false", "regularize.l1=0",
+                            "regularize.l2=0", "model.dropout=0", "regularize.noise=0"])
+    built = assemble(spec, X, y, streaming=False)
+    spec, state, prep = built.spec, built.state, built.prep
     d = state.data
     k = min(int(n), d.X_train.shape[0])
     idx = torch.randperm(d.X_train.shape[0], generator=torch.Generator().manual_seed(spec.train.seed))[:k]

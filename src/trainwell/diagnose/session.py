@@ -41,6 +41,12 @@ def diagnostics_of(run: Any) -> pd.DataFrame | None:
     return d
 
 
+def diagnose_run(run: Any, bayes_error: float | None = 0.0) -> dict:
+    """The doctor on a Run (in memory after fit, or loaded from its directory)."""
+    return diagnose_parts(run.history, diagnostics_of(run), run.arch, run.spec, run.metrics,
+                          str(run.metrics.get("stopped_because", "")), bayes_error)
+
+
 def data_summary(prep: Any, spec: Any) -> dict:
     pre = prep.pre
     out = {"source": prep.name, "task": pre.task, "n_train": int(len(prep.X_train)), "n_val": int(len(prep.X_val)),

@@ -16,6 +16,9 @@ import numpy as np
 import pandas as pd
 import torch
 
+from trainwell.data.loading import load_table   # the loading path of fit: the same rows, typed the same way
+from trainwell.data.pipeline import prepare
+from trainwell.data.sources import _read_frame   # CSV / Parquet rows given with --data
 from trainwell.errors import UserError
 from trainwell.export.runtime import Session, decode, graph_inputs
 
@@ -25,8 +28,6 @@ ROWS = 1000          # held-out rows compared at most
 
 def held_out(run, rows: int = ROWS) -> Any:
     """The run's test rows as raw input (a DataFrame of raw columns for tables), reloaded from its data."""
-    from trainwell.api import load_table   # the loading path of fit: the same rows, typed the same way
-    from trainwell.data.pipeline import prepare
     source = str(run.spec.data.source)
     if source == "arrays":
         raise UserError("This run was trained on arrays passed in Python, so export cannot reload its held-out rows. "
@@ -82,7 +83,6 @@ def verify(run, path: Path, fmt: str, meta: dict, X: Any = None, encoder_only: b
     """Compare the exported file with trainwell on held-out rows; UserError (exit 2) when they differ."""
     X = held_out(run) if X is None else X
     if isinstance(X, (str, Path)):
-        from trainwell.data.sources import _read_frame   # CSV / Parquet rows given with --data
         X = _read_frame(Path(X))
     if isinstance(X, pd.DataFrame) and run.pre.columns is None:
         X = X[[c for c in X.columns if c in run.pre.feature_names] or list(X.columns)].to_numpy(np.float32)

@@ -8,11 +8,15 @@ sized to the console width so that nothing in it is cropped, down to 60 columns.
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+
+from trainwell.train.fast import eligible
+from trainwell.train.graphs import graphable
 
 WIDE = 110          # at least this many columns: the long labels ("loss 0.1234 / val 0.2345")
 BAR_MIN = 6         # a narrower bar is left out rather than drawn as a stub
@@ -108,3 +112,31 @@ def epoch_log(console: Console, epochs: int, metric: str) -> LiveBar | PlainLog:
     """The live bar on a terminal, plain lines otherwise (a pipe, a file, a notebook without a TTY)."""
     live = console.is_terminal or console.is_jupyter
     return (LiveBar if live else PlainLog)(console, epochs, metric)
+
+
+def step_note(state: Any) -> str:
+    """One line saying how each training step runs (docs/performance.md)."""
+    fast = state.spec.train.fast
+    device = next(state.model.parameters()).device.type
+    if device == "cuda" and fast:
+        why = graphable(state)
+        return ("step: bf16 autocast, the whole step as a CUDA graph (train.fast)" if why is None
+                else f"step: bf16 autocast (train.fast); no CUDA graph because of {why}")
+    if eligible(state):
+        return ("step: MLP backward written out, no autograd graph (train.backward=auto; "
+                "weights equal autograd's to float tolerance)" + ("; train.fast: no per-step train metric, "
+                                                                  "denormals flushed" if fast else ""))
+    return "step: autograd" + (" (train.fast: no per-step train metric, denormals flushed)" if fast else "")
+
+
+def summary_table(metrics: dict) -> Table:
+    """The scores per split (train, val, test) as one table, printed at the end of a run."""
+    table = Table(title="scores", show_lines=False)
+    splits = [s for s in ("train", "val", "test") if metrics.get(s)]
+    keys = [k for k, v in metrics[splits[0]].items() if isinstance(v, (int, float))] if splits else []
+    table.add_column("metric")
+    for s in splits:
+        table.add_column(s, justify="right")
+    for k in keys:
+        table.add_row(k, *[f"{metrics[s].get(k):.4f}" if metrics[s].get(k) is not None else "-" for s in splits])
+    return table

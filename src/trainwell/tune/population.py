@@ -17,11 +17,12 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from trainwell.api import resolve_architecture, resolve_device, split_metrics
+from trainwell.build import resolve_architecture, resolve_device
 from trainwell.deep_ensemble import device_tensors, member_run, prepare_cached, scored
 from trainwell.nn.heads import make_head
 from trainwell.spec import Spec
 from trainwell.train.population import STRUCTURE_PATHS, one_network, structure_key, train_population, unsupported
+from trainwell.train.scoring import split_metrics
 from trainwell.tune.bulk import add_trials
 from trainwell.tune.storage import quiet_optuna
 from trainwell.tune.trials import consumed, fit_trial, objective_key, record_trial, start_trial, tell

@@ -25,8 +25,9 @@ import numpy as np
 import torch
 from rich.console import Console
 
-from trainwell.api import load_table, spec_for
+from trainwell.build import spec_for
 from trainwell.core.io import atomic_write
+from trainwell.data.loading import load_table
 from trainwell.errors import UserError, check_range, choose
 from trainwell.spec import Spec
 from trainwell.tune.population import run_population_trials

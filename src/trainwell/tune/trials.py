@@ -16,9 +16,10 @@ from typing import Any, Callable
 
 import pandas as pd
 
-from trainwell.api import fit, write_run_directory
+from trainwell.api import fit
 from trainwell.core.io import atomic_write
 from trainwell.errors import UserError
+from trainwell.report.write import write_run_directory
 from trainwell.run import Run
 from trainwell.tune.space import Space, apply_values
 

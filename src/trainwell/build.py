@@ -1,0 +1,259 @@
+"""The one assembly chain: spec -> table -> prepared data -> architecture -> training state.
+
+``trainwell.fit``, the LR range test, the overfit check and population training all build what they train
+here, so the same arguments give each of them the same rows, scaling, defaults and network
+(docs/architecture.md). Each ``auto`` choice made on the way leaves a one-line note with its reason.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from trainwell.core.seeding import seed_everything
+from trainwell.data.loading import load_table
+from trainwell.data.pipeline import Prepared, prepare
+from trainwell.data.streaming import prepare_streaming, wants_streaming
+from trainwell.data.validation import mark_validation
+from trainwell.data.weights import add_class_weight
+from trainwell.errors import UserError
+from trainwell.nn.custom import custom_arch
+from trainwell.nn.ensemble import ensemble_size
+from trainwell.nn.heads import EPOCH_METRIC, make_head
+from trainwell.nn.init import resolve_init
+from trainwell.nn.models import auto_hidden, build_model, default_hidden, initialize
+from trainwell.nn.perceptron import perceptron_spec_changes
+from trainwell.nn.presets import finish_architecture
+from trainwell.nn.topology import resolve_topology, topology_defaults
+from trainwell.optim.optimizers import make_optimizer
+from trainwell.optim.schedules import make_schedule
+from trainwell.spec import Spec
+from trainwell.train.batch_size import resolve_batch
+from trainwell.train.distributed import Distributed
+from trainwell.train.early_stopping import (PATIENCE_EPOCHS, PATIENCE_STEPS, EarlyStopping, loss_tiebreak,
+                                             resolve_mode, resolve_monitor, resolve_patience)
+from trainwell.train.loop import Tensors, TrainState
+from trainwell.train.memory import check_memory
+
+
+@dataclass
+class Assembly:
+    """What :func:`assemble` built: the resolved spec (what spec.yaml records), the prepared data, the
+    architecture, the training state on its device, and the notes of the choices made, in order."""
+    spec: Spec
+    prep: Any                   # Prepared, or data/streaming.py's StreamPrepared
+    arch: dict
+    state: TrainState
+    device: torch.device
+    notes: list[str] = field(default_factory=list)
+
+
+def assemble(spec: Spec, X: Any = None, y: Any = None, *, val_rows: Any = None, module: Any = None,
+             dist: Distributed | None = None, streaming: bool = True, notes: list[str] | None = None) -> Assembly:
+    """The whole chain for one network. ``module``: an ``nn.Module`` instance to train as it is (fit(module=));
+    ``dist``: torchrun ranks (train/distributed.py; the model is wrapped for DDP); ``streaming=False`` keeps the
+    data in memory whatever ``data.streaming`` says (the LR range test and the overfit check index X_train);
+    ``notes``: decisions made before (the topology's defaults), listed after the data's."""
+    dist = dist or Distributed()
+    spec, prep, early = prepare_data(spec, X, y, val_rows=val_rows, rank=dist.rank, world=dist.world,
+                                     streaming=streaming)
+    arch, arch_notes = resolve_architecture(spec, prep)
+    arch_notes += add_class_weight(arch, spec, prep)      # data.class_weight: a class-weighted loss
+    if module is not None and not isinstance(module, (str, type)):
+        arch["_instance"] = module                       # train the very object the user passed
+    device = dist.device(resolve_device(spec.train.device))
+    state = build_state(spec, prep, arch, device)
+    dist.wrap(state)
+    return Assembly(state.spec, prep, arch, state, device, [*early, *prep.notes, *(notes or []), *arch_notes])
+
+
+def prepare_data(spec: Spec, X: Any = None, y: Any = None, *, val_rows: Any = None, rank: int = 0, world: int = 1,
+                 streaming: bool = True) -> tuple[Spec, Any, list[str]]:
+    """Spec -> table -> prepared data (split, scaling): in memory, or streamed from disk when the data is larger
+    than memory (data/streaming.py). Returns the spec (arrays mark the source as ``arrays``; the perceptron fixes
+    its loss and optimizer), the prepared data and the notes of these choices."""
+    notes: list[str] = []
+    stream, why = wants_streaming(spec) if streaming and X is None else (False, "")
+    table = None if stream else load_table(spec, X, y)
+    if val_rows is not None:
+        mark_validation(table, val_rows)
+    if X is not None:
+        spec = Spec.build(spec, sets=["data.source=arrays"])
+    if spec.model.type == "perceptron":   # the perceptron rule = plain SGD on the perceptron criterion
+        changes, perceptron_notes = perceptron_spec_changes(spec)
+        spec = Spec.build(spec, **changes)
+        notes += perceptron_notes
+    if stream:
+        notes.append(why)
+        return spec, prepare_streaming(spec, rank=rank, world=world), notes
+    return spec, prepare(table, spec), notes
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UserError("train.device=cuda was requested but no CUDA GPU is available. Use train.device=auto or cpu.")
+    return torch.device(name)
+
+
+def spec_for(data: Any, spec: Any, sets: list[str] | None, overrides: dict, notes: list[str] | None = None) -> Spec:
+    """The run's Spec: a base spec, then ``data`` (a name, a path, or the whole data section),
+    keyword sections, then ``--set`` overrides, then the topology's defaults where the user set
+    nothing (nn/topology.py; their explanations are appended to ``notes``). fit, tune, lr-find
+    and the overfit check all start here, so a CNN gets the same defaults in each."""
+    if isinstance(data, dict):
+        overrides["data"] = data
+    elif data is not None:
+        section = overrides.get("data", {})
+        overrides["data"] = {**(section if isinstance(section, dict) else {}), "source": str(data)}
+    spec, topo_notes = topology_defaults(Spec.build(spec, sets=sets, **overrides))
+    if notes is not None:
+        notes.extend(topo_notes)
+    return spec
+
+
+def load_prepared(spec: Spec, X: Any = None, y: Any = None) -> tuple[Spec, Prepared]:
+    """Load and prepare in-memory data (split, scaling); arrays mark the spec's source as ``arrays``."""
+    table = load_table(spec, X, y)
+    if X is not None:
+        spec = Spec.build(spec, sets=["data.source=arrays"])
+    return spec, prepare(table, spec)
+
+
+def resolve_architecture(spec: Spec, prep: Prepared) -> tuple[dict, list[str]]:
+    """Fill in ``auto`` choices (width, init) and say why."""
+    m = spec.model
+    if m.type in ("cnn", "rnn", "autoencoder"):          # nn/topology.py: conv, recurrent, autoencoder
+        return resolve_topology(spec, prep)
+    if m.type == "custom":                                # the user's own nn.Module (nn/custom.py)
+        return custom_arch(spec, prep)
+    n_inputs = int(np.prod(prep.X_train.shape[1:]))
+    n_outputs = prep.pre.coder.n_outputs
+    notes = []
+    if m.hidden in ("auto", "heuristic"):
+        hidden, why = (auto_hidden if m.hidden == "heuristic" else default_hidden)(prep.X_train.shape[0], n_inputs,
+                                                                                   n_outputs)
+        notes.append(why)
+    else:
+        hidden = list(m.hidden)
+    init, why_init = resolve_init(m.init, m.activation)
+    notes.append(f"init: {why_init}")
+    members, why_members = packed_members(spec, prep, n_inputs, hidden, n_outputs)
+    if why_members:
+        notes.append(why_members)
+    arch = {"members": members, "type": m.type, "n_inputs": n_inputs, "input_shape": list(prep.X_train.shape[1:]),
+            "hidden": hidden, "n_outputs": n_outputs, "activation": m.activation, "init": init,
+            "init_std": m.init_std, "init_limit": m.init_limit, "init_value": m.init_value,
+            "bias_init": m.bias_init, "dropout": m.dropout, "batchnorm": m.batchnorm,
+            "residual": m.residual, "loss": m.loss, "output_activation": m.output_activation,
+            "task": prep.pre.task}
+    return finish_architecture(spec, arch, notes), notes   # perceptron, self_normalizing, residual notes
+
+
+def packed_members(spec: Spec, prep: Prepared, n_inputs: int, hidden: list[int], n_outputs: int) -> tuple[int, str]:
+    """``model.ensemble`` for a plain MLP: how many members train at once (nn/ensemble.py), and why."""
+    m = spec.model
+    packable = (m.type == "mlp" and not m.batchnorm and not m.residual and m.preset == "none"
+                and not getattr(prep, "streaming", False))
+    if not packable:
+        if isinstance(m.ensemble, int) and m.ensemble > 1:
+            raise UserError(f"model.ensemble={m.ensemble} packs plain MLPs (no batch norm, residual blocks, presets "
+                            "or streaming); this spec has one of those. Set model.ensemble=1, or use "
+                            "fit(ensemble=P) / tune --population for other models.")
+        return 1, ""
+    widths = [n_inputs, *hidden, n_outputs]
+    params = sum((a + 1) * b for a, b in zip(widths[:-1], widths[1:]))
+    return ensemble_size(m.ensemble, int(prep.X_train.shape[0]), params)
+
+
+def training_rows(prep: Prepared) -> int:
+    """Rows in the training split (a streamed one counts them on disk)."""
+    counts = getattr(prep, "counts", None)
+    return int(counts[0]) if counts is not None else int(prep.X_train.shape[0])
+def resolve_training_defaults(spec: Spec, prep: Prepared) -> Spec:
+    """The spec with its data-dependent ``auto`` values made concrete: batch size (and the lr that goes with
+    it), stop monitor and patience. Notes for the choices made are appended to ``prep.notes``."""
+    rows = training_rows(prep)
+    spec, batch_note = resolve_batch(spec, rows)
+    if batch_note:
+        prep.notes.append(batch_note)
+    stop, sets = spec.stop, []
+    if stop.monitor == "auto":
+        sets.append(f"stop.monitor={resolve_monitor('auto', prep.pre.task, EPOCH_METRIC.get(prep.pre.task, 'accuracy'))}")
+    if stop.patience == "auto":
+        b = spec.train.batch_size
+        steps = math.ceil(rows / b) if isinstance(b, int) else 1
+        patience = resolve_patience("auto", steps)
+        sets.append(f"stop.patience={patience}")
+        if patience > PATIENCE_EPOCHS:
+            prep.notes.append(f"patience {patience} epochs (stop.patience=auto: 10 epochs, or {PATIENCE_STEPS:,} steps "
+                              f"when an epoch is only {steps} steps)")
+    if spec.schedule.name == "auto":
+        sets += auto_schedule(spec, prep, sets)
+    return Spec.build(spec, sets=sets) if sets else spec
+
+
+def auto_schedule(spec: Spec, prep: Prepared, sets: list[str]) -> list[str]:
+    """``schedule.name: auto``: halve the lr when the monitored value has not improved for a third of the
+    stop patience (Keras' ReduceLROnPlateau beside EarlyStopping), so training gets a few smaller steps
+    before it stops; a constant lr leaves Adam's last epochs noisy (MNIST 784-256-128-10: 97.4 % test
+    accuracy at a constant lr, 98.3 % with it). No validation rows: no schedule."""
+    counts = getattr(prep, "counts", None)
+    val_rows = int(counts[1]) if counts is not None else int(prep.X_val.shape[0])
+    if val_rows == 0:
+        return ["schedule.name=none"]
+    patience = next((int(x.split("=", 1)[1]) for x in sets if x.startswith("stop.patience=")), None)
+    patience = patience if patience is not None else int(spec.stop.patience)
+    prep.notes.append(f"schedule: plateau, lr x {spec.schedule.factor:g} after {max(1, patience // 3)} epochs without "
+                      f"progress (schedule.name=auto: a third of the stop patience; none keeps the lr constant)")
+    return ["schedule.name=plateau", f"schedule.patience={max(1, patience // 3)}"]
+
+
+def _resolved_batch(spec: Spec, prep: Prepared) -> int:
+    """The batch size training will use (``full``: every training row)."""
+    b, rows = spec.train.batch_size, training_rows(prep)
+    return rows if b == "full" else min(int(b), rows)
+
+
+def build_state(spec: Spec, prep: Prepared, arch: dict, device: torch.device) -> TrainState:
+    """Model, optimizer, schedule and early stopping, seeded, with data on the device.
+
+    ``auto`` batch size (and the lr that goes with it) and stop monitor are resolved here, where the
+    rows and the task are known; ``state.spec`` is the resolved spec (what spec.yaml records).
+    """
+    spec = resolve_training_defaults(spec, prep)
+    seed_everything(spec.train.seed)
+    check_memory(arch, _resolved_batch(spec, prep), device)   # before allocating: a message, not an allocator's crash
+    instance = arch.pop("_instance", None)               # fit(module=an nn.Module instance)
+    model = instance if instance is not None else build_model(arch)
+    if arch.get("init") != "keep":                       # "keep": a user module's own initialisation
+        initialize(model, arch, spec.train.seed)
+    model.to(device)
+    head = make_head(prep.pre.task, arch["loss"], arch["output_activation"], arch.get("members", 1),
+                     class_weight=arch.get("class_weight"))
+    as_t = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(device)  # noqa: E731
+    data = prep.tensors(device) if hasattr(prep, "tensors") else Tensors(as_t(prep.X_train), as_t(prep.y_train), as_t(prep.X_val), as_t(prep.y_val),
+                   as_t(prep.X_test), as_t(prep.y_test))
+    optimizer = make_optimizer(model.parameters(), spec.optim, device_type=device.type)
+    gen = torch.Generator(device=device)
+    gen.manual_seed(spec.train.seed)
+    stop = spec.stop
+    monitor = stop.monitor
+    metric = head.metric
+    if monitor not in ("val_loss", "train_loss", f"val_{metric}", f"train_{metric}"):
+        raise UserError(
+            f'stop.monitor="{monitor}" is not tracked for a {head.task} task. '
+            f"Use one of: val_loss, train_loss, val_{metric}, train_{metric}."
+        )
+    stopper = EarlyStopping(monitor=monitor, mode=resolve_mode(monitor, stop.mode), patience=int(stop.patience),
+                            min_delta=stop.min_delta, target=stop.target, delta=stop.delta, enabled=stop.enabled,
+                            tiebreak=loss_tiebreak(monitor))
+    state = TrainState(spec=spec, model=model, head=head, optimizer=optimizer, schedule=None,  # type: ignore[arg-type]
+                       data=data, stopper=stopper, generator=gen)
+    state.schedule = make_schedule(optimizer, spec.schedule, epochs=spec.train.epochs,
+                                   steps_per_epoch=state.steps_per_epoch)
+    return state
