@@ -1,4 +1,4 @@
-"""Glue between ``api.fit`` and the doctor: callbacks in, diagnosis and run-directory files out.
+"""Glue between ``trainwell.fit`` and the doctor: callbacks in, diagnosis and run-directory files out.
 
 Files this adds to the run directory (docs/diagnosis.md):
 ``diagnostics.csv`` (one row per epoch and layer, see monitors.py), ``diagnosis.json``,

@@ -1,6 +1,6 @@
 """Model types and presets: the architecture choices that fix several knobs at once.
 
-``finish_architecture`` runs at the end of ``api.resolve_architecture``; it turns
+``finish_architecture`` runs at the end of ``build.resolve_architecture``; it turns
 ``model.type=perceptron`` and ``model.preset=self_normalizing`` into the concrete
 architecture dict (saved in model.json), and says what it changed and why.
 """
