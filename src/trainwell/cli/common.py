@@ -1,0 +1,64 @@
+"""What every ``trainwell`` command shares: the typer app, the two consoles, the way a UserError ends a
+command (exit code 2 and one paragraph), and the options several commands declare alike."""
+from __future__ import annotations
+
+import sys
+from typing import Annotated, List, Optional
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from trainwell.errors import UserError, shorten
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Train neural networks well: the field's practices built in, explained and fast.")
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+out = Console(highlight=False)
+
+MESSAGE_LIMIT = 2000     # characters of an error shown: one paragraph, whatever input it quotes
+
+# --trust-module, declared once for every command that loads a run directory (docs/topologies/custom.md)
+TrustModule = Annotated[bool, typer.Option(
+    "--trust-module", help="Run the custom module copied into the run directory (checked against its sha256); "
+    "without it such a run is refused.")]
+Target = Annotated[Optional[List[str]], typer.Option("--target", help="Target column(s) of a table.")]
+
+
+def fail(exc: UserError) -> None:
+    """End the command: the error's one paragraph on stderr, exit code 2."""
+    err.print(f"[bold red]error:[/bold red] {shorten(str(exc), MESSAGE_LIMIT)}")
+    raise typer.Exit(code=2)
+
+
+def with_target(sets: list[str], target: list[str] | None) -> list[str]:
+    """``--target`` as the first ``--set`` (``data.target``); later ``--set`` values win."""
+    if target:
+        sets.insert(0, f"data.target={target[0] if len(target) == 1 else list(target)}")
+    return sets
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version   # lazy: only --version reads the installed distribution's metadata
+        out.print(f"trainwell {version('trainwell')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                          help="Print trainwell's version and exit.")) -> None:
+    """Train neural networks well: the field's practices built in, explained and fast."""
+
+
+def main() -> None:
+    """Console-script entry point: typer's usage errors already exit with 2."""
+    try:
+        app()
+    except UserError as exc:  # raised outside a command body
+        err.print(f"[bold red]error:[/bold red] {shorten(str(exc), MESSAGE_LIMIT)}")
+        sys.exit(2)
+    except OSError as exc:    # a path the system refuses (too long, a folder, no permission): the user's to fix
+        where = f" {escape(shorten(str(exc.filename), 200))}:" if exc.filename else ""
+        err.print(f"[bold red]error:[/bold red]{where} {exc.strerror or exc}. Check the path and its permissions.")
+        sys.exit(2)
