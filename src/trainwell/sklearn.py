@@ -33,7 +33,11 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import _check_sample_weight, check_is_fitted, column_or_1d, validate_data
+from sklearn.utils.validation import _check_sample_weight, check_array, check_is_fitted, column_or_1d, validate_data
+
+from trainwell.api import fit as fit_run
+from trainwell.run import Run
+from trainwell.train.threads import threads_for
 
 WEIGHT = "__trainwell_sample_weight__"
 
@@ -42,9 +46,6 @@ def _raw_table(X: Any) -> bool:
     """A DataFrame that needs column typing: some column is not plain numbers."""
     return isinstance(X, pd.DataFrame) and not all(
         pd.api.types.is_numeric_dtype(t) and not pd.api.types.is_bool_dtype(t) for t in X.dtypes)
-
-from trainwell.run import Run
-from trainwell.train.threads import threads_for
 
 
 class _Base(BaseEstimator):
@@ -111,7 +112,6 @@ class _Base(BaseEstimator):
     _y_check: dict = {}
 
     def _fit(self, X: Any, y: Any, task: str, sample_weight: Any = None) -> "Run":
-        from trainwell.api import fit
         spec = self._spec(task)
         if sample_weight is not None:
             w = _check_sample_weight(sample_weight, X if not isinstance(X, pd.DataFrame) else np.empty((len(X), 0)),
@@ -124,7 +124,7 @@ class _Base(BaseEstimator):
             spec["data"]["weight"] = WEIGHT
         # report=False (default): nothing written, what GridSearchCV wants; True: runs/<name>/; a path: that folder
         out = None if isinstance(self.report, bool) else self.report
-        self.run_ = fit(X=X, y=y, spec=spec, save=self.report is not False, out=out, verbose=self.verbose,
+        self.run_ = fit_run(X=X, y=y, spec=spec, save=self.report is not False, out=out, verbose=self.verbose,
                         module=self.module, module_kwargs=self.module_kwargs)
         self.history_ = self.run_.history
         self.best_epoch_ = self.run_.metrics.get("best_epoch")
@@ -196,7 +196,6 @@ class Regressor(RegressorMixin, _Base):
     def fit(self, X: Any, y: Any, sample_weight: Any = None) -> "Regressor":
         X, y = self._validate_Xy(X, y)
         if _raw_table(X):
-            from sklearn.utils.validation import check_array
             y = check_array(y, ensure_2d=False, dtype=np.float64, input_name="y")
         self._fit(X, np.asarray(y, dtype=np.float64), "regression", sample_weight)
         return self

@@ -8,7 +8,6 @@ from typing import Any, Optional
 import typer
 
 from trainwell.cli.common import Target, TrustModule, fail, out
-from trainwell.core.rundir import guard_output
 from trainwell.errors import UserError
 
 RunDir = typer.Argument(..., help="A run directory written by `trainwell fit`.")
@@ -25,7 +24,7 @@ def evaluate(
     """Scores of a trained model on its test split, or on new labelled data."""
     from trainwell.data.sources import load_source   # lazy: pandas
     from trainwell.run import load   # lazy: torch
-    from trainwell.train.checkpoint import score_test_split   # lazy: torch
+    from trainwell.run.loading import score_test_split   # lazy: torch
     try:
         run = load(run_dir, checkpoint=checkpoint, trust_module=trust_module)
         if data is None and checkpoint is not None:
@@ -68,6 +67,7 @@ def predict(
     import pandas as pd   # lazy: `trainwell --help` stays fast
     from trainwell.core.io import atomic_write   # lazy: numpy
     from trainwell.run import load   # lazy: torch
+    from trainwell.run.rundir import guard_output   # lazy: trainwell.run imports torch
     try:
         guard_output(out_file, data, run_dir=run_dir)
         run = load(run_dir, trust_module=trust_module)
@@ -101,6 +101,7 @@ def _predict_exported(model: Optional[Path], data: str, out_file: Path, proba: b
     import pandas as pd   # lazy: `trainwell --help` stays fast
     from trainwell.core.io import atomic_write   # lazy: numpy
     from trainwell.export.runtime import Session, decode   # lazy: onnxruntime and pandas, only here
+    from trainwell.run.rundir import guard_output   # lazy: trainwell.run imports torch
     try:
         if model is None:
             raise UserError("predict needs a run directory and the data (trainwell predict runs/iris new.csv), "
@@ -154,6 +155,7 @@ def encode(
     import pandas as pd   # lazy: `trainwell --help` stays fast (docs/performance.md)
     from trainwell.core.io import atomic_write   # lazy: numpy
     from trainwell.run import load   # lazy: torch
+    from trainwell.run.rundir import guard_output   # lazy: trainwell.run imports torch
     try:
         guard_output(out_file, data, run_dir=run_dir)
         run = load(run_dir, trust_module=trust_module)

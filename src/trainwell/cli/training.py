@@ -9,7 +9,6 @@ from typing import List, Optional
 import typer
 
 from trainwell.cli.common import Target, TrustModule, err, fail, out, with_target
-from trainwell.core.rundir import next_run_dir
 from trainwell.errors import UserError
 
 Spec = typer.Option(None, "--spec", help="Spec YAML file.")
@@ -39,6 +38,7 @@ def fit(
 ) -> None:
     """Train a model: split, scale, MLP, early stopping; writes a run directory and report."""
     from trainwell.api import fit as fit_fn   # lazy: torch and pandas, imported by a command that trains
+    from trainwell.run.rundir import next_run_dir   # lazy: trainwell.run imports torch
     from trainwell.train.distributed import in_torchrun, launch   # lazy: torch
     if resume is not None:
         given = [name for name, v in (("DATA", data), ("--out", out_dir), ("--model", model), ("--target", target),
@@ -79,6 +79,7 @@ def lr_find(
 ) -> None:
     """LR range test (Smith 2017): grow the lr geometrically, plot loss vs lr, suggest an lr."""
     from trainwell.diagnose.lr_finder import fit_commands, lr_find as finder   # lazy: torch
+    from trainwell.run.rundir import next_run_dir   # lazy: trainwell.run imports torch
     sets = with_target(list(set_ or []), target)
     try:
         folder = out_dir or next_run_dir(f"{Path(data).stem}-lr-find")

@@ -21,6 +21,7 @@ import warnings
 
 import numpy as np
 import pandas as pd
+from pandas.tseries.api import guess_datetime_format
 
 DATE_SHARE = 0.9
 YEARS = (1800, 2200)
@@ -68,7 +69,6 @@ def detect_format(uniques: pd.Series, counts: np.ndarray) -> tuple[str | None, f
     total = float(counts.sum())
     if total == 0 or counts[has_digit].sum() < DATE_SHARE * total:
         return None, 0.0
-    from pandas.tseries.api import guess_datetime_format
     first = next((t for t, d in zip(text, has_digit) if d), None)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

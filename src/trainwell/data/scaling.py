@@ -230,7 +230,7 @@ class QuantileScaler:
         return cls(qs, ps, binary_columns(X))
 
     def transform(self, X: np.ndarray) -> np.ndarray:
-        from scipy.special import ndtri
+        from scipy.special import ndtri   # lazy: scipy (start-up), only the quantile scaler needs it
         X = np.asarray(X, dtype=np.float64)
         if X.ndim != 2 or X.shape[1] != len(self.quantiles):
             raise UserError(f"The data has per-row shape {list(X.shape[1:])} but the scaler was fitted on "

@@ -11,13 +11,13 @@ from trainwell.diagnose.monitors import Monitor
 from trainwell.diagnose.overfit import overfit_check
 from trainwell.diagnose.session import diagnose_run
 from trainwell.errors import check_range
+from trainwell.run import load
 
 
 def diagnose(run: Any, bayes_error: float = 0.0) -> dict:
     """Findings for a Run or a run directory: ``{"findings": [...], "bias_variance": {...}}``."""
     check_range("bayes_error", bayes_error, 0.0, 0.999, meaning="the error rate no model can beat, as a fraction")
     if isinstance(run, (str, Path)):
-        from trainwell.run import load
         run = load(run)
     return diagnose_run(run, bayes_error)
 

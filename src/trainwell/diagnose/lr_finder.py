@@ -147,7 +147,7 @@ def fit_commands(data: str, spec: Path | None, sets: list[str], result: LRFindRe
 
 
 def plot_lr_find(result: LRFindResult, path: str | Path) -> Path:
-    from trainwell.report.mpl import plt, save_figure   # lazy: matplotlib only for this plot
+    from trainwell.core.figures import plt, save_figure   # lazy: matplotlib only for this plot
     fig, ax = plt.subplots(figsize=(7, 4.2))
     ax.plot(result.lrs, result.losses, color="#bbb", linewidth=0.8, label="loss")
     ax.plot(result.lrs, result.smoothed, color="C0", label="smoothed loss (EMA, bias-corrected)")

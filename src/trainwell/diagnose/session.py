@@ -19,6 +19,7 @@ import torch
 from trainwell.core.io import atomic_write
 from trainwell.diagnose.doctor import diagnose_parts
 from trainwell.diagnose.monitors import Monitor
+from trainwell.diagnose.tensorboard import TensorBoardLogger
 
 
 def make_callbacks(spec: Any) -> tuple[Monitor | None, list]:
@@ -28,7 +29,6 @@ def make_callbacks(spec: Any) -> tuple[Monitor | None, list]:
     if monitor is not None:
         cbs.append(monitor)
     if spec.train.tensorboard:
-        from trainwell.diagnose.tensorboard import TensorBoardLogger
         cbs.append(TensorBoardLogger(spec.train.tensorboard, monitor))
     return monitor, cbs
 

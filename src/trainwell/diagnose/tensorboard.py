@@ -11,8 +11,8 @@ from trainwell.errors import UserError
 
 def _writer_class():
     try:
-        import tensorboard  # noqa: F401
-        from torch.utils.tensorboard import SummaryWriter
+        import tensorboard  # noqa: F401  # lazy: optional dependency (pip install tensorboard)
+        from torch.utils.tensorboard import SummaryWriter   # lazy: needs the optional tensorboard package
     except ImportError:
         raise UserError("train.tensorboard is set but the tensorboard package is not installed. "
                         "Run `pip install tensorboard`, or leave train.tensorboard unset.") from None

@@ -79,7 +79,7 @@ def _dynamic(meta: dict) -> tuple:
 
 def write_onnx(module: Pipeline, meta: dict, path: Path) -> None:
     try:
-        import onnxscript  # noqa: F401  (optional dependency of the dynamo exporter)
+        import onnxscript  # noqa: F401  # lazy: optional dependency of the dynamo exporter
     except ImportError:
         raise UserError("ONNX export needs onnx and onnxscript: pip install 'trainwell[export]'.") from None
     args = example_inputs(meta)

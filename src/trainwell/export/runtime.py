@@ -104,7 +104,7 @@ class Session:
 
     def __init__(self, model_path: str | Path, meta: dict | None = None):
         try:
-            import onnxruntime as ort   # optional dependency: pip install 'trainwell[export]'
+            import onnxruntime as ort   # lazy: optional dependency (pip install 'trainwell[export]')
         except ImportError:
             raise UserError("Running an exported model needs onnxruntime: pip install 'trainwell[export]' "
                             "(or onnxruntime).") from None

@@ -16,7 +16,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from trainwell.core.io import atomic_write
 from trainwell.nn.activations import make_activation
 
 
@@ -98,10 +97,7 @@ def describe(arch: dict[str, Any]) -> str:
 @torch.no_grad()
 def plot_reconstructions(run: Any, X: torch.Tensor, path: str | Path) -> Path | None:
     """A PNG grid: inputs / noisy inputs (denoising) / reconstructions, in the data's scaled units."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    from trainwell.core.figures import plt, save_figure   # lazy: matplotlib, only when the figure is written
     model = run.model
     model.eval()
     dev = next(model.parameters()).device
@@ -133,10 +129,7 @@ def plot_reconstructions(run: Any, X: torch.Tensor, path: str | Path) -> Path | 
             if c == 0:
                 ax.set_ylabel(title, fontsize=7)
     fig.suptitle("held-out inputs, noisy inputs and reconstructions", fontsize=8)
-    fig.tight_layout()
-    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=90))   # a run's files: core/io.py
-    plt.close(fig)
-    return Path(path)
+    return save_figure(fig, path, dpi=90)
 
 
 def reconstruction_metrics(target: np.ndarray, recon: np.ndarray) -> dict:

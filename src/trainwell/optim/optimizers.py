@@ -34,16 +34,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
 from trainwell.errors import choose
 from trainwell.optim.eager import eager
 from trainwell.optim.ema_momentum import EMAMomentum
-
-if TYPE_CHECKING:
-    from trainwell.spec import OptimSpec
+from trainwell.spec import OptimSpec
 
 __all__ = ["OPTIMIZERS", "EMAMomentum", "MemberHyper", "Optimizer", "for_torch_class", "make_optimizer", "optimizer"]
 

@@ -9,14 +9,12 @@ decoupled weight decay is ``optim.weight_decay`` with ``adamw``.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 from torch.nn.modules.conv import _ConvNd
 
-if TYPE_CHECKING:
-    from trainwell.spec import RegularizeSpec
+from trainwell.spec import RegularizeSpec
 
 REGULARIZERS: dict[str, str] = {
     "l1": "kernel L1 penalty l1 * sum |W| added to the loss (sparse weights)",

@@ -8,15 +8,13 @@ epoch; the wrapper forwards only the call that matches ``per``.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from torch.optim import lr_scheduler as lrs
 
 from trainwell.errors import UserError, choose
-
-if TYPE_CHECKING:
-    from trainwell.spec import ScheduleSpec
+from trainwell.spec import ScheduleSpec
 
 SCHEDULES: dict[str, str] = {
     "none": "constant learning rate mu_0",

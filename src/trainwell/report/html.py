@@ -5,17 +5,16 @@ import base64
 import html
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING
-
-from trainwell.core.io import atomic_write
-from trainwell.report import outputs, plots
-from trainwell.report.calibration_plot import calibration_sections
 
 import pandas as pd
 import yaml
 
-if TYPE_CHECKING:
-    from trainwell.run import Run
+from trainwell.core.io import atomic_write
+from trainwell.nn.models import count_parameters
+from trainwell.report import outputs, plots
+from trainwell.report.calibration_plot import calibration_sections
+from trainwell.run import Run
+
 
 CSS = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;color:#222}
 h1{font-size:1.6em}h2{border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:1.6em}
@@ -109,7 +108,7 @@ def relevant_spec(spec_dict: dict) -> dict:
     return {**spec_dict, "model": model}
 
 
-def _read(run: "Run", run_dir: Path, attr: str, filename: str):
+def _read(run: Run, run_dir: Path, attr: str, filename: str):
     """A table the fit left on the Run, or (a regenerated report) the CSV it wrote."""
     value = getattr(run, attr, None)
     if value is None and (run_dir / filename).exists():
@@ -117,7 +116,7 @@ def _read(run: "Run", run_dir: Path, attr: str, filename: str):
     return value
 
 
-def training_sections(run: "Run", run_dir: Path) -> list[tuple[str, str]]:
+def training_sections(run: Run, run_dir: Path) -> list[tuple[str, str]]:
     """Curves, learning rate, gradient flow and activation statistics (the doctor's figures)."""
     out = []
     curves = next((run_dir / f for f in ("curves.svg", "curves.png") if (run_dir / f).exists()), None)
@@ -142,7 +141,7 @@ def training_sections(run: "Run", run_dir: Path) -> list[tuple[str, str]]:
     return out
 
 
-def output_sections(run: "Run", run_dir: Path) -> list[tuple[str, str]]:
+def output_sections(run: Run, run_dir: Path) -> list[tuple[str, str]]:
     """What the model predicts on the test split (report/outputs.py): classification or regression views."""
     preds = _read(run, run_dir, "test_predictions", "test_predictions.csv")
     if preds is None or preds.empty:
@@ -180,9 +179,8 @@ def _frame_table(frame) -> str:
     return _table([list(r) for r in frame.itertuples(index=False)], [str(c) for c in frame.columns])
 
 
-def sections(run: "Run", run_dir: Path) -> list[tuple[str, str]]:
+def sections(run: Run, run_dir: Path) -> list[tuple[str, str]]:
     """The report's sections as (title, html) pairs; later features add their own."""
-    from trainwell.nn.models import count_parameters
     m = run.metrics
     splits = [s for s in ("train", "val", "test") if m.get(s)]
     keys = [k for k, v in m[splits[0]].items() if isinstance(v, (int, float))] if splits else []
@@ -220,7 +218,7 @@ def sections(run: "Run", run_dir: Path) -> list[tuple[str, str]]:
     return out
 
 
-def write_report(run: "Run", run_dir: Path) -> Path:
+def write_report(run: Run, run_dir: Path) -> Path:
     run_dir = Path(run_dir)
     body = "".join(f"<h2>{html.escape(t)}</h2>{h}" for t, h in sections(run, run_dir))
     page = (f"<!doctype html><html><head><meta charset='utf-8'><title>trainwell report — {html.escape(run_dir.name)}"

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import yaml
 
 from trainwell.errors import UserError
 
@@ -58,7 +59,7 @@ def _reachable(uri: str) -> None:
 def _client(uri: str):
     _reachable(uri)
     try:
-        from mlflow import MlflowClient   # optional dependency: imported only when tracking is on
+        from mlflow import MlflowClient   # lazy: optional dependency, imported only when tracking is on
     except ImportError:
         raise UserError("track.mlflow is set but MLflow is not installed. Install it with "
                         "pip install 'trainwell[mlflow]' (or mlflow), or remove track.mlflow.") from None
@@ -87,14 +88,14 @@ def flatten(tree: dict, prefix: str = "") -> dict[str, str]:
 
 
 def _metrics(values: dict[str, Any], step: int, now: int) -> list:
-    from mlflow.entities import Metric
+    from mlflow.entities import Metric   # lazy: optional dependency (mlflow)
     return [Metric(k, float(v), now, step) for k, v in values.items()
             if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(float(v))]
 
 
 def _log(client, run_id: str, params: dict | None = None, metrics: list | None = None,
          tags: dict | None = None) -> None:
-    from mlflow.entities import Param, RunTag
+    from mlflow.entities import Param, RunTag   # lazy: optional dependency (mlflow)
     params = [Param(k, v[:6000]) for k, v in (params or {}).items()]
     tags = [RunTag(k, str(v)[:TAG_CHARS]) for k, v in (tags or {}).items()]
     metrics = metrics or []
@@ -104,7 +105,7 @@ def _log(client, run_id: str, params: dict | None = None, metrics: list | None =
 
 def _experiment(client, name: str) -> str:
     """The experiment's id (created on first use); an unreachable or refused store is a UserError."""
-    from mlflow.exceptions import MlflowException
+    from mlflow.exceptions import MlflowException   # lazy: optional dependency (mlflow)
     try:
         exp = client.get_experiment_by_name(name)
         return exp.experiment_id if exp is not None else client.create_experiment(name)
@@ -205,7 +206,6 @@ def log_study(track, study_name: str, directory: Path, trials: pd.DataFrame, bes
     """One parent run for the study and one child per trial, read from the trial run directories
     (``trial-NNNN/``: spec.yaml, history.csv, metrics.json) and the trials table (the ``searched``
     values as ``search.<path>`` parameters). Returns the parent's run id."""
-    import yaml
     client = _client(tracking_uri(track.mlflow))
     exp = _experiment(client, track.experiment or study_name)
     parent = client.create_run(exp, run_name=f"study {study_name}",

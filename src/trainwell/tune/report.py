@@ -10,22 +10,16 @@ import html
 import io
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import matplotlib
+import numpy as np
+import pandas as pd
+from matplotlib.ticker import MaxNLocator
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from trainwell.core.io import atomic_write  # noqa: E402
-from trainwell.report.html import CSS  # noqa: E402
-
-if TYPE_CHECKING:
-    from trainwell.tune.results import TuneResult
-    from trainwell.tune.space import Space
+from trainwell.core.figures import plt
+from trainwell.core.io import atomic_write
+from trainwell.report.html import CSS
+from trainwell.tune.space import Space
 
 
 def _png(fig) -> str:
@@ -111,7 +105,7 @@ def importance_plot(study: Any) -> tuple[str, dict]:
     return _png(fig), dict(imp)
 
 
-def parallel_plot(frame: pd.DataFrame, space: "Space", objective: str, maximize: bool) -> str:
+def parallel_plot(frame: pd.DataFrame, space: Space, objective: str, maximize: bool) -> str:
     done = frame[frame["state"] == "complete"] if not frame.empty else frame
     if len(done) < 2:
         return "<p>Parallel coordinates need at least two completed trials.</p>"
@@ -164,7 +158,8 @@ def parallel_plot(frame: pd.DataFrame, space: "Space", objective: str, maximize:
     return _png(fig)
 
 
-def write_study_html(study: Any, space: "Space", frame: pd.DataFrame, result: "TuneResult", path: Path) -> Path:
+def write_study_html(study: Any, space: Space, frame: pd.DataFrame, result: Any, path: Path) -> Path:
+    """study.html for ``result``, the search's TuneResult (tune/results.py, which calls this at the end)."""
     maximize = result.direction == "maximize"
     objective = result.objective
     parts = [f"<h1>trainwell study: {html.escape(study.study_name)}</h1>"]
