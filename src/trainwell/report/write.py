@@ -8,6 +8,8 @@ from typing import Any
 
 from trainwell.diagnose.session import write_files
 from trainwell.nn.autoencoder import plot_reconstructions
+from trainwell.report.html import write_report
+from trainwell.report.plots import plot_curves
 
 
 def write_run_directory(run: Any, run_dir: Path, best_epoch: int) -> None:
@@ -15,11 +17,9 @@ def write_run_directory(run: Any, run_dir: Path, best_epoch: int) -> None:
     run.save(run_dir)
     (run_dir / "checkpoints").mkdir(exist_ok=True)
     if not run.history.empty:
-        from trainwell.report.plots import plot_curves   # lazy: matplotlib, imported only when a report is written
         plot_curves(run.history, run.head.metric, run_dir / "curves.svg", best_epoch)
     write_files(run, run_dir)                         # diagnostics.csv, diagnosis.json, data.json
     if run.arch.get("type") == "autoencoder" and getattr(run, "sample_inputs", None) is not None:
         plot_reconstructions(run, run.sample_inputs, run_dir / "reconstructions.png")   # inputs / noisy / outputs
     run.seal(run_dir)                                 # model.json: checksums of every file written above
-    from trainwell.report.html import write_report   # lazy: matplotlib (its calibration figure)
     write_report(run, run_dir)
