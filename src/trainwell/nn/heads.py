@@ -14,6 +14,7 @@ import torch.nn.functional as F
 
 from trainwell.errors import UserError
 from trainwell.nn.ensemble import combine_members
+from trainwell.nn.perceptron import perceptron_criterion
 
 LOSSES = {
     "mse": "mean squared error (regression)",
@@ -53,7 +54,6 @@ class Head:
             mean = self.loss_fn(out.reshape(-1, out.shape[-1]), y.repeat_interleave(k, dim=0))
             return mean * k - (mean * (k - 1)).detach()
         if self.loss == "perceptron":
-            from trainwell.nn.perceptron import perceptron_criterion
             return perceptron_criterion(self.task, out, y)
         if self.temperature != 1.0 and self.task in ("multiclass", "binary", "multilabel"):
             out = out / self.temperature           # the calibrated log-loss (train/calibration.py)

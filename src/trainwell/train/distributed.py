@@ -26,6 +26,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 import torch
+import torch.distributed as td
+from torch.nn.parallel import DistributedDataParallel as DDP
 
 from trainwell.errors import UserError
 from trainwell.train.checkpoint import Checkpointer, CheckpointStore
@@ -53,7 +55,6 @@ class Distributed:
         """Join the process group torchrun describes in the environment (RANK, WORLD_SIZE, MASTER_ADDR ...)."""
         if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
             return cls()
-        import torch.distributed as td
         local_rank = int(os.environ.get("LOCAL_RANK", "0"))
         owns = False
         if not td.is_initialized():
@@ -81,7 +82,6 @@ class Distributed:
 
     def all_reduce(self, t: torch.Tensor) -> torch.Tensor:
         """Sum over ranks (a copy; the input is left alone)."""
-        import torch.distributed as td
         out = t.detach().clone()
         if self.backend == "gloo" and out.is_cuda:
             out = out.cpu()
@@ -94,7 +94,6 @@ class Distributed:
         """Rank 0's choice of a path, on every rank (a default run directory is numbered by what rank 0 finds)."""
         if not self.active:
             return path
-        import torch.distributed as td
         box = [str(path)]
         td.broadcast_object_list(box, src=0)
         return Path(box[0])
@@ -103,7 +102,6 @@ class Distributed:
         """DDP around the model, this rank's share of the data, reduced epoch sums."""
         if not self.active:
             return
-        from torch.nn.parallel import DistributedDataParallel as DDP
         model = state.model
         dev = next(model.parameters()).device
         ddp = DDP(model, device_ids=[dev.index] if dev.type == "cuda" else None)
@@ -119,7 +117,6 @@ class Distributed:
         """Rank 0: the usual Checkpointer (writes, resumes). Others: read-only, same checkpoint as rank 0."""
         if not self.active:
             return make(state, run_dir, arch, pre, console, resume=resume)
-        import torch.distributed as td
         ckpt = make(state, run_dir, arch, pre, console, resume=resume) if self.rank == 0 else None
         box = [ckpt.resumed_from if ckpt is not None else None]
         td.barrier()
@@ -135,7 +132,6 @@ class Distributed:
 
     def finish(self) -> None:
         if self.active and self.owns:
-            import torch.distributed as td
             td.barrier()
             td.destroy_process_group()
 

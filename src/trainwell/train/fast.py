@@ -25,6 +25,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.optim import optimizer as torch_optimizer
 
 from trainwell.optim.eager import torch_class
 from trainwell.optim.optimizers import for_torch_class
@@ -109,7 +110,6 @@ def fused_adam_step(opt: torch.optim.Optimizer) -> Callable[[], None]:
     (several groups, amsgrad, hooks, a torch without the kernel, state not created
     yet) goes through ``opt.step()``.
     """
-    from torch.optim import optimizer as torch_optimizer
     kernels = {o.fused_kernel for o in for_torch_class(torch_class(opt))} - {None}   # optim/optimizers.py
     kernel = getattr(torch, kernels.pop(), None) if len(kernels) == 1 else None
     group = opt.param_groups[0]

@@ -17,7 +17,7 @@ from typing import Any
 
 
 def _rdb_backend(study: Any):
-    from optuna.storages import RDBStorage
+    from optuna.storages import RDBStorage   # lazy: optuna is imported on use (start-up)
     storage = getattr(study, "_storage", None)
     backend = getattr(storage, "_backend", storage)
     return backend if isinstance(backend, RDBStorage) else None
@@ -39,9 +39,9 @@ def add_trials(study: Any, trials: list) -> str:
 
 
 def _insert(backend: Any, study_id: int, trials: list) -> None:
-    from optuna import distributions
-    from optuna.storages._rdb import models
-    from sqlalchemy import func, insert
+    from optuna import distributions   # lazy: optuna is imported on use (start-up)
+    from optuna.storages._rdb import models   # lazy: optuna is imported on use (start-up)
+    from sqlalchemy import func, insert   # lazy: sqlalchemy (optuna's storage) is imported on use (start-up)
 
     for t in trials:
         if not t.state.is_finished():

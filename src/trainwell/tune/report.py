@@ -9,6 +9,7 @@ import base64
 import html
 import io
 import math
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,7 @@ def _png(fig) -> str:
 def history_plot(study: Any, objective: str, maximize: bool, chosen: int | None = None) -> str:
     """Objective by trial (with the best so far) and the per-trial validation curves; ``best``: the trial the
     study selected (``chosen``: its tie-break may differ from the first maximum)."""
-    from optuna.trial import TrialState
+    from optuna.trial import TrialState   # lazy: optuna is imported on use (start-up)
     trials = study.get_trials(deepcopy=False)
     done = [t for t in trials if t.state == TrialState.COMPLETE]
     fig, axes = plt.subplots(1, 2, figsize=(13, 4.2))
@@ -59,7 +60,7 @@ def history_plot(study: Any, objective: str, maximize: bool, chosen: int | None 
 def _curves(ax, trials: list, done: list, objective: str, maximize: bool, chosen: int | None) -> None:
     """Per-trial validation curves: the best trial drawn thick and named, the other complete trials in one
     colour, pruned trials in grey (one legend entry each, whatever the number of trials)."""
-    from optuna.trial import TrialState
+    from optuna.trial import TrialState   # lazy: optuna is imported on use (start-up)
     best = chosen if chosen is not None else (
         (max if maximize else min)(done, key=lambda t: t.value).number if done else None)
     seen: set[str] = set()
@@ -83,10 +84,8 @@ def _curves(ax, trials: list, done: list, objective: str, maximize: bool, chosen
 
 
 def importance_plot(study: Any) -> tuple[str, dict]:
-    import warnings
-
-    import optuna
-    from optuna.trial import TrialState
+    import optuna   # lazy: optuna is imported on use (start-up)
+    from optuna.trial import TrialState   # lazy: optuna is imported on use (start-up)
     if len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))) < 3:
         return "<p>Parameter importances need at least three completed trials.</p>", {}
     try:
