@@ -261,7 +261,7 @@ def tune(data: str | None = None, X: Any = None, y: Any = None, spec: Spec | dic
     processes in all on this machine.
     ``threads``: torch CPU threads per worker (default: cores / workers; 1 is fastest
     for tiny models on a busy machine). ``trial_reports`` also writes each trial's
-    curves.png and report.html (slower). ``population`` = P > 1 asks P trials at a time and
+    curves.svg and report.html (slower). ``population`` = P > 1 asks P trials at a time and
     trains them as one batched computation (``trainwell.tune.population``); members that
     cannot be batched (batch norm, schedules, regularize, ...) are trained alone.
     """

@@ -99,7 +99,7 @@ def record_trial(trial: Any, values: dict, run: Run, key: str, directory: str | 
     """Write the trial's run directory and attributes; its objective value, or None when it counts as pruned.
 
     ``pruned``: stopped by the pruner, or diverged (``attrs`` then says so). A non-finite objective also
-    counts as pruned: optuna's samplers cannot rank it. ``reports`` writes curves.png and report.html too.
+    counts as pruned: optuna's samplers cannot rank it. ``reports`` writes curves.svg and report.html too.
     """
     run_dir = Path(directory) / f"trial-{trial.number:04d}"
     if reports:
