@@ -40,6 +40,10 @@ JOB = ROOT / "bench" / "_e2e_job.py"
 OUT = ROOT / "bench" / "results" / "end_to_end.json"
 PLOT = ROOT / "docs" / "images" / "end_to_end_scaling.png"
 TIME = shutil.which("time", path="/usr/bin:/bin") or "/usr/bin/time"   # GNU time: CPU and max RSS of a child
+# OpenMP's default active wait spins a core while a thread waits at a barrier; on shared, busy cores
+# that inflated the CPU seconds of torch and LightGBM alike (bench/tabular.py measured 6-25x on
+# LightGBM). Passive waiting makes CPU seconds measure work, for every tool; it changes no model.
+ENV = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}
 
 
 def synthetic(rows: int, folder: Path, cols: int = 20, seed: int = 0) -> Path:
@@ -67,7 +71,7 @@ def measure(cmd: list[str], cwd: Path, timeout: float) -> dict:
     t0 = time.perf_counter()
     try:
         proc = subprocess.run([TIME, "-f", "%U %S %M", "-o", str(stats), *cmd], cwd=cwd, capture_output=True,
-                              text=True, timeout=timeout)
+                              text=True, timeout=timeout, env=ENV)
     except subprocess.TimeoutExpired:
         return {"error": f"timeout after {timeout:.0f} s"}
     wall = time.perf_counter() - t0
@@ -198,7 +202,8 @@ def markdown(report: dict) -> str:
         cells = []
         for t in tools:
             r = report["results"].get(f"{group}|{t}|{data}", {})
-            cells.append(f"{r['wall_s']:.2f} / {r['cpu_s']:.2f} ({r.get('accuracy', float('nan')):.3f})"
+            mean_cv = f"; mean of grid {r['mean_cv']:.3f}" if "mean_cv" in r else ""
+            cells.append(f"{r['wall_s']:.2f} / {r['cpu_s']:.2f} ({r.get('accuracy', float('nan')):.3f}{mean_cv})"
                          if "wall_s" in r else "-")
         tw, mlp = (report["results"].get(f"{group}|{t}|{data}", {}) for t in tools[:2])
         ratio = f"{tw['wall_s'] / mlp['wall_s']:.2f}x" if "wall_s" in tw and "wall_s" in mlp else "-"
