@@ -73,7 +73,7 @@ def diagnose(
         result = doctor(run, bayes_error=bayes_error)
         print_diagnosis(out, result, Path(target))
         if save:
-            from trainwell.report.html import write_report   # lazy: matplotlib, only when the report is rewritten
+            from trainwell.report.html import write_report   # lazy: the report, only when it is rewritten
             run.diagnosis = result
             write_files(run, Path(target))
             run.seal(Path(target))          # model.json lists the new diagnosis files' checksums
@@ -87,7 +87,7 @@ def report(
     trust_module: TrustModule = False,
 ) -> None:
     """Regenerate report.html of a run directory."""
-    from trainwell.report.html import write_report   # lazy: matplotlib
+    from trainwell.report.html import write_report   # lazy: the report (pandas, yaml), only for this command
     from trainwell.run import load   # lazy: torch
     try:
         run = load(run_dir, trust_module=trust_module)
