@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from trainwell.core.io import fsync_path
 from trainwell.errors import UserError
 from trainwell.export.onnx import pipeline, write_onnx, write_sidecar, write_torch_export
 from trainwell.export.runtime import Session, decode
@@ -41,7 +42,9 @@ def export(run, fmt: str = "onnx", out: str | Path | None = None, data: Any = No
     try:
         program = (write_onnx if fmt == "onnx" else write_torch_export)(module, meta, tmp)
         check = verify(run, tmp, fmt, meta, data, encoder_only, program=program)
-        os.replace(tmp, path)
+        fsync_path(tmp)                  # on disk before it takes the name (core/io.py's atomic write, by hand:
+        os.replace(tmp, path)            # the exporters need the file's suffix and verify reads it first)
+        fsync_path(path.parent)
     finally:
         if tmp.exists():
             tmp.unlink()

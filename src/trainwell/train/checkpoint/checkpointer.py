@@ -275,6 +275,7 @@ class Checkpointer:
                f"Resume with:\n  trainwell fit --resume {self.run_dir}")
         return TrainingInterrupted(self.signal, msg, self.store.path / "last")
 
+
 def describe_position(state: TrainState) -> str:
     """Where training stands, in words: "epoch 3, batch 12 of 45 (step 102)"."""
     if state.batch_in_epoch:
