@@ -94,10 +94,11 @@ def test_unknown_activation():
 
 def test_catalogue_lists_every_registry_entry():
     cat = catalogue()
-    from trainwell.nn.presets import MODEL_TYPES, PRESETS
+    from trainwell.nn.presets import PRESETS
+    from trainwell.nn.topologies import TOPOLOGIES
     registries = {"activations": ACTIVATIONS, "initializers": INITIALIZERS, "optimizers": OPTIMIZERS,
                   "schedules": SCHEDULES, "regularizers": REGULARIZERS,
-                  "model types": MODEL_TYPES, "model presets": PRESETS}
+                  "model types": TOPOLOGIES, "model presets": PRESETS}
     assert set(cat) == set(registries)
     for area, registry in registries.items():
         assert list(cat[area]) == list(registry) and registry

@@ -7,6 +7,7 @@ import torch
 from trainwell.build import resolve_architecture
 from trainwell.data.loading import load_table
 from trainwell.data.pipeline import prepare
+from trainwell.nn.topologies import topology
 from trainwell.nn.models import auto_hidden, default_hidden
 from trainwell.spec import Spec
 
@@ -37,7 +38,7 @@ def test_auto_is_the_heuristic_below_10000_rows_and_256_128_from_there():
 def test_a_default_run_resolves_auto_as_the_readme_says():
     """README tour: digits' default network is 64-32-10, with the formula shown."""
     spec = Spec.build(None, sets=["data.source=digits"])
-    prep = prepare(load_table(spec), spec)
+    prep = prepare(load_table(spec), spec, topology(spec.model.type).inputs)
     arch, notes = resolve_architecture(spec, prep)
     assert arch["hidden"] == [32] and prep.X_train.shape == torch.Size([1437, 64])
     assert any("N_h = N_s/((N_i+N_o)*gamma) = 1437/((64+10)*2) = 9.7" in str(n) for n in notes)

@@ -61,7 +61,7 @@ def test_memory_estimate_against_the_formula():
 def test_parameter_count_of_other_models_allocates_nothing():
     """A CNN's count on the meta device equals the parameters of the real model built from the same arch."""
     from trainwell.build import load_prepared, resolve_architecture
-    from trainwell.nn.models import build_model
+    from trainwell.nn.topologies import build_model
     spec, prep = load_prepared(Spec.build(sets=["data.source=digits", "model.type=cnn"]))
     arch, _ = resolve_architecture(spec, prep)
     real = sum(p.numel() for p in build_model(dict(arch)).parameters())

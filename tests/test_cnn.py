@@ -6,10 +6,14 @@ import pytest
 import torch
 
 import trainwell as tw
-from trainwell.data.layout import channel_axes, choose_scaler, conv_layout
+from trainwell.core.inputs import conv_layout
+from trainwell.data.layout import channel_axes, choose_scaler
 from trainwell.nn.cnn import Augment, random_shift
+from trainwell.nn.topologies import TOPOLOGIES
 
 from conftest import MNIST
+
+CNN_INPUTS = TOPOLOGIES["cnn"].inputs      # how a CNN reads its rows (core/inputs.py)
 
 
 @pytest.fixture(scope="module")
@@ -38,14 +42,14 @@ def test_per_channel_and_pixel_scaling():
     rng = np.random.default_rng(0)
     X = rng.integers(0, 256, size=(50, 3, 8, 8)).astype(np.float32)
     X[:, 1] *= 0.1
-    s, note = choose_scaler(X, "channel", "cnn")
+    s, note = choose_scaler(X, "channel", CNN_INPUTS)
     Z = s.transform(X)
     assert s.mean.shape == (3, 1, 1) and "per channel (3" in note
     assert np.allclose(Z.mean(axis=(0, 2, 3)), 0, atol=1e-4) and np.allclose(Z.std(axis=(0, 2, 3)), 1, atol=1e-3)
-    s, note = choose_scaler(X, "pixels", "cnn")
+    s, note = choose_scaler(X, "pixels", CNN_INPUTS)
     assert 0 <= s.transform(X).min() and s.transform(X).max() <= 1 and "255" in note
-    assert channel_axes([28, 28], "cnn") == (0, 1)          # grayscale: one scalar pair
-    s, _ = choose_scaler(X[:, 0], "auto", "cnn")
+    assert channel_axes([28, 28], CNN_INPUTS.axes) == (0, 1)          # grayscale: one scalar pair
+    s, _ = choose_scaler(X[:, 0], "auto", CNN_INPUTS)
     assert s.mean.size == 1
 
 

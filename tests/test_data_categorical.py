@@ -11,6 +11,7 @@ import trainwell as tw
 from trainwell.data.loading import load_table
 from trainwell.data.categorical import OneHot, is_text
 from trainwell.data.pipeline import prepare
+from trainwell.nn.topologies import topology
 from trainwell.data.sources import load_source
 from trainwell.errors import UserError
 from trainwell.spec import Spec
@@ -85,10 +86,10 @@ def test_identifier_columns_are_dropped_with_a_note(tmp_path):
     table = load_source(str(tmp_path / "ids.csv"), target="y")
     assert not any(n.startswith("id") for n in table.feature_names) and table.X.shape == (600, 6)
     spec = Spec.build(None, sets=[f"data.source={tmp_path / 'ids.csv'}", "data.target=y"])
-    prep = prepare(load_table(spec), spec)
+    prep = prepare(load_table(spec), spec, topology(spec.model.type).inputs)
     assert any(n.startswith("dropped: id (identifier: 600 distinct values in 600 rows)") for n in prep.notes)
     kept = Spec.build(spec, sets=["data.drop_columns=[]"])          # the key that turns the drop off
-    prep = prepare(load_table(kept), kept)
+    prep = prepare(load_table(kept), kept, topology(kept.model.type).inputs)
     assert "id=(other)" in prep.pre.feature_names and not any(n.startswith("dropped") for n in prep.notes)
 
 

@@ -11,6 +11,7 @@ from trainwell.data.loading import load_table
 from trainwell.data.categorical import OneHot
 from trainwell.data.columns import OTHER, ColumnEncoder, Options, parse_numbers
 from trainwell.data.pipeline import Preprocessor, prepare
+from trainwell.nn.topologies import topology
 from trainwell.data.split import split_indices
 from trainwell.errors import UserError
 from trainwell.spec import Spec
@@ -104,7 +105,7 @@ def test_categories_and_caps_come_from_the_training_rows_only(tmp_path):
     path = tmp_path / "t.csv"
     df.to_csv(path, index=False)
     spec = Spec.build(None, sets=[f"data.source={path}", "data.target=y", "data.max_categories=8"])
-    prep = prepare(load_table(spec), spec)
+    prep = prepare(load_table(spec), spec, topology(spec.model.type).inputs)
     tr, _, _, _ = split_indices(n, df["y"].to_numpy(), "auto", 0)
     counts = df["cat"].iloc[tr].value_counts()
     top = counts[counts >= 5].sort_values(ascending=False, kind="stable")

@@ -8,6 +8,7 @@ from trainwell.data.loading import load_table
 from trainwell.data import dates
 from trainwell.data.columns import ColumnEncoder
 from trainwell.data.pipeline import prepare
+from trainwell.nn.topologies import topology
 from trainwell.data.split import split_indices
 from trainwell.spec import Spec
 
@@ -62,7 +63,7 @@ def test_reference_day_is_the_training_splits_first_day_and_missing_dates_share_
     path = tmp_path / "d.csv"
     df.to_csv(path, index=False)
     spec = Spec.build(None, sets=[f"data.source={path}", "data.target=y"])
-    prep = prepare(load_table(spec), spec)
+    prep = prepare(load_table(spec), spec, topology(spec.model.type).inputs)
     tr, _, _, _ = split_indices(n, None, "auto", 0)
     train_days = days[tr][~df["when"].iloc[tr].eq("unknown").to_numpy()]
     col = prep.pre.columns.columns[0]

@@ -8,6 +8,7 @@ import pytest
 import trainwell as tw
 from trainwell.data.loading import load_table
 from trainwell.data.pipeline import prepare
+from trainwell.nn.topologies import topology
 from trainwell.data.sources import load_source
 from trainwell.errors import UserError
 from trainwell.spec import Spec
@@ -33,7 +34,7 @@ def test_missing_values_are_refused_by_default_with_the_option_named(tmp_path):
 def test_median_of_the_training_split_only(tmp_path):
     path, df = _csv(tmp_path)
     spec = Spec.build(None, sets=[f"data.source={path}", "data.target=y", "data.impute=median", "data.scale=none"])
-    prep = prepare(load_table(spec), spec)
+    prep = prepare(load_table(spec), spec, topology(spec.model.type).inputs)
     assert not np.isnan(prep.X_train).any() and not np.isnan(prep.X_val).any() and not np.isnan(prep.X_test).any()
     from trainwell.data.split import split_indices
     tr, _, _, _ = split_indices(len(df), df["y"].to_numpy(), spec.data.split, spec.train.seed, has_test=False)
@@ -80,7 +81,7 @@ def test_auto_fills_with_training_medians_and_adds_indicators(tmp_path):
     df.to_csv(path, index=False)
     spec = Spec.build(None, sets=[f"data.source={path}", "data.target=y", "data.scale=none"])
     assert spec.data.impute == "auto"
-    prep = prepare(load_table(spec), spec)
+    prep = prepare(load_table(spec), spec, topology(spec.model.type).inputs)
     tr = _split_train(df)
     X = df[["a", "b", "c"]].to_numpy()
     np.testing.assert_allclose(prep.pre.impute, np.nanmedian(X[tr], axis=0), rtol=1e-6)   # training rows only
@@ -99,7 +100,7 @@ def test_median_and_mean_add_no_indicators(tmp_path):
     path, df = _csv(tmp_path)
     for how in ("median", "mean"):
         spec = Spec.build(None, sets=[f"data.source={path}", "data.target=y", f"data.impute={how}", "data.scale=none"])
-        prep = prepare(load_table(spec), spec)
+        prep = prepare(load_table(spec), spec, topology(spec.model.type).inputs)
         assert prep.pre.indicators == [] and prep.X_train.shape[1] == 3
         stat = np.nanmedian if how == "median" else np.nanmean
         np.testing.assert_allclose(prep.pre.impute, stat(df[["a", "b", "c"]].to_numpy()[_split_train(df)], axis=0),
@@ -132,7 +133,7 @@ def test_missing_targets_are_dropped_and_counted(tmp_path):
     spec = Spec.build(None, sets=[f"data.source={path}", "data.target=y"])
     table = load_table(spec)
     assert len(table.y) == 393 and not np.isnan(table.y.astype(float)).any()
-    prep = prepare(table, spec)
+    prep = prepare(table, spec, topology(spec.model.type).inputs)
     assert len(prep.X_train) + len(prep.X_val) + len(prep.X_test) == 393
     assert "target: 7 of 400 row(s) without a value in y dropped" in prep.notes[0]
     strict = Spec.build(spec, sets=["data.drop_missing_target=false"])

@@ -11,6 +11,7 @@ import pytest
 import trainwell as tw
 from trainwell.data.loading import load_table
 from trainwell.data.pipeline import Preprocessor, prepare
+from trainwell.nn.topologies import topology
 from trainwell.data.scaling import QuantileScaler, RobustScaler, scaler_from_json
 from trainwell.data.split import split_indices
 from trainwell.data.target import SKEW, TargetPlan, skewness
@@ -38,7 +39,7 @@ def test_skewness_matches_the_textbook_formula():
 def test_log_is_chosen_on_the_training_split_and_inverted_exactly(tmp_path):
     path, df = _skewed(tmp_path)
     spec = Spec.build(None, sets=[f"data.source={path}", "data.target=price"])
-    prep = prepare(load_table(spec), spec)
+    prep = prepare(load_table(spec), spec, topology(spec.model.type).inputs)
     tr, _, _, _ = split_indices(len(df), None, "auto", 0)
     y_tr = df["price"].to_numpy()[tr]
     assert skewness(y_tr)[0] > SKEW and prep.pre.target.log == [True]
@@ -138,9 +139,9 @@ def test_scale_keys_and_old_standard_models(tmp_path):
     path, _ = _skewed(tmp_path)
     for scale, kind in (("auto", RobustScaler), ("quantile", QuantileScaler)):
         spec = Spec.build(None, sets=[f"data.source={path}", "data.target=price", f"data.scale={scale}"])
-        assert isinstance(prepare(load_table(spec), spec).pre.scaler, kind)
+        assert isinstance(prepare(load_table(spec), spec, topology(spec.model.type).inputs).pre.scaler, kind)
     spec = Spec.build(None, sets=[f"data.source={path}", "data.target=price", "data.scale=standard"])
-    pre = prepare(load_table(spec), spec).pre
+    pre = prepare(load_table(spec), spec, topology(spec.model.type).inputs).pre
     assert "kind" not in pre.to_json()["scaler"]                     # the format older runs wrote
     again = Preprocessor.from_json(json.loads(json.dumps(pre.to_json())))
     X = np.ones((2, 3), dtype=np.float32)

@@ -99,7 +99,8 @@ def test_hand_written_packed_step_equals_autograd(data, extra):
 
 
 def test_members_start_from_different_weights_each_matched_to_relu():
-    from trainwell.nn.models import build_model, initialize
+    from trainwell.nn.models import initialize
+    from trainwell.nn.topologies import build_model
     arch = {**_arch("multiclass", k=5), "n_inputs": 4, "hidden": [256], "init": "he_uniform"}
     model = build_model(arch)
     initialize(model, arch, seed=0)

@@ -8,6 +8,7 @@ import torch
 from trainwell.build import build_state, resolve_architecture
 from trainwell.data.loading import load_table
 from trainwell.data.pipeline import prepare
+from trainwell.nn.topologies import topology
 from trainwell.spec import Spec
 from trainwell.train.fast import analytic_step, eligible, fused_adam_step
 from trainwell.train.loop import fit_loop
@@ -18,7 +19,7 @@ TOL = 1e-5
 def _train(sets):
     spec = Spec.build(None, sets=["data.source=digits", "train.epochs=2", "stop.enabled=false",
                                   "model.hidden=[16]", "train.monitor=false", *sets])
-    prep = prepare(load_table(spec), spec)
+    prep = prepare(load_table(spec), spec, topology(spec.model.type).inputs)
     state = build_state(spec, prep, resolve_architecture(spec, prep)[0], torch.device("cpu"))
     state.stopper.enabled = False
     return fit_loop(state)
@@ -57,7 +58,7 @@ def test_default_cpu_step_matches_autograd(sets):
 def test_eligibility():
     def state_for(sets):
         spec = Spec.build(None, sets=["data.source=digits", "model.hidden=[8]", *sets])
-        prep = prepare(load_table(spec), spec)
+        prep = prepare(load_table(spec), spec, topology(spec.model.type).inputs)
         return build_state(spec, prep, resolve_architecture(spec, prep)[0], torch.device("cpu"))
     assert eligible(state_for([])) is True
     assert eligible(state_for(["data.source=diabetes"])) is True      # plain regression: written out too
@@ -77,7 +78,7 @@ def test_a_weighted_batch_is_handed_to_the_autograd_step():
     """The written-out backward is the unweighted loss's: a batch with a weight other than 1 goes to the
     fallback (autograd) step, whose loss the step returns; weight 1 stays on the written-out step."""
     spec = Spec.build(None, sets=["data.source=digits", "model.hidden=[8]"])
-    prep = prepare(load_table(spec), spec)
+    prep = prepare(load_table(spec), spec, topology(spec.model.type).inputs)
     state = build_state(spec, prep, resolve_architecture(spec, prep)[0], torch.device("cpu"))
     calls = []
 
@@ -134,7 +135,7 @@ def test_default_run_weights_equal_autograds_after_20_epochs():
     step's weights equal torch autograd's to 1e-6 after 20 epochs (float32 rounding; measured 7.7e-7)."""
     def run(sets):
         spec = Spec.build(None, sets=["data.source=digits", "train.epochs=20", "stop.enabled=false", *sets])
-        prep = prepare(load_table(spec), spec)
+        prep = prepare(load_table(spec), spec, topology(spec.model.type).inputs)
         state = build_state(spec, prep, resolve_architecture(spec, prep)[0], torch.device("cpu"))
         assert type(state.model).__name__ == "PackedMLP" and state.model.blocks[0].linear.weight.shape == (8, 32, 64)
         return fit_loop(state)
@@ -153,7 +154,7 @@ def test_train_fast_flushes_denormals_while_training_only():
 
     for fast in (False, True):
         spec = Spec.build(None, sets=["data.source=iris", "train.epochs=1", f"train.fast={str(fast).lower()}"])
-        prep = prepare(load_table(spec), spec)
+        prep = prepare(load_table(spec), spec, topology(spec.model.type).inputs)
         fit_loop(build_state(spec, prep, resolve_architecture(spec, prep)[0], torch.device("cpu")), [Probe()])
     assert seen[0] == pytest.approx(1e-40, rel=1e-3) and seen[1] == 0.0
     assert float(torch.tensor([1e-40], dtype=torch.float32)[0]) != 0.0

@@ -123,13 +123,14 @@ def test_full_batch_and_stochastic_batches():
     from trainwell.build import build_state, resolve_architecture
     from trainwell.data.loading import load_table
     from trainwell.data.pipeline import prepare
+    from trainwell.nn.topologies import topology
     from trainwell.spec import Spec
     from trainwell.train.loop import fit_loop
 
     def steps(batch, epochs):
         spec = Spec.build(None, sets=["data.source=iris", f"train.batch_size={batch}", f"train.epochs={epochs}",
                                       "stop.enabled=false", "train.progress=false"])
-        prep = prepare(load_table(spec), spec)
+        prep = prepare(load_table(spec), spec, topology(spec.model.type).inputs)
         state = fit_loop(build_state(spec, prep, resolve_architecture(spec, prep)[0], torch.device("cpu")))
         counts = {int(st["step"]) for st in state.optimizer.state.values()}
         return counts, len(state.history), prep.X_train.shape[0]

@@ -13,6 +13,7 @@ import torch
 from trainwell.build import build_state, resolve_architecture
 from trainwell.data.loading import load_table
 from trainwell.data.pipeline import prepare
+from trainwell.nn.topologies import topology
 from trainwell.spec import Spec
 from trainwell.train.graphs import WARMUP, GraphedStep, graphable
 from trainwell.train.loop import make_step, run_epoch
@@ -47,7 +48,7 @@ class ReplayByCall:
 def _state(sets=()):
     spec = Spec.build(None, sets=["data.source=digits", "model.hidden=[16]", "train.batch_size=100",
                                   "train.backward=autograd", "train.fast=true", "train.monitor=false", *sets])
-    prep = prepare(load_table(spec), spec)
+    prep = prepare(load_table(spec), spec, topology(spec.model.type).inputs)
     return build_state(spec, prep, resolve_architecture(spec, prep)[0], torch.device("cpu"))
 
 

@@ -12,6 +12,7 @@ import trainwell as tw
 from trainwell.build import build_state, resolve_architecture
 from trainwell.data.loading import load_table
 from trainwell.data.pipeline import prepare
+from trainwell.nn.topologies import topology
 from trainwell.diagnose.lr_finder import _suggest, lr_range_test
 from trainwell.spec import Spec
 
@@ -20,7 +21,7 @@ FAST = ["train.progress=false"]
 
 def _state(sets=()):
     spec = Spec.build(None, sets=["data.source=digits", *sets])
-    prep = prepare(load_table(spec), spec)
+    prep = prepare(load_table(spec), spec, topology(spec.model.type).inputs)
     arch, _ = resolve_architecture(spec, prep)
     return build_state(spec, prep, arch, torch.device("cpu"))
 

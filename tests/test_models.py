@@ -11,7 +11,8 @@ import trainwell
 from trainwell.catalogue import catalogue
 from trainwell.errors import UserError
 from trainwell.nn.fold import count_batchnorm, fold_batchnorm
-from trainwell.nn.models import BN_MOMENTUM, MLP, DenseBlock, build_model, initialize
+from trainwell.nn.models import BN_MOMENTUM, MLP, DenseBlock, initialize
+from trainwell.nn.topologies import build_model
 from trainwell.nn.perceptron import Perceptron, perceptron_criterion, perceptron_rule
 
 FAST = {"progress": False, "monitor": False}

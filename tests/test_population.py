@@ -9,6 +9,7 @@ import trainwell as tw
 from trainwell.build import build_state, resolve_architecture
 from trainwell.data.loading import load_table
 from trainwell.data.pipeline import prepare
+from trainwell.nn.topologies import topology
 from trainwell.spec import Spec
 from trainwell.train.loop import fit_loop
 from trainwell.train.population import train_population, unsupported
@@ -19,7 +20,7 @@ TOL = 1e-5
 def _prep(sets):
     # members are lone networks at a constant lr (a population has no schedule)
     base = Spec.build(None, sets=["data.source=digits", "model.ensemble=1", "schedule.name=none", *sets])
-    return base, prepare(load_table(base), base)
+    return base, prepare(load_table(base), base, topology(base.model.type).inputs)
 
 
 def _alone(spec, prep, arch):
@@ -63,7 +64,8 @@ def _torch_reference(spec, prep, arch, epochs: int) -> list[torch.Tensor]:
     and, with dropout, the inverted-dropout masks documented in train/population.py (u < 1 - p from a generator
     seeded with train.seed + 1_000_003, scaled by 1 / (1 - p)). Nothing of trainwell's step is used."""
     from trainwell.core.seeding import seed_everything
-    from trainwell.nn.models import build_model, initialize
+    from trainwell.nn.models import initialize
+    from trainwell.nn.topologies import build_model
     seed_everything(spec.train.seed)                      # the member's initial weights, as the population draws them
     init = build_model(arch)
     initialize(init, arch, spec.train.seed)
@@ -144,7 +146,7 @@ def test_population_tasks_and_activations_match_alone(sets, manual):
     archs = [resolve_architecture(s, prep)[0] for s in specs]
     from trainwell.nn.heads import make_head
     from trainwell.train.stacked import StackedMLP
-    from trainwell.nn.models import build_model
+    from trainwell.nn.topologies import build_model
     head = make_head(prep.pre.task, archs[0]["loss"], archs[0]["output_activation"])
     assert StackedMLP([build_model(archs[0])], archs[0], torch.zeros(1)).manual(head) == manual
     for spec, arch, r in zip(specs, archs, train_population(specs, prep, archs)):
@@ -233,7 +235,7 @@ def test_a_diverging_member_stops_as_a_lone_run_does_and_spares_the_others():
     epoch a lone run stops, with the same reason, and leaves the population; its neighbour trains on as alone."""
     base = Spec.build(None, sets=["data.source=iris", "model.ensemble=1", "schedule.name=none", "train.epochs=8",
                                   "model.hidden=[16]", "train.batch_size=16", "optim.name=sgd"])
-    prep = prepare(load_table(base), base)
+    prep = prepare(load_table(base), base, topology(base.model.type).inputs)
     specs = [Spec.build(base, sets=["optim.lr=1e4", "optim.momentum=0.9"]), Spec.build(base, sets=["optim.lr=0.01"])]
     archs = [resolve_architecture(s, prep)[0] for s in specs]
     results = train_population(specs, prep, archs)

@@ -112,11 +112,12 @@ def test_noise_adds_gaussian_noise_of_that_std_to_training_inputs_only():
     from trainwell.build import build_state, resolve_architecture
     from trainwell.data.loading import load_table
     from trainwell.data.pipeline import prepare
+    from trainwell.nn.topologies import topology
     from trainwell.spec import Spec
     from trainwell.train.loop import evaluate_tensors, make_step
 
     spec = Spec.build(None, sets=["data.source=digits", "regularize.noise=0.5", "model.ensemble=1"])
-    prep = prepare(load_table(spec), spec)
+    prep = prepare(load_table(spec), spec, topology(spec.model.type).inputs)
     state = build_state(spec, prep, resolve_architecture(spec, prep)[0], torch.device("cpu"))
     seen = []
     state.extra["forward"] = lambda x: (seen.append(x.clone()), state.model(x))[1]

@@ -6,7 +6,7 @@ import pytest
 
 import trainwell as tw
 from trainwell.spec import Spec
-from trainwell.nn.topology import topology_defaults
+from trainwell.nn.topologies import topology_defaults
 
 
 def _seq_data(tmp_path, n=300, T=20, F=None):

@@ -49,11 +49,12 @@ def test_sample_weight_is_accepted_and_used():
     w = np.where(y == 1, 3.0, 1.0)
     from trainwell.data.loading import load_table
     from trainwell.data.pipeline import prepare
+    from trainwell.nn.topologies import topology
     from trainwell.spec import Spec
     spec = Spec.build(None, sets=["data.weight=w", "task=binary"])
     table = load_table(spec, df.assign(w=w), y)
     assert not any(n.startswith("w") for n in table.feature_names)      # the weight column is not an input
-    prep = prepare(table, spec)
+    prep = prepare(table, spec, topology(spec.model.type).inputs)
     assert any(n.startswith("weights: training and validation rows resampled") for n in prep.notes)
     p = y.mean()
     assert abs(prep.y_train.mean() - 3 * p / (3 * p + 1 - p)) < 0.03   # positives count three times

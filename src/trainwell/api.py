@@ -23,7 +23,7 @@ from trainwell.diagnose.session import attach, diagnose_failure, make_callbacks
 from trainwell.errors import UserError
 from trainwell.nn.custom import copy_module, module_spec
 from trainwell.nn.models import count_parameters
-from trainwell.nn.topology import topology_defaults
+from trainwell.nn.topologies import topology_defaults
 from trainwell.report.write import write_run_directory
 from trainwell.run import Run
 from trainwell.run.resume import make_checkpointer, resume_spec, trust_resumed_module

@@ -20,14 +20,9 @@ from trainwell.data.streaming import prepare_streaming, wants_streaming
 from trainwell.data.validation import mark_validation
 from trainwell.data.weights import add_class_weight
 from trainwell.errors import UserError
-from trainwell.nn.custom import custom_arch
-from trainwell.nn.ensemble import ensemble_size
 from trainwell.nn.heads import EPOCH_METRIC, make_head
-from trainwell.nn.init import resolve_init
-from trainwell.nn.models import auto_hidden, build_model, default_hidden, initialize
-from trainwell.nn.perceptron import perceptron_spec_changes
-from trainwell.nn.presets import finish_architecture
-from trainwell.nn.topology import resolve_topology, topology_defaults
+from trainwell.nn.models import initialize
+from trainwell.nn.topologies import build_model, resolve_architecture, topology, topology_defaults
 from trainwell.optim.optimizers import make_optimizer
 from trainwell.optim.schedules import make_schedule
 from trainwell.spec import Spec
@@ -73,8 +68,8 @@ def assemble(spec: Spec, X: Any = None, y: Any = None, *, val_rows: Any = None, 
 def prepare_data(spec: Spec, X: Any = None, y: Any = None, *, val_rows: Any = None, rank: int = 0, world: int = 1,
                  streaming: bool = True) -> tuple[Spec, Any, list[str]]:
     """Spec -> table -> prepared data (split, scaling): in memory, or streamed from disk when the data is larger
-    than memory (data/streaming.py). Returns the spec (arrays mark the source as ``arrays``; the perceptron fixes
-    its loss and optimizer), the prepared data and the notes of these choices."""
+    than memory (data/streaming.py). Returns the spec (arrays mark the source as ``arrays``; a topology may fix what
+    it cannot train without, e.g. the perceptron its loss and optimizer), the prepared data and the notes of these choices."""
     notes: list[str] = []
     stream, why = wants_streaming(spec) if streaming and X is None else (False, "")
     table = None if stream else load_table(spec, X, y)
@@ -82,14 +77,14 @@ def prepare_data(spec: Spec, X: Any = None, y: Any = None, *, val_rows: Any = No
         mark_validation(table, val_rows)
     if X is not None:
         spec = Spec.build(spec, sets=["data.source=arrays"])
-    if spec.model.type == "perceptron":   # the perceptron rule = plain SGD on the perceptron criterion
-        changes, perceptron_notes = perceptron_spec_changes(spec)
+    changes, fixed = topology(spec.model.type).spec_changes(spec)   # e.g. the perceptron rule: plain SGD
+    if changes:
         spec = Spec.build(spec, **changes)
-        notes += perceptron_notes
+    notes += fixed
     if stream:
         notes.append(why)
         return spec, prepare_streaming(spec, rank=rank, world=world), notes
-    return spec, prepare(table, spec), notes
+    return spec, prepare(table, spec, topology(spec.model.type).inputs), notes
 
 
 def resolve_device(name: str) -> torch.device:
@@ -103,7 +98,7 @@ def resolve_device(name: str) -> torch.device:
 def spec_for(data: Any, spec: Any, sets: list[str] | None, overrides: dict, notes: list[str] | None = None) -> Spec:
     """The run's Spec: a base spec, then ``data`` (a name, a path, or the whole data section),
     keyword sections, then ``--set`` overrides, then the topology's defaults where the user set
-    nothing (nn/topology.py; their explanations are appended to ``notes``). fit, tune, lr-find
+    nothing (nn/topologies/; their explanations are appended to ``notes``). fit, tune, lr-find
     and the overfit check all start here, so a CNN gets the same defaults in each."""
     if isinstance(data, dict):
         overrides["data"] = data
@@ -121,59 +116,15 @@ def load_prepared(spec: Spec, X: Any = None, y: Any = None) -> tuple[Spec, Prepa
     table = load_table(spec, X, y)
     if X is not None:
         spec = Spec.build(spec, sets=["data.source=arrays"])
-    return spec, prepare(table, spec)
-
-
-def resolve_architecture(spec: Spec, prep: Prepared) -> tuple[dict, list[str]]:
-    """Fill in ``auto`` choices (width, init) and say why."""
-    m = spec.model
-    if m.type in ("cnn", "rnn", "autoencoder"):          # nn/topology.py: conv, recurrent, autoencoder
-        return resolve_topology(spec, prep)
-    if m.type == "custom":                                # the user's own nn.Module (nn/custom.py)
-        return custom_arch(spec, prep)
-    n_inputs = int(np.prod(prep.X_train.shape[1:]))
-    n_outputs = prep.pre.coder.n_outputs
-    notes = []
-    if m.hidden in ("auto", "heuristic"):
-        hidden, why = (auto_hidden if m.hidden == "heuristic" else default_hidden)(prep.X_train.shape[0], n_inputs,
-                                                                                   n_outputs)
-        notes.append(why)
-    else:
-        hidden = list(m.hidden)
-    init, why_init = resolve_init(m.init, m.activation)
-    notes.append(f"init: {why_init}")
-    members, why_members = packed_members(spec, prep, n_inputs, hidden, n_outputs)
-    if why_members:
-        notes.append(why_members)
-    arch = {"members": members, "type": m.type, "n_inputs": n_inputs, "input_shape": list(prep.X_train.shape[1:]),
-            "hidden": hidden, "n_outputs": n_outputs, "activation": m.activation, "init": init,
-            "init_std": m.init_std, "init_limit": m.init_limit, "init_value": m.init_value,
-            "bias_init": m.bias_init, "dropout": m.dropout, "batchnorm": m.batchnorm,
-            "residual": m.residual, "loss": m.loss, "output_activation": m.output_activation,
-            "task": prep.pre.task}
-    return finish_architecture(spec, arch, notes), notes   # perceptron, self_normalizing, residual notes
-
-
-def packed_members(spec: Spec, prep: Prepared, n_inputs: int, hidden: list[int], n_outputs: int) -> tuple[int, str]:
-    """``model.ensemble`` for a plain MLP: how many members train at once (nn/ensemble.py), and why."""
-    m = spec.model
-    packable = (m.type == "mlp" and not m.batchnorm and not m.residual and m.preset == "none"
-                and not getattr(prep, "streaming", False))
-    if not packable:
-        if isinstance(m.ensemble, int) and m.ensemble > 1:
-            raise UserError(f"model.ensemble={m.ensemble} packs plain MLPs (no batch norm, residual blocks, presets "
-                            "or streaming); this spec has one of those. Set model.ensemble=1, or use "
-                            "fit(ensemble=P) / tune --population for other models.")
-        return 1, ""
-    widths = [n_inputs, *hidden, n_outputs]
-    params = sum((a + 1) * b for a, b in zip(widths[:-1], widths[1:]))
-    return ensemble_size(m.ensemble, int(prep.X_train.shape[0]), params)
+    return spec, prepare(table, spec, topology(spec.model.type).inputs)
 
 
 def training_rows(prep: Prepared) -> int:
     """Rows in the training split (a streamed one counts them on disk)."""
     counts = getattr(prep, "counts", None)
     return int(counts[0]) if counts is not None else int(prep.X_train.shape[0])
+
+
 def resolve_training_defaults(spec: Spec, prep: Prepared) -> Spec:
     """The spec with its data-dependent ``auto`` values made concrete: batch size (and the lr that goes with
     it), stop monitor and patience. Notes for the choices made are appended to ``prep.notes``."""

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from trainwell.nn.activations import ACTIVATIONS
 from trainwell.nn.init import INITIALIZERS
-from trainwell.nn.presets import MODEL_TYPES, PRESETS
+from trainwell.nn.presets import PRESETS
+from trainwell.nn.topologies import TOPOLOGIES
 from trainwell.optim.optimizers import OPTIMIZERS
 from trainwell.optim.regularizers import REGULARIZERS
 from trainwell.optim.schedules import SCHEDULES
@@ -17,6 +18,6 @@ def catalogue() -> dict[str, dict[str, str]]:
         "optimizers": {name: o.description for name, o in OPTIMIZERS.items()},
         "schedules": dict(SCHEDULES),
         "regularizers": dict(REGULARIZERS),
-        "model types": dict(MODEL_TYPES),
+        "model types": {name: t.description for name, t in TOPOLOGIES.items()},
         "model presets": dict(PRESETS),
     }

@@ -74,7 +74,7 @@ class DataSpec(_Section):
 
 
 class ModelSpec(_Section):
-    type: Literal["mlp", "cnn", "rnn", "autoencoder", "perceptron", "custom"] = "mlp"
+    type: str = Field("mlp", pattern=r"^[a-z][a-z0-9_]{0,31}$")   # a topology in nn/topologies/ (trainwell list)
     # cnn (and conv autoencoders): conv blocks, then the dense head `hidden`
     channels: list[int] = Field(default_factory=lambda: [32, 64])
     kernel_size: int = Field(3, ge=1)

@@ -20,11 +20,11 @@ from trainwell.errors import UserError
 def load_table(spec: Any, X: Any = None, y: Any = None) -> Table:
     """The data as a Table: from arrays or a DataFrame when given, else from ``spec.data.source``.
 
-    NaN features pass through to ``data.impute`` unless it is ``none`` (or the model reconstructs its input).
+    NaN features pass through to ``data.impute`` unless it is ``none``; a network that reconstructs its
+    inputs refuses them when the data is prepared (data/pipeline.py, ``prepare_reconstruction``).
     """
     d = spec.data
-    reconstruct = spec.task == "reconstruction" or spec.model.type == "autoencoder"
-    missing = d.impute != "none" and not reconstruct   # NaN allowed through: prepare fills it (data/impute.py)
+    missing = d.impute != "none" and spec.task != "reconstruction"   # NaN allowed through: prepare fills it
     if X is None:
         return load_source(d.source, d.target, seed=spec.train.seed, allow_missing=missing, data=d)
     return table_from_arrays(X, y, d, missing)

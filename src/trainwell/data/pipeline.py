@@ -10,11 +10,13 @@ from typing import Any
 
 import numpy as np
 
+from trainwell.core.inputs import InputLayout
 from trainwell.data.columns import ColumnEncoder, Options
 from trainwell.data.impute import Imputer
 from trainwell.data.labels import LabelCoder, make_coder
+from trainwell.data.layout import choose_scaler
 from trainwell.data.scaling import QuantileScaler, RobustScaler, Standardizer, add_features, scaler_from_json
-from trainwell.data.sources import Table
+from trainwell.data.sources import Table, _check_finite
 from trainwell.data.split import split_indices
 from trainwell.data.validation import split_with_validation
 from trainwell.data.target import TargetPlan
@@ -178,15 +180,17 @@ class Prepared:
     test_rows: np.ndarray | None = None    # the test split's row numbers in the loaded table (export verification)
 
 
-def prepare(table: Table, spec: Spec) -> Prepared:
+def prepare(table: Table, spec: Spec, inputs: InputLayout) -> Prepared:
     """Apply docs/practices/splits_and_scaling.md: encode labels, split, then learn every statistic (categories,
-    fill values, scaling, target transform) from the training split only and apply it to all splits."""
-    if spec.task == "reconstruction" or spec.model.type == "autoencoder":
+    fill values, scaling, target transform) from the training split only and apply it to all splits.
+
+    ``inputs`` is how the network reads a row (its topology's ``InputLayout``, core/inputs.py): it picks
+    the automatic scaling and whether the inputs are their own targets."""
+    if spec.task == "reconstruction" or inputs.reconstructs:
         if spec.data.impute in ("median", "mean"):
             raise UserError("data.impute is not supported for autoencoders (the inputs are also the targets, and a "
                             "filled-in value is not one to reconstruct). Fill the missing values before training.")
-        from trainwell.data.layout import prepare_reconstruction   # inputs are their own targets
-        return prepare_reconstruction(table, spec)
+        return prepare_reconstruction(table, spec, inputs)
     if table.y is None:
         raise UserError("The data has no target. Pass --target COLUMN (or data.target in the spec).")
     notes: list[str] = list(table.notes)
@@ -215,8 +219,7 @@ def prepare(table: Table, spec: Spec) -> Prepared:
         X_te, y_te_raw, y_te = X_all[te], table.y[te], y_enc[te]
     impute, indicators = None, []
     how_impute = spec.data.impute
-    if how_impute == "none" or (how_impute == "auto" and X_tr.ndim != 2):
-        from trainwell.data.sources import _check_finite       # strict: NaN refused, with the column and row
+    if how_impute == "none" or (how_impute == "auto" and X_tr.ndim != 2):   # strict: NaN refused, with column and row
         for a, where in ((X_tr, "the training split"), (X_va, "the validation split"), (X_te, "the test split")):
             _check_finite(a, feature_names, f"{table.name} ({where})", allow_missing=False)
     else:
@@ -228,13 +231,13 @@ def prepare(table: Table, spec: Spec) -> Prepared:
     if features:
         X_tr, X_va, X_te = (add_features(a, features) for a in (X_tr, X_va, X_te))
         notes.append(f"features: {', '.join(features)} appended ({X_tr.shape[-1]} inputs)")
-    scaler, note = _table_scaler(X_tr, spec)
+    scaler, note = _table_scaler(X_tr, spec, inputs)
     if scaler is not None:
         X_tr, X_va, X_te = (scaler.transform(a) for a in (X_tr, X_va, X_te))
         notes.append(note)
     elif spec.data.scale != "none" and not (X_tr.ndim == 2 and spec.data.scale in ("robust", "quantile", "standard")):
-        from trainwell.data.layout import choose_scaler     # images, signals, sequences: per channel, pixels
-        scaler, note = choose_scaler(X_tr, spec.data.scale, spec.model.type, spec.model.conv_dims)
+        # images, signals, sequences: per channel, pixels (data/layout.py)
+        scaler, note = choose_scaler(X_tr, spec.data.scale, inputs, spec.model.conv_dims)
         if scaler is not None:
             X_tr, X_va, X_te = (scaler.transform(a) for a in (X_tr, X_va, X_te))
             notes.append(note)
@@ -256,6 +259,35 @@ def prepare(table: Table, spec: Spec) -> Prepared:
     return Prepared(pre, *(np.ascontiguousarray(a, dtype=a.dtype) for a in (X_tr, y_tr, X_va, y_va, X_te, y_te)),
                     name=table.name, notes=notes, raw_test=(raw_X_te, y_te_raw),
                     test_rows=te if table.X_test is None else None)
+
+
+def prepare_reconstruction(table: Table, spec: Spec, inputs: InputLayout) -> Prepared:
+    """Autoencoders: split and scale the inputs; each split's target is its own (scaled) input."""
+    X = table.X
+    for part in (X, table.X_test):
+        if part is not None and not np.isfinite(part).all():
+            raise UserError(f"{table.name} has NaN or infinite inputs; an autoencoder's inputs are also its targets, "
+                            f"so a missing value cannot be filled in. Drop or fill those rows before training.")
+    n = X.shape[0]
+    if n < 3:
+        raise UserError(f"An autoencoder needs at least 3 rows to split into train/val/test; got {n}.")
+    tr, va, te, how = split_indices(n, None, spec.data.split, spec.train.seed, has_test=table.X_test is not None)
+    X_tr, X_va = X[tr], X[va]
+    X_te = table.X_test if table.X_test is not None else X[te]
+    notes = ["task: reconstruction (an autoencoder learns to reproduce its inputs; labels, if any, are ignored)", how]
+    scaler, note = (None, None) if spec.data.scale == "none" else choose_scaler(
+        X_tr, spec.data.scale, inputs, spec.model.conv_dims)
+    if scaler is not None:
+        X_tr, X_va, X_te = (scaler.transform(a) for a in (X_tr, X_va, X_te))
+        notes.append(note)
+    coder = LabelCoder("reconstruction", [], int(np.prod(X.shape[1:])), False)
+    pre = Preprocessor(coder=coder, scaler=scaler, input_shape=list(X.shape[1:]),
+                       feature_names=list(table.feature_names))
+    arrays = [np.ascontiguousarray(a, dtype=np.float32) for a in (X_tr, X_va, X_te)]
+    raw_y = table.y_test if table.X_test is not None else (table.y[te] if table.y is not None else None)
+    prep = Prepared(pre, arrays[0], arrays[0], arrays[1], arrays[1], arrays[2], arrays[2], name=table.name,
+                    notes=notes, raw_test=(table.X_test if table.X_test is not None else X[te], raw_y))
+    return prep
 
 
 def _concat(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -303,7 +335,7 @@ def _resample(tr: np.ndarray, va: np.ndarray, w: np.ndarray, seed: int):
     return new_tr, new_va, note
 
 
-def _table_scaler(X_tr: np.ndarray, spec: Spec):
+def _table_scaler(X_tr: np.ndarray, spec: Spec, inputs: InputLayout):
     """(scaler, note) for a 2-D table: robust + smooth clipping, quantile or z-score; (None, None) otherwise."""
     scale = spec.data.scale
     m = spec.model
@@ -313,15 +345,14 @@ def _table_scaler(X_tr: np.ndarray, spec: Spec):
     if X_tr.ndim != 2 or scale in ("none", "channel", "pixels"):
         return None, None
     if scale == "auto":
-        if m.type not in ("mlp", "perceptron"):
+        if inputs.table_scale is None:
             return None, None                               # custom modules, conv/rnn nets: data/layout.py
         if spec.data.features:     # squares etc. were asked for to make a boundary linear: clipping would bend it
             scale, why = "standard", " (auto: engineered features keep a linear scale; smooth clipping would bend them)"
-        elif m.type == "mlp" and m.preset != "self_normalizing":
-            scale, why = "robust", " (auto: a table for an MLP; data.scale=standard|quantile|none to change)"
+        elif m.preset == "self_normalizing":
+            scale, why = "standard", " (auto: SELU's self-normalization assumes mean 0, variance 1)"
         else:
-            scale, why = "standard", (" (auto: SELU's self-normalization assumes mean 0, variance 1)"
-                                      if m.preset == "self_normalizing" else " (auto: the perceptron's inputs)")
+            scale, why = inputs.table_scale, f" (auto: {inputs.table_why})"
     else:
         why = ""
     if scale == "robust":

@@ -20,6 +20,7 @@ from trainwell.data.loading import load_table   # the loading path of fit: the s
 from trainwell.data.pipeline import prepare
 from trainwell.data.sources import _read_frame   # CSV / Parquet rows given with --data
 from trainwell.errors import UserError
+from trainwell.nn.topologies import topology
 from trainwell.export.runtime import Session, decode, graph_inputs
 
 TOL = 1e-5
@@ -33,7 +34,7 @@ def held_out(run, rows: int = ROWS) -> Any:
         raise UserError("This run was trained on arrays passed in Python, so export cannot reload its held-out rows. "
                         "Pass rows to check the export on: Run.export(..., data=X) or --data FILE.")
     table = load_table(run.spec)
-    prep = prepare(table, run.spec)
+    prep = prepare(table, run.spec, topology(run.spec.model.type).inputs)
     if table.frame is not None and prep.test_rows is not None and run.pre.columns is not None:
         frame = table.frame.iloc[prep.test_rows[:rows]].reset_index(drop=True)
         return frame if len(frame) else table.frame.iloc[:rows]

@@ -84,16 +84,6 @@ class Autoencoder(nn.Module):
         return self.decode(self.encode(x))
 
 
-def describe(arch: dict[str, Any]) -> str:
-    shape = "x".join(map(str, arch["input_shape"]))
-    if arch["encoder"] == "conv":
-        enc = " -> ".join(f"conv{c}/2" for c in arch["channels"])
-    else:
-        enc = " -> ".join(f"dense{h}" for h in arch["hidden"]) or "dense"
-    dn = f", denoising sigma {arch['denoise']:g}" if arch.get("denoise") else ""
-    return f"autoencoder {shape} -> {enc} -> code {arch['bottleneck']} -> mirrored decoder -> {shape}{dn}"
-
-
 @torch.no_grad()
 def plot_reconstructions(run: Any, X: torch.Tensor, path: str | Path) -> Path | None:
     """A PNG grid: inputs / noisy inputs (denoising) / reconstructions, in the data's scaled units."""

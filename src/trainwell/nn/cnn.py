@@ -133,11 +133,3 @@ class CNN(nn.Module):
         if self.augment is not None:
             x = self.augment(x)
         return self.head(self.features(x).flatten(1))
-
-
-def describe(arch: dict[str, Any]) -> str:
-    shape = "x".join(map(str, arch["conv_shape"]))
-    pool = f" -> pool{arch['pool']}" if arch["pool"] > 1 else ""
-    convs = " -> ".join(f"conv{c}{pool}" for c in arch["channels"])
-    dense = "".join(f" -> dense{h}" for h in arch["hidden"])
-    return f"cnn ({arch['conv_dims']}-D) {shape} -> {convs}{dense} -> {arch['n_outputs']}"

@@ -31,6 +31,7 @@ from torch import nn
 
 from trainwell.core.io import atomic_write, sha256_bytes
 from trainwell.errors import UserError
+from trainwell.spec import Spec
 
 COPY = "module.py"
 # classes this process may build: imported because the user named them (fit --model / module=) or
@@ -159,7 +160,6 @@ def construct(cls: type, arch: dict[str, Any]) -> nn.Module:
 
 def module_spec(spec: Any, module: Any, kwargs: dict | None) -> Any:
     """The spec with model.type=custom and the module's import path (+ constructor kwargs)."""
-    from trainwell.spec import Spec
     model = {"type": "custom", "module": module_ref(module)}
     if kwargs is not None:
         model["module_kwargs"] = dict(kwargs)
@@ -175,38 +175,3 @@ def build_custom(arch: dict[str, Any]) -> nn.Module:
                         f"for this load; trainwell does not import it. Load the run with --trust-module "
                         f"(trust_module=True) to run the copy inside the run directory.")
     return construct(allowed[0], arch)
-
-
-def custom_arch(spec: Any, prep: Any) -> tuple[dict, list[str]]:
-    """Architecture dict of a user module; checks once that its output fits the task's head."""
-    from trainwell.nn.topology import base_arch
-    m = spec.model
-    if not m.module:
-        raise UserError("model.type=custom needs model.module=path/to/file.py:ClassName "
-                        "(CLI: --model path/to/file.py:ClassName; Python: fit(module=...)).")
-    arch, notes = base_arch(spec, prep)
-    if m.init == "auto":
-        arch["init"] = "keep"
-        notes = ["init: the module's own (model.init=auto keeps a user module's initialisation; "
-                 "name an initializer to apply it to every Linear/Conv layer)"]
-    arch.update(module=m.module, module_kwargs=dict(m.module_kwargs), hidden=[])
-    load_class(m.module)                    # the file the user named (or a run's copy trusted on resume)
-    model = build_custom(arch)
-    n = min(2, prep.X_train.shape[0])
-    model.eval()
-    with torch.no_grad():
-        try:
-            out = model(torch.from_numpy(prep.X_train[:n]))
-        except Exception as exc:
-            raise UserError(f"{m.module} failed on a batch of input shape {list(prep.X_train[:n].shape)}: "
-                            f"{exc.__class__.__name__}: {exc}. Its forward() must accept the data's rows.") from None
-    k = prep.pre.coder.n_outputs
-    if not isinstance(out, torch.Tensor) or out.shape[0] != n or out[0].numel() != k:
-        got = list(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-        raise UserError(f"{m.module} returned {got} for {n} rows; a {prep.pre.task} head needs [{n}, {k}] raw scores.")
-    cls_name = m.module.rpartition(":")[2]
-    kw = ", ".join(f"{a}={v!r}" for a, v in arch["module_kwargs"].items())
-    arch["summary"] = f"custom {cls_name}({kw}) from {Path(m.module.rpartition(':')[0]).name}"
-    notes.append(f"module: {m.module} (copied into the run directory as {COPY}; loading the run runs that copy "
-                 f"only with --trust-module)")
-    return arch, notes

@@ -21,6 +21,8 @@ import copy
 import torch
 from torch import nn
 
+from trainwell.nn.models import MLP
+
 
 def _affine(bn: nn.BatchNorm1d) -> tuple[torch.Tensor, torch.Tensor]:
     """(s, t) of the eval-mode map BN(h) = s * h + t, in float64."""
@@ -67,8 +69,6 @@ def fold_batchnorm(model: nn.Module, inplace: bool = False) -> nn.Module:
     into the next layer unless a residual path also reads it. Other models are
     returned unchanged. Compare in ``eval()`` mode: the outputs agree to ~1e-6.
     """
-    from trainwell.nn.models import MLP   # late: models imports this module lazily too
-
     if not isinstance(model, MLP):
         return model if inplace else copy.deepcopy(model)
     folded = model if inplace else copy.deepcopy(model)

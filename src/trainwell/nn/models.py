@@ -1,7 +1,8 @@
 """Models built from a plain architecture dict (what ``model.json`` stores).
 
-The architecture dict is the single description of a network: ``build_model``
-turns it into modules, and the same dict saved next to the weights rebuilds it.
+The architecture dict is the single description of a network: its topology's ``build``
+(nn/topologies/, ``build_model``) turns it into modules, and the same dict saved next to
+the weights rebuilds it.
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import torch
 from torch import nn
 
 from trainwell.nn.activations import activation_family, make_activation
-from trainwell.nn.ensemble import PackedLinear, PackedMLP
+from trainwell.nn.ensemble import PackedLinear
 from trainwell.nn.init import init_layer
 
 # Keras' convention (docs/practices/normalization.md): mu <- mu * momentum + mu_B * (1 - momentum), momentum 0.9.
@@ -97,27 +98,6 @@ def initialize(model: nn.Module, arch: dict[str, Any], seed: int) -> None:
             for weight, bias in module.member_views():
                 init_layer(SimpleNamespace(weight=weight, bias=bias), arch["init"], **options)
     torch.random.set_rng_state(gen_state)
-
-
-def build_model(arch: dict[str, Any]) -> nn.Module:
-    """Modules for an architecture dict (weights not initialised by trainwell yet)."""
-    kind = arch.get("type", "mlp")
-    if kind == "mlp" and int(arch.get("members", 1)) > 1:     # a packed deep ensemble (nn/ensemble.py)
-        model: nn.Module = PackedMLP(arch)
-    elif kind == "mlp":
-        model = MLP(arch)
-    elif kind == "perceptron":
-        from trainwell.nn.perceptron import Perceptron
-        model = Perceptron(arch["n_inputs"], arch["n_outputs"])
-    elif kind in ("cnn", "rnn", "autoencoder", "custom"):   # nn/cnn.py, rnn.py, autoencoder.py, custom.py
-        from trainwell.nn.topology import build_topology
-        model = build_topology(arch)
-    else:
-        raise NotImplementedError(f"model.type={kind} is not available yet")
-    if arch.get("batchnorm_folded"):   # saved by Run.fold(): the same modules, BN fused into Linear
-        from trainwell.nn.fold import fold_batchnorm
-        model = fold_batchnorm(model, inplace=True)
-    return model
 
 
 LARGE = 10_000     # training rows from which the default network is ISLR's MNIST network (docs/practices/width.md)

@@ -6,7 +6,7 @@ bidirectional, dropout between stacked layers) reads the whole sequence; the
 final hidden state (both directions concatenated when bidirectional) feeds a
 dense head (``hidden`` widths, default none) and the output layer. Recurrent
 nets get gradient clipping by norm 1.0 unless the spec sets clipping
-(see ``topology_defaults``).
+(nn/topologies/rnn.py).
 """
 from __future__ import annotations
 
@@ -40,11 +40,3 @@ class RNN(nn.Module):
             h = h[0]
         last = h[-self.directions:]                        # [directions, B, H]: the top layer
         return self.head(last.transpose(0, 1).flatten(1))
-
-
-def describe(arch: dict[str, Any]) -> str:
-    T, F = arch["seq_shape"]
-    bi = "bidirectional " if arch["bidirectional"] else ""
-    dense = "".join(f" -> dense{h}" for h in arch["hidden"])
-    return (f"rnn {T}x{F} -> {bi}{arch['cell']} x{arch['layers']} ({arch['hidden_size']} units){dense}"
-            f" -> {arch['n_outputs']}")

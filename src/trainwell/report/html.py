@@ -11,6 +11,7 @@ import yaml
 
 from trainwell.core.io import atomic_write
 from trainwell.nn.models import count_parameters
+from trainwell.nn.topologies import TOPOLOGIES
 from trainwell.report import outputs, plots
 from trainwell.report.calibration_plot import calibration_sections
 from trainwell.run import Run
@@ -86,23 +87,14 @@ def _short_json(v) -> str:
     return text if len(text) < 400 else text[:400] + " ..."
 
 
-MODEL_KEYS = {   # model.* keys that only one family of networks reads (spec.py's ModelSpec groups)
-    "cnn": ("channels", "kernel_size", "pool", "conv_dims"),
-    "rnn": ("cell", "layers", "hidden_size", "bidirectional"),
-    "autoencoder": ("bottleneck", "denoise", "encoder"),
-    "custom": ("module", "module_kwargs"),
-}
-
-
 def relevant_spec(spec_dict: dict) -> dict:
-    """The resolved spec without the model keys another model type would read (an MLP has no channels)."""
+    """The resolved spec without the model keys another model type would read (an MLP has no channels):
+    each topology names the ``model.*`` keys only it reads (nn/topologies/)."""
     model = dict(spec_dict.get("model", {}))
-    kind = model.get("type", "mlp")
-    keep = set(MODEL_KEYS.get(kind, ()))
-    if kind == "autoencoder" and model.get("encoder") != "dense":
-        keep |= set(MODEL_KEYS["cnn"])              # a conv autoencoder reads the conv keys
-    for keys in MODEL_KEYS.values():
-        for k in keys:
+    mine = TOPOLOGIES.get(model.get("type", "mlp"))
+    keep = set(mine.model_keys(model)) if mine is not None else set()
+    for other in TOPOLOGIES.values():
+        for k in other.model_keys(model):
             if k not in keep:
                 model.pop(k, None)
     return {**spec_dict, "model": model}

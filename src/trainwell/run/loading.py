@@ -20,7 +20,7 @@ from trainwell.data.pipeline import Preprocessor, prepare
 from trainwell.data.sources import load_source
 from trainwell.errors import UserError
 from trainwell.nn.custom import construct, trusted_class
-from trainwell.nn.models import build_model
+from trainwell.nn.topologies import build_model, topology
 from trainwell.run.artifact import Run
 from trainwell.run.manifest import Architecture, read_verified
 from trainwell.spec import Spec
@@ -172,7 +172,7 @@ def score_test_split(run: Any) -> dict:
         raise UserError("This run was trained on in-memory arrays, so its test split cannot be rebuilt. "
                         "Pass labelled data to score: trainwell evaluate RUN DATA --checkpoint NAME.")
     prep = prepare(load_source(spec.data.source, spec.data.target, seed=spec.train.seed,
-                               allow_missing=spec.data.impute != "none"), spec)
+                               allow_missing=spec.data.impute != "none"), spec, topology(spec.model.type).inputs)
     if prep.raw_test is None or len(prep.raw_test[0]) == 0:
         raise UserError("The run has no test split to score; pass labelled data: trainwell evaluate RUN DATA.")
     return run.evaluate(*prep.raw_test)

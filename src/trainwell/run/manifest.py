@@ -46,7 +46,7 @@ class Architecture(BaseModel):
     """The fields every builder reads; topology-specific keys (kernels, cells, ...) are JSON values
     whose fit with the saved tensors is checked by building the network on the meta device."""
     model_config = ConfigDict(extra="allow")
-    type: Literal["mlp", "cnn", "rnn", "autoencoder", "perceptron", "custom"]
+    type: str = Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")   # a topology in nn/topologies/; checked when built
     n_inputs: int = _Pos
     n_outputs: int = _Int
     input_shape: list[Width] = Field(default_factory=list, max_length=8)

@@ -51,7 +51,8 @@ from torch import nn
 from trainwell.core.seeding import seed_everything
 from trainwell.data.pipeline import Prepared
 from trainwell.nn.heads import Head, make_head
-from trainwell.nn.models import build_model, initialize
+from trainwell.nn.models import initialize
+from trainwell.nn.topologies import build_model
 from trainwell.optim.optimizers import OPTIMIZERS
 from trainwell.spec import Spec
 from trainwell.train.batch_size import resolve_batch

@@ -1,0 +1,85 @@
+"""``model.type: mlp`` (the default): dense blocks, then a linear output layer; modules in nn/models.py.
+
+Its width comes from the data (``model.hidden: auto``, nn/models.py ``default_hidden``), and small
+plain MLPs train as a packed deep ensemble (``model.ensemble: auto``, nn/ensemble.py).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from torch import nn
+
+from trainwell.errors import UserError
+from trainwell.nn.ensemble import PackedMLP, ensemble_size
+from trainwell.nn.init import resolve_init
+from trainwell.nn.models import MLP, auto_hidden, default_hidden
+from trainwell.nn.presets import apply_preset
+from trainwell.nn.topology import Topology
+
+
+def dense_arch(spec: Any, prep: Any) -> tuple[dict, list[str]]:
+    """The architecture dict of a dense net (mlp, perceptron): widths, init and packed members, with notes."""
+    m = spec.model
+    n_inputs = int(np.prod(prep.X_train.shape[1:]))
+    n_outputs = prep.pre.coder.n_outputs
+    notes = []
+    if m.hidden in ("auto", "heuristic"):
+        hidden, why = (auto_hidden if m.hidden == "heuristic" else default_hidden)(prep.X_train.shape[0], n_inputs,
+                                                                                   n_outputs)
+        notes.append(why)
+    else:
+        hidden = list(m.hidden)
+    init, why_init = resolve_init(m.init, m.activation)
+    notes.append(f"init: {why_init}")
+    members, why_members = packed_members(spec, prep, n_inputs, hidden, n_outputs)
+    if why_members:
+        notes.append(why_members)
+    arch = {"members": members, "type": m.type, "n_inputs": n_inputs, "input_shape": list(prep.X_train.shape[1:]),
+            "hidden": hidden, "n_outputs": n_outputs, "activation": m.activation, "init": init,
+            "init_std": m.init_std, "init_limit": m.init_limit, "init_value": m.init_value,
+            "bias_init": m.bias_init, "dropout": m.dropout, "batchnorm": m.batchnorm,
+            "residual": m.residual, "loss": m.loss, "output_activation": m.output_activation,
+            "task": prep.pre.task}
+    return arch, notes
+
+
+def packed_members(spec: Any, prep: Any, n_inputs: int, hidden: list[int], n_outputs: int) -> tuple[int, str]:
+    """``model.ensemble`` for a plain MLP: how many members train at once (nn/ensemble.py), and why."""
+    m = spec.model
+    packable = (m.type == "mlp" and not m.batchnorm and not m.residual and m.preset == "none"
+                and not getattr(prep, "streaming", False))
+    if not packable:
+        if isinstance(m.ensemble, int) and m.ensemble > 1:
+            raise UserError(f"model.ensemble={m.ensemble} packs plain MLPs (no batch norm, residual blocks, presets "
+                            "or streaming); this spec has one of those. Set model.ensemble=1, or use "
+                            "fit(ensemble=P) / tune --population for other models.")
+        return 1, ""
+    widths = [n_inputs, *hidden, n_outputs]
+    params = sum((a + 1) * b for a, b in zip(widths[:-1], widths[1:]))
+    return ensemble_size(m.ensemble, int(prep.X_train.shape[0]), params)
+
+
+def resolve(spec: Any, prep: Any) -> tuple[dict, list[str]]:
+    """Widths from the data, the initializer for the activation, packed members, the preset's choices."""
+    arch, notes = dense_arch(spec, prep)
+    apply_preset(spec, arch, notes)
+    if arch.get("residual"):
+        widths = [arch["n_inputs"], *arch.get("hidden", [])]
+        proj = sum(a != b for a, b in zip(widths, widths[1:]))
+        notes.append(f"residual blocks a + F(a) in {len(widths) - 1} layers"
+                     + (f" ({proj} with a linear projection P a where the width changes)" if proj else ""))
+    return arch, notes
+
+
+def build(arch: dict[str, Any]) -> nn.Module:
+    """One MLP, or ``members`` of them packed into one batched network (nn/ensemble.py)."""
+    return PackedMLP(arch) if int(arch.get("members", 1)) > 1 else MLP(arch)
+
+
+TOPOLOGY = Topology(
+    name="mlp",
+    description="dense blocks a = g(W x + b), then a linear output layer; options: batchnorm before/after, "
+                "dropout, residual a + F(a) (projection where widths differ)",
+    resolve=resolve, build=build,
+)

@@ -1,0 +1,77 @@
+"""The topology registry (nn/topologies/): every model.type is one file, listed, resolved and built the same way."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import trainwell as tw
+from trainwell.build import load_prepared, spec_for
+from trainwell.errors import UserError
+from trainwell.nn import topologies
+from trainwell.nn.topologies import TOPOLOGIES, build_model, resolve_architecture, topology
+
+NAMES = ("mlp", "cnn", "rnn", "autoencoder", "perceptron", "custom")
+
+MODULE = '''
+import torch
+from torch import nn
+
+
+class Tiny(nn.Module):
+    def __init__(self, width=8):
+        super().__init__()
+        self.net = nn.Sequential(nn.Flatten(), nn.Linear(64, width), nn.ReLU(), nn.Linear(width, 10))
+
+    def forward(self, x):
+        return self.net(x)
+'''
+
+
+def test_the_registry_is_the_folder():
+    """One module per model.type, named after it; nothing registered by hand."""
+    folder = Path(topologies.__file__).parent
+    files = sorted(p.stem for p in folder.glob("*.py") if p.stem != "__init__")
+    assert sorted(TOPOLOGIES) == files and set(NAMES) == set(files)
+    for name, t in TOPOLOGIES.items():
+        assert t.name == name and t.description.strip() and "\n" not in t.description
+
+
+def test_trainwell_list_shows_every_topology(cli):
+    """`trainwell list` has a "model types" table with one row per topology, the default mlp included."""
+    res = cli("list")
+    assert res.returncode == 0
+    section = res.stdout.split("model types", 1)[1].split("model presets", 1)[0]
+    rows = re.findall(r"^\W*([a-z_]+)\s+\W", section, flags=re.M)
+    for name in NAMES:
+        assert name in rows, (name, section)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_each_topology_resolves_builds_and_fits_the_head(name, tmp_path):
+    """On digits, each topology's architecture dict builds a network whose output is [rows, n_outputs]
+    (an autoencoder's: the rows' own shape), and its summary names it."""
+    sets = [f"model.type={name}"]
+    if name == "custom":
+        (tmp_path / "tiny.py").write_text(MODULE)
+        sets.append(f"model.module={tmp_path / 'tiny.py'}:Tiny")
+    spec, prep = load_prepared(spec_for("digits", None, sets, {}))
+    arch, notes = resolve_architecture(spec, prep)
+    assert arch["type"] == name and notes
+    model = build_model(dict(arch))
+    with torch.no_grad():
+        out = model.eval()(torch.from_numpy(prep.X_train[:5]))
+    expected = [5, *prep.X_train.shape[1:]] if name == "autoencoder" else [5, 10]
+    assert list(out.shape) == expected
+    if topology(name).describe is not None:
+        assert arch["summary"] == topology(name).describe(arch)
+    assert topology(name).inputs.reconstructs == (name == "autoencoder")
+    assert np.array_equal(prep.y_train, prep.X_train) == (name == "autoencoder")
+
+
+def test_an_unknown_model_type_names_the_known_ones():
+    with pytest.raises(UserError, match=r'model.type=cnnn is not .* Did you mean "cnn"\?.*mlp'):
+        tw.fit("iris", sets=["model.type=cnnn", "train.epochs=1"], save=False, verbose=False)
