@@ -28,8 +28,8 @@ from trainwell.optim.schedules import make_schedule
 from trainwell.spec import Spec
 from trainwell.train.batch_size import resolve_batch
 from trainwell.train.distributed import Distributed
-from trainwell.train.early_stopping import (PATIENCE_EPOCHS, PATIENCE_STEPS, EarlyStopping, loss_tiebreak,
-                                             resolve_mode, resolve_monitor, resolve_patience)
+from trainwell.train.early_stopping import (PATIENCE_EPOCHS, PATIENCE_STEPS, resolve_monitor, resolve_patience,
+                                             stopper_for)
 from trainwell.train.loop import Tensors, TrainState
 from trainwell.train.memory import check_memory
 
@@ -200,9 +200,7 @@ def build_state(spec: Spec, prep: Prepared, arch: dict, device: torch.device) ->
             f'stop.monitor="{monitor}" is not tracked for a {head.task} task. '
             f"Use one of: val_loss, train_loss, val_{metric}, train_{metric}."
         )
-    stopper = EarlyStopping(monitor=monitor, mode=resolve_mode(monitor, stop.mode), patience=int(stop.patience),
-                            min_delta=stop.min_delta, target=stop.target, delta=stop.delta, enabled=stop.enabled,
-                            tiebreak=loss_tiebreak(monitor))
+    stopper = stopper_for(stop, monitor, int(stop.patience))   # as a population member's (train/population.py)
     state = TrainState(spec=spec, model=model, head=head, optimizer=optimizer, schedule=None,  # type: ignore[arg-type]
                        data=data, stopper=stopper, generator=gen)
     state.schedule = make_schedule(optimizer, spec.schedule, epochs=spec.train.epochs,

@@ -4,7 +4,7 @@ Averaging the predictions of independently initialised networks makes them bette
 calibrated (Lakshminarayanan et al., "Simple and Scalable Predictive Uncertainty Estimation using Deep
 Ensembles", NeurIPS 2017). The members are trained side by side by train/population.py; this module
 assembles them (prepared data, architecture), scores them as ``fit`` scores a lone run, and writes the
-run directory. :func:`member_run` and :func:`prepare_cached` also serve ``tune --population``
+run directory. :func:`assemble_member` and :func:`member_run` also serve ``tune --population``
 (tune/population.py).
 """
 from __future__ import annotations
@@ -35,12 +35,16 @@ from trainwell.train.progress import summary_table
 from trainwell.train.scoring import split_metrics
 
 
-def prepare_cached(spec: Spec, X, y, cache: dict) -> tuple[str, Prepared]:
-    """Prepared data for ``spec`` (split, scaling), shared by members whose data settings agree."""
+def assemble_member(spec: Spec, X, y, cache: dict) -> tuple[str, Prepared, dict, str | None]:
+    """A population member through build.py's chain: its prepared data (split, scaling; shared through
+    ``cache`` by members whose data settings agree, under the returned key), its architecture as one
+    network, and why it cannot join a population (None when it can)."""
     key = json.dumps([spec.to_dict().get("data"), spec.train.seed, spec.task], sort_keys=True, default=str)
     if key not in cache:
         cache[key] = load_prepared(spec, X, y)[1]
-    return key, cache[key]
+    prep = cache[key]
+    arch = one_network(spec, resolve_architecture(spec, prep)[0])
+    return key, prep, arch, unsupported(spec, arch)
 
 
 def device_tensors(prep: Prepared, device: torch.device) -> Tensors:
@@ -95,11 +99,9 @@ def fit_ensemble(spec: Spec, members: int, X=None, y=None, device: str | None = 
     ``(run, member_runs)``: ``run.model`` is an :class:`Ensemble` whose output,
     after the head's softmax / sigmoid, is the mean of the members' probabilities.
     """
-    _, prep = prepare_cached(spec, X, y, {})
+    _, prep, arch, why = assemble_member(spec, X, y, {})
     if X is not None:
         spec = Spec.build(spec, sets=["data.source=arrays"])
-    arch = one_network(spec, resolve_architecture(spec, prep)[0])
-    why = unsupported(spec, arch)
     if why:
         raise UserError(f"fit(ensemble={members}) trains the members as one population, which does not "
                         f"support {why} yet. Remove it, or train the members one by one.")

@@ -17,11 +17,11 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from trainwell.build import resolve_architecture, resolve_device
-from trainwell.deep_ensemble import device_tensors, member_run, prepare_cached, scored
+from trainwell.build import resolve_device
+from trainwell.deep_ensemble import assemble_member, device_tensors, member_run, scored
 from trainwell.nn.heads import make_head
 from trainwell.spec import Spec
-from trainwell.train.population import STRUCTURE_PATHS, one_network, structure_key, train_population, unsupported
+from trainwell.train.population import STRUCTURE_PATHS, structure_key, train_population
 from trainwell.train.scoring import split_metrics
 from trainwell.tune.bulk import add_trials
 from trainwell.tune.storage import quiet_optuna
@@ -75,9 +75,7 @@ class _PopulationSearch:
         groups: dict[tuple, list] = {}
         alone = []
         for trial, values, spec in members:
-            pkey, prep = prepare_cached(spec, self.X, self.y, self.cache)
-            arch = one_network(spec, resolve_architecture(spec, prep)[0])
-            why = unsupported(spec, arch)
+            pkey, prep, arch, why = assemble_member(spec, self.X, self.y, self.cache)
             if why:
                 alone.append((trial, values, spec, why))
             else:
