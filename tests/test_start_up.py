@@ -2,6 +2,7 @@
 replacements for scikit-learn's split, metrics and toy data, checked equal to scikit-learn's."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -167,3 +168,22 @@ def test_estimator_writes_nothing_unless_asked(tmp_path, monkeypatch):
     assert clf.score(X, y) > 0.3
     tw_cls(hidden=(8,), epochs=3, ensemble=1, report=str(tmp_path / "r")).fit(X, y)
     assert (tmp_path / "r" / "report.html").exists() and (tmp_path / "r" / "model.safetensors").exists()
+
+
+def test_the_command_waits_passively_at_openmp_barriers_unless_told(monkeypatch):
+    """``trainwell`` sets OMP_WAIT_POLICY=PASSIVE before torch loads (busy cores: 5x the wall time without it,
+    docs/performance.md); a value the user set is kept."""
+    from trainwell.cli import common
+    monkeypatch.setattr(common, "app", lambda: None)
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    common.main()
+    assert os.environ["OMP_WAIT_POLICY"] == "PASSIVE"
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
+    common.main()
+    assert os.environ["OMP_WAIT_POLICY"] == "ACTIVE"
+    code = ("import os, sys\nsys.argv = ['trainwell', '--help']\nfrom trainwell.cli import main\ntry:\n    main()\n"
+            "except SystemExit:\n    pass\nprint('policy=' + os.environ['OMP_WAIT_POLICY'], 'torch' in sys.modules)")
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    last = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                          env=env).stdout.split()[-2:]
+    assert last == ["policy=PASSIVE", "False"]          # set in a process where torch is not loaded yet
