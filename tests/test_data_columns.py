@@ -9,7 +9,8 @@ import pytest
 
 from trainwell.data.loading import load_table
 from trainwell.data.categorical import OneHot
-from trainwell.data.columns import OTHER, ColumnEncoder, Options, parse_numbers
+from trainwell.data.column_types import OTHER, Options, parse_numbers
+from trainwell.data.columns import ColumnEncoder
 from trainwell.data.pipeline import Preprocessor, prepare
 from trainwell.nn.topologies import topology
 from trainwell.data.split import split_indices

@@ -1,26 +1,7 @@
-"""Column typing for tables: every raw column becomes numbers the network can read, or is dropped
+"""Column encoding for tables: every raw column becomes numbers the network can read, or is dropped
 with a note; the encoding is stored in ``model.json`` and reused by predict, evaluate,
-``Run.predict(DataFrame)`` and the scikit-learn estimators.
-
-Typing (decided when the table is loaded, from all its rows: it is the table's schema) goes in
-this order for each feature column:
-
-1. numeric dtype -> ``numeric``; an integer column with one distinct value per row and an index
-   name (``id``, ``index``, ``rownames``, ``Unnamed: 0``, ``..._id``) is a row index -> dropped;
-2. booleans (a bool dtype, or text whose values are all true/false, yes/no, t/f, y/n in any case)
-   -> ``boolean``, read as 1/0;
-3. text of which more than half the values are numbers once thousands separators (``1,200``),
-   currency signs (``$``, ``€``, ``£``, ``¥``, ``₹``), percent signs (``12%`` -> 0.12), spaces and
-   accounting parentheses (``(5)`` -> -5) are removed -> ``number``; the values that still do not
-   parse ("N/A", "?", a stray word) are missing values, filled by ``data.impute`` (and refused,
-   with their row, under ``data.impute=none``);
-4. dates (``data/dates.py``) -> ``date``: year, month, weekday, day of year, elapsed days;
-5. other text -> ``category``, unless it is free text (a median of 5 or more words per value and
-   more than half the values distinct), an identifier (more than 90 % of its values distinct,
-   e.g. names or keys, at least 20 rows) or empty (no value at all): those are dropped.
-
-``data.parse`` turns steps 2-4 off one by one, ``data.drop_columns`` replaces step 5's drops by an
-explicit list of columns (``[]``: drop nothing).
+``Run.predict(DataFrame)`` and the scikit-learn estimators. How each column is typed (numbers,
+booleans, dates, categories, drops) is data/column_types.py.
 
 Categories are learned from the **training split only** (``fit`` on the training rows): a column
 with at most ``data.max_categories`` (32) distinct training values is one-hot encoded, one 0/1
@@ -35,7 +16,6 @@ enough rows to learn from.
 """
 from __future__ import annotations
 
-import re
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,147 +24,9 @@ import numpy as np
 import pandas as pd
 
 from trainwell.data import dates
-from trainwell.errors import UserError
-
-FLOAT32_MAX = float(np.finfo(np.float32).max)     # about 3.4e38: the largest value a network's input can hold
-MISSING = "(missing)"
-OTHER = "(other)"
-TRUE_WORDS = ("true", "yes", "t", "y")
-FALSE_WORDS = ("false", "no", "f", "n")
-NUMBER_SHARE = 0.5          # more than this share of values parse as numbers -> a number column
-IDENTIFIER_SHARE = 0.9      # distinct values per row above this -> an identifier
-IDENTIFIER_MIN_ROWS = 20
-FREE_TEXT_WORDS = 5
-PARSE = ("booleans", "numbers", "dates")
-_INDEX_NAME = re.compile(r"^(unnamed:?\s*\d*|index|idx|id|row|rows|rownames?|row[_ ]?(id|num|number|names?)|.*[_ ]id)$",
-                         re.IGNORECASE)
-_CURRENCY = "$€£¥₹₩₽¢"
-_THOUSANDS = re.compile(r"(?<=\d)[,'_](?=\d{3}(?:\D|$))")
-_STRIP = re.compile(rf"[\s\u00a0\u202f{re.escape(_CURRENCY)}%]")
-
-
-@dataclass
-class Column:
-    """One raw column: how it is read (``kind``) and, once fitted, its statistics."""
-
-    name: str
-    kind: str                                   # numeric | boolean | number | date | category | dropped
-    why: str = ""                               # dropped: identifier / free text / empty / row index / asked
-    format: str | None = None                   # date: the parse format ("mixed": per value)
-    reference: str | None = None                # date (fitted): elapsed days count from this day
-    time: bool = False                          # date (fitted): an hour feature too
-    categories: list[str] = field(default_factory=list)   # category (fitted): values with an input each
-    other: bool = False                         # category (fitted): one more input for every other value
-    distinct: int = field(default=0, compare=False)   # category: distinct values when typed (notes only)
-
-    def width(self) -> int:
-        return len(self.names())
-
-    def names(self) -> list[str]:
-        if self.kind == "dropped":
-            return []
-        if self.kind == "date":
-            return dates.date_names(self.name, self.time)
-        if self.kind == "category":
-            return [f"{self.name}={v}" for v in self.categories] + ([f"{self.name}={OTHER}"] if self.other else [])
-        return [self.name]
-
-    def to_json(self) -> dict:
-        d = {"name": self.name, "kind": self.kind}
-        if self.kind == "dropped":
-            d["why"] = self.why
-        elif self.kind == "date":
-            d.update(format=self.format, reference=self.reference, time=self.time)
-        elif self.kind == "category":
-            d.update(categories=list(self.categories), other=self.other)
-        return d
-
-    @classmethod
-    def from_json(cls, d: dict) -> "Column":
-        return cls(name=str(d["name"]), kind=str(d["kind"]), why=str(d.get("why", "")), format=d.get("format"),
-                   reference=d.get("reference"), time=bool(d.get("time", False)),
-                   categories=[str(v) for v in d.get("categories", [])], other=bool(d.get("other", False)))
-
-
-@dataclass(frozen=True)
-class Options:
-    """The data-spec keys that decide the typing and the category caps."""
-
-    parse: tuple[str, ...] = PARSE
-    drop: tuple[str, ...] | None = None         # None: automatic drops
-    max_categories: int = 32
-    min_count: int = 5
-
-    @classmethod
-    def from_spec(cls, data) -> "Options":
-        if data is None:
-            return cls()
-        drop = None if data.drop_columns == "auto" else tuple(str(c) for c in data.drop_columns)
-        return cls(tuple(data.parse), drop, int(data.max_categories), int(data.min_count))
-
-
-# --------------------------------------------------------------------------- reading values
-
-def as_text(series: pd.Series) -> np.ndarray:
-    """Text values, ``(missing)`` for missing ones (object array)."""
-    values = series.to_numpy(dtype=object)
-    missing = pd.isna(series).to_numpy()
-    out = np.empty(len(values), dtype=object)
-    out[missing] = MISSING
-    out[~missing] = [str(v) for v in values[~missing]]
-    return out
-
-
-def parse_numbers(text: pd.Series) -> np.ndarray:
-    """Numbers written as text -> float64 (NaN where they do not parse): ``$1,200`` -> 1200,
-    ``12%`` -> 0.12, ``(5)`` -> -5, ``1 234`` -> 1234."""
-    s = pd.Series(text, dtype=object).astype(str).str.strip()
-    negative = s.str.match(r"^\(.*\)$").to_numpy(dtype=bool)
-    s = s.str.replace(r"^\((.*)\)$", r"\1", regex=True)
-    percent = s.str.contains("%", regex=False).to_numpy(dtype=bool)
-    s = s.str.replace(_THOUSANDS, "", regex=True).str.replace(_STRIP, "", regex=True)
-    v = pd.to_numeric(s, errors="coerce").to_numpy(dtype=np.float64)
-    v = np.where(percent, v / 100.0, v)
-    return np.where(negative, -v, v)
-
-
-def _bool_values(series: pd.Series) -> np.ndarray:
-    """1.0 / 0.0 for true / false words (or a bool dtype), NaN for missing and anything else."""
-    if pd.api.types.is_bool_dtype(series):
-        return series.to_numpy(dtype=np.float64)
-    low = series.astype(object).where(series.notna(), None).map(lambda v: None if v is None else str(v).strip().lower())
-    out = np.full(len(series), np.nan)
-    out[low.isin(TRUE_WORDS).to_numpy()] = 1.0
-    out[low.isin(FALSE_WORDS).to_numpy()] = 0.0
-    return out
-
-
-def _row_label(path: Path | str, i: int) -> str:
-    if str(path).lower().endswith(".csv"):
-        return f"row {i + 1} (line {i + 2} of the file)"
-    return f"row {i + 1}"
-
-
-def refuse_beyond_float32(X: np.ndarray, names: list[str], path: Path | str) -> None:
-    """Refuse finite values too large for float32 (|x| > 3.4e38): the cast to the network's dtype would
-    turn them into inf, and training would then diverge with the blame on the learning rate."""
-    flat = X.reshape(X.shape[0], -1) if X.ndim else X.reshape(1, 1)
-    with np.errstate(invalid="ignore"):
-        big = np.isfinite(flat) & (np.abs(flat) > FLOAT32_MAX)
-    if not big.any():
-        return
-    i, j = (int(k[0]) for k in np.nonzero(big))
-    col = f'column "{names[j]}"' if j < len(names) else f"feature {j}"
-    raise UserError(
-        f"{col} of {path} holds {flat[i, j]:g} in {_row_label(path, i)}, beyond the float32 range a network "
-        f"computes in (|x| <= {FLOAT32_MAX:.3g}); {int(big.sum())} value(s) in all are that large. Fix or drop those "
-        "rows, or rescale the column (e.g. take its logarithm) before training."
-    )
-
-
-def _is_text(series: pd.Series) -> bool:
-    return not (pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series)
-                or pd.api.types.is_datetime64_any_dtype(series))
+from trainwell.data.column_types import (MISSING, PARSE, Column, Options, as_text, bool_values, check_parsed,
+                                         infer_column, parse_numbers, refuse_beyond_float32)
+from trainwell.errors import UserError, did_you_mean
 
 
 # --------------------------------------------------------------------------- the encoder
@@ -206,7 +48,7 @@ class ColumnEncoder:
             if options.drop is not None and name in options.drop:
                 out.append(Column(name, "dropped", why="asked (data.drop_columns)"))
                 continue
-            out.append(_infer_column(df[name], name, options))
+            out.append(infer_column(df[name], name, options))
         return cls(out, options)
 
     @property
@@ -242,7 +84,6 @@ class ColumnEncoder:
         numeric column is refused with its row (under ``data.impute=none``), not made missing."""
         missing = [n for n in self.needed if n not in df.columns]
         if missing:
-            from trainwell.errors import did_you_mean
             raise UserError(
                 f"{path} lacks {len(missing)} feature column(s) the model was trained on: {', '.join(missing)}."
                 f"{did_you_mean(missing[0], df.columns)} Add them (same names as in training); extra columns are ignored.")
@@ -254,8 +95,8 @@ class ColumnEncoder:
             elif c.kind == "date":
                 typed[c.name] = dates.parse_dates(s, c.format)
             elif c.kind == "boolean":
-                v = _bool_values(s)
-                _check_parsed(s, v, c.name, path, strict, "true/false or yes/no")
+                v = bool_values(s)
+                check_parsed(s, v, c.name, path, strict, "true/false or yes/no")
                 typed[c.name] = v
             else:        # numeric, number
                 if pd.api.types.is_bool_dtype(s) or pd.api.types.is_numeric_dtype(s):
@@ -263,7 +104,7 @@ class ColumnEncoder:
                 else:
                     v = parse_numbers(s) if c.kind == "number" or "numbers" in self.options.parse else \
                         pd.to_numeric(s.astype(object), errors="coerce").to_numpy(dtype=np.float64)
-                    _check_parsed(s, v, c.name, path, strict, "a number")
+                    check_parsed(s, v, c.name, path, strict, "a number")
                 typed[c.name] = v
         return typed
 
@@ -380,63 +221,6 @@ class ColumnEncoder:
 
 def _list(items: list[str], limit: int = 8) -> str:
     return ", ".join(items[:limit]) + (f" and {len(items) - limit} more" if len(items) > limit else "")
-
-
-def _check_parsed(raw: pd.Series, v: np.ndarray, name: str, path, strict: bool, what: str) -> None:
-    """Refuse values that did not parse (strict), naming the first row; otherwise they are missing."""
-    if not strict:
-        return
-    bad = np.flatnonzero(np.isnan(v) & ~pd.isna(raw).to_numpy())
-    if bad.size:
-        i = int(bad[0])
-        raise UserError(
-            f'Feature column "{name}" in {path} is not numeric: {_row_label(path, i)} holds {raw.iloc[i]!r} '
-            f"({bad.size} value(s) that are not {what} in a column that is otherwise read as numbers; with "
-            f"data.impute=none they are refused rather than treated as missing). Fix the value, or encode the "
-            f'column yourself or drop it, or pass --target "{name}" if it is the label.')
-
-
-def _infer_column(s: pd.Series, name: str, options: Options) -> Column:
-    auto_drop = options.drop is None
-    if pd.api.types.is_bool_dtype(s):
-        return Column(name, "numeric")
-    if pd.api.types.is_datetime64_any_dtype(s):
-        return Column(name, "date") if "dates" in options.parse else Column(name, "category")
-    if pd.api.types.is_numeric_dtype(s):
-        v = s.dropna()
-        if auto_drop and len(v) >= IDENTIFIER_MIN_ROWS and _INDEX_NAME.match(name) and v.is_unique \
-                and bool((v == np.round(v)).all()):
-            return Column(name, "dropped", why="row index: one distinct integer per row")
-        return Column(name, "numeric")
-    values = s.dropna()
-    if len(values) == 0:
-        return Column(name, "dropped", why="empty") if auto_drop else Column(name, "category")
-    counts = values.astype(str).value_counts(sort=False)
-    uniques, n = pd.Series(counts.index, dtype=object), counts.to_numpy()
-    if "booleans" in options.parse:
-        low = set(u.strip().lower() for u in uniques)
-        if low <= set(TRUE_WORDS) | set(FALSE_WORDS):
-            return Column(name, "boolean")
-    plain = pd.to_numeric(uniques, errors="coerce").notna().to_numpy()
-    if "numbers" in options.parse:
-        readable = ~np.isnan(parse_numbers(uniques))
-        if n[readable].sum() > NUMBER_SHARE * n.sum():
-            return Column(name, "number")
-    elif n[plain].sum() > NUMBER_SHARE * n.sum():
-        return Column(name, "numeric")        # numbers with stray words: missing (or refused when strict)
-    if "dates" in options.parse:
-        fmt, _ = dates.detect_format(uniques, n)
-        if fmt is not None:
-            return Column(name, "date", format=fmt)
-    distinct, rows = len(uniques), int(n.sum())
-    if auto_drop and rows >= IDENTIFIER_MIN_ROWS:
-        words = uniques.str.split().str.len().to_numpy(dtype=float)
-        if distinct > 0.5 * rows and np.median(np.repeat(words, n)) >= FREE_TEXT_WORDS:
-            return Column(name, "dropped", why=f"free text: {distinct} distinct values, a median of "
-                                                f"{int(np.median(np.repeat(words, n)))} words")
-        if distinct > IDENTIFIER_SHARE * rows:
-            return Column(name, "dropped", why=f"identifier: {distinct} distinct values in {rows} rows")
-    return Column(name, "category", distinct=distinct)
 
 
 def _fit_categories(c: Column, values: np.ndarray, options: Options) -> None:

@@ -12,8 +12,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from trainwell.data.columns import refuse_beyond_float32
-from trainwell.data.sources import Table, _weights, load_source, refuse_duplicate_columns, table_from_frame
+from trainwell.data.column_types import refuse_beyond_float32
+from trainwell.data.frames import refuse_duplicate_columns, table_from_frame, weight_column
+from trainwell.data.sources import load_source
+from trainwell.data.table import Table
 from trainwell.errors import UserError
 
 
@@ -68,7 +70,7 @@ def _table_from_frame(X: pd.DataFrame, ya: np.ndarray, d: Any, missing: bool) ->
     ya, keep, notes = drop_missing_targets(ya, d)
     if keep is not None:
         frame = frame.loc[keep].reset_index(drop=True)
-    weights = _weights(frame, d.weight, where)
+    weights = weight_column(frame, d.weight, where)
     features = [c for c in frame.columns if c != d.weight]
     return table_from_frame(frame, ya, "arrays", where, missing, d, features, notes, weights)
 

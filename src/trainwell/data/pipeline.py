@@ -11,12 +11,14 @@ from typing import Any
 import numpy as np
 
 from trainwell.core.inputs import InputLayout
-from trainwell.data.columns import ColumnEncoder, Options
+from trainwell.data.column_types import Options
+from trainwell.data.columns import ColumnEncoder
+from trainwell.data.frames import frame_features
 from trainwell.data.impute import Imputer
 from trainwell.data.labels import LabelCoder, make_coder
 from trainwell.data.layout import choose_scaler
 from trainwell.data.scaling import QuantileScaler, RobustScaler, Standardizer, add_features, scaler_from_json
-from trainwell.data.sources import Table, _check_finite
+from trainwell.data.table import Table, check_finite
 from trainwell.data.split import split_indices
 from trainwell.data.validation import split_with_validation
 from trainwell.data.target import TargetPlan
@@ -74,7 +76,6 @@ class Preprocessor:
         if all(c in X.columns for c in cols):      # by name, in training order; extra columns ignored
             if enc is not None:
                 return enc.transform(X, "the input DataFrame", strict=strict)
-            from trainwell.data.sources import frame_features
             return frame_features(X, cols, "the input DataFrame", allow_missing=not strict)
         width = len(enc.raw_names) if enc is not None else len(cols)
         if (enc is None or enc.numeric_only) and X.shape[1] == width:   # unnamed training arrays: by position
@@ -221,7 +222,7 @@ def prepare(table: Table, spec: Spec, inputs: InputLayout) -> Prepared:
     how_impute = spec.data.impute
     if how_impute == "none" or (how_impute == "auto" and X_tr.ndim != 2):   # strict: NaN refused, with column and row
         for a, where in ((X_tr, "the training split"), (X_va, "the validation split"), (X_te, "the test split")):
-            _check_finite(a, feature_names, f"{table.name} ({where})", allow_missing=False)
+            check_finite(a, feature_names, f"{table.name} ({where})", allow_missing=False)
     else:
         imputer = Imputer.fit(X_tr, how_impute, groups)
         notes.append(imputer.note(how_impute, (X_tr, X_va, X_te), feature_names))

@@ -48,8 +48,8 @@ def read_sidecar(model_path: str | Path) -> dict:
 
 def _frame(X: Any) -> pd.DataFrame | None:
     if isinstance(X, (str, Path)):
-        from trainwell.data.sources import _read_frame   # lazy: pyarrow, only for a file path; CSV / Parquet as fit reads them
-        return _read_frame(Path(X))
+        from trainwell.data.frames import read_frame   # lazy: pyarrow, only for a file path; CSV / Parquet as fit reads them
+        return read_frame(Path(X))
     return X if isinstance(X, pd.DataFrame) else None
 
 

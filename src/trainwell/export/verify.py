@@ -18,7 +18,7 @@ import torch
 
 from trainwell.data.loading import load_table   # the loading path of fit: the same rows, typed the same way
 from trainwell.data.pipeline import prepare
-from trainwell.data.sources import _read_frame   # CSV / Parquet rows given with --data
+from trainwell.data.frames import read_frame   # CSV / Parquet rows given with --data
 from trainwell.errors import UserError
 from trainwell.nn.topologies import topology
 from trainwell.export.runtime import Session, decode, graph_inputs
@@ -84,7 +84,7 @@ def verify(run, path: Path, fmt: str, meta: dict, X: Any = None, encoder_only: b
     """Compare the exported file with trainwell on held-out rows; UserError (exit 2) when they differ."""
     X = held_out(run) if X is None else X
     if isinstance(X, (str, Path)):
-        X = _read_frame(Path(X))
+        X = read_frame(Path(X))
     if isinstance(X, pd.DataFrame) and run.pre.columns is None:
         X = X[[c for c in X.columns if c in run.pre.feature_names] or list(X.columns)].to_numpy(np.float32)
     want = expected(run, X, encoder_only)
