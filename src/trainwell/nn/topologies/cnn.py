@@ -43,7 +43,7 @@ def describe(arch: dict[str, Any]) -> str:
 
 TOPOLOGY = Topology(
     name="cnn",
-    description="conv blocks (conv, [batch norm], activation, max pool) on 1-D signals or 2-D images, shape "
+    description="conv blocks (conv, optional batch norm, activation, max pool) on 1-D signals or 2-D images, shape "
                 "inferred from the data, then a dense head; train-time shifts and noise (data.augment)",
     resolve=resolve, build=CNN, describe=describe, defaults=defaults,
     inputs=InputLayout(shaped=True, pixels=False, auto_scale="channel", table_scale=None),
