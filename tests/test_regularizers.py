@@ -120,7 +120,7 @@ def test_noise_adds_gaussian_noise_of_that_std_to_training_inputs_only():
     prep = prepare(load_table(spec), spec, topology(spec.model.type).inputs)
     state = build_state(spec, prep, resolve_architecture(spec, prep)[0], torch.device("cpu"))
     seen = []
-    state.extra["forward"] = lambda x: (seen.append(x.clone()), state.model(x))[1]
+    state.ctx.forward = lambda x: (seen.append(x.clone()), state.model(x))[1]
     step = make_step(state)
     xb, yb = state.data.X_train, state.data.y_train
     torch.manual_seed(7)

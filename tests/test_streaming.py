@@ -138,7 +138,7 @@ def test_streaming_and_in_memory_reach_comparable_accuracy(small: Path, tmp_path
 
 def test_early_stopping_and_streamed_validation(small: Path):
     """Validation not held in memory (tiny cache) is scored by streaming; early stopping still works."""
-    import trainwell.data.streaming as st
+    import trainwell.data.streaming.prepare as st
     old = st.CACHE_BYTES
     st.CACHE_BYTES = 0
     try:

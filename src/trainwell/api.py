@@ -181,8 +181,8 @@ def raise_diverged(run: Run, built: Assembly, monitor: Any, tracker: Any, run_di
     diagnosis = diagnose_failure(run, state, built.prep, monitor, run_dir)
     titles = "; ".join(f["title"] for f in diagnosis["findings"])
     raise UserError(
-        (state.extra.get("nan_diagnosis") or   # checkpoint replay: step, layer, causes, what is kept
-         f"Training diverged: the loss became NaN or inf in epoch {state.extra.get('nan_epoch')}. "
+        (state.ctx.nan_diagnosis or   # checkpoint replay: step, layer, causes, what is kept
+         f"Training diverged: the loss became NaN or inf in epoch {state.ctx.nan_epoch}. "
          f"Likely causes: a learning rate too high (optim.lr={spec.optim.lr:g}; try 10x lower), "
          f"exploding gradients (set regularize.clip_norm=1.0), or extreme input values.")
         + (f" Diagnosis: {titles}" if titles else "")

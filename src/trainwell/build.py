@@ -15,6 +15,7 @@ import torch
 
 from trainwell.core.seeding import seed_everything
 from trainwell.data.loading import load_table
+from trainwell.data.batches import Tensors
 from trainwell.data.pipeline import Prepared, prepare
 from trainwell.data.streaming import prepare_streaming, wants_streaming
 from trainwell.data.validation import mark_validation
@@ -30,7 +31,7 @@ from trainwell.train.batch_size import resolve_batch
 from trainwell.train.distributed import Distributed
 from trainwell.train.early_stopping import (PATIENCE_EPOCHS, PATIENCE_STEPS, resolve_monitor, resolve_patience,
                                              stopper_for)
-from trainwell.train.loop import Tensors, TrainState
+from trainwell.train.loop import TrainState
 from trainwell.train.memory import check_memory
 
 
@@ -39,7 +40,7 @@ class Assembly:
     """What :func:`assemble` built: the resolved spec (what spec.yaml records), the prepared data, the
     architecture, the training state on its device, and the notes of the choices made, in order."""
     spec: Spec
-    prep: Any                   # Prepared, or data/streaming.py's StreamPrepared
+    prep: Any                   # Prepared, or data/streaming/'s StreamPrepared
     arch: dict
     state: TrainState
     device: torch.device
@@ -68,7 +69,7 @@ def assemble(spec: Spec, X: Any = None, y: Any = None, *, val_rows: Any = None, 
 def prepare_data(spec: Spec, X: Any = None, y: Any = None, *, val_rows: Any = None, rank: int = 0, world: int = 1,
                  streaming: bool = True) -> tuple[Spec, Any, list[str]]:
     """Spec -> table -> prepared data (split, scaling): in memory, or streamed from disk when the data is larger
-    than memory (data/streaming.py). Returns the spec (arrays mark the source as ``arrays``; a topology may fix what
+    than memory (data/streaming/). Returns the spec (arrays mark the source as ``arrays``; a topology may fix what
     it cannot train without, e.g. the perceptron its loss and optimizer), the prepared data and the notes of these choices."""
     notes: list[str] = []
     stream, why = wants_streaming(spec) if streaming and X is None else (False, "")

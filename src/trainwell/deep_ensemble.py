@@ -28,7 +28,8 @@ from trainwell.run import Run
 from trainwell.run.rundir import next_run_dir
 from trainwell.spec import Spec
 from trainwell.train.batch_size import resolve_batch
-from trainwell.train.loop import Tensors, evaluate_tensors
+from trainwell.data.batches import Tensors
+from trainwell.train.loop import evaluate_tensors
 from trainwell.train.population import MemberResult, batch_size, one_network, train_population, unsupported
 from trainwell.train.population_resume import PopulationCheckpoints, mark
 from trainwell.train.progress import summary_table

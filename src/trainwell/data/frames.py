@@ -50,9 +50,12 @@ def refuse_duplicate_columns(names: list, where: Path | str) -> None:
                         "in the header, or drop the copies.")
 
 
-def _resolve_target(df: pd.DataFrame, target: str | list[str] | None, path: Path) -> list[str]:
-    """Which columns are the target: the given ones, or the one obvious label column."""
-    cols = list(df.columns)
+def resolve_target(cols: list, target: str | list[str] | None, path: Path) -> list[str]:
+    """Which of ``cols`` are the target: the given ones, or the one obvious label column.
+
+    The one rule for tables in memory and streamed ones (data/streaming/reader.py).
+    """
+    cols = list(cols)
     if target is None:
         found = [c for c in cols if c in TARGET_NAMES] or [c for c in cols if c.lower() in TARGET_NAMES]
         if len(found) == 1:
@@ -180,7 +183,7 @@ def load_table_file(path: Path, target: str | list[str] | None, onehot: Any = No
                     allow_missing: bool = False, data: Any = None) -> Table:
     """A .csv / .parquet file as a Table: typed from its rows, or encoded by a trained model's ``onehot``."""
     df = read_frame(path)
-    targets = _resolve_target(df, target, path)
+    targets = resolve_target(df.columns, target, path)
     weight = getattr(data, "weight", None)
     df, notes = _drop_missing_targets(df, targets, path, data)
     features = [c for c in df.columns if c not in targets and c != weight]

@@ -80,10 +80,19 @@ def detect_task(y: np.ndarray) -> str:
     v = _numeric(y)
     if not bool((v == np.round(v)).all()):
         return "regression"
-    uniq = np.unique(v)
+    return integer_task(np.unique(v), len(v))
+
+
+def integer_task(uniq: np.ndarray, n: int) -> str:
+    """The task of integer-valued targets with sorted distinct values ``uniq`` over ``n`` rows.
+
+    Two values: binary; else multiclass when the values are few (at most max(2, min(100, n // 5)))
+    and look like class ids, else regression. Shared by ``detect_task`` and the streaming pass
+    (data/streaming/stats.py), which knows only the distinct values (at most ``MAX_CLASSES`` + 1 of them).
+    """
     if len(uniq) <= 2:
         return "binary"
-    limit = max(2, min(MAX_CLASSES, len(v) // 5))
+    limit = max(2, min(MAX_CLASSES, n // 5))
     looks_like_ids = uniq[0] >= 0 and (uniq[-1] - uniq[0] + 1) <= 2 * len(uniq)
     return "multiclass" if len(uniq) <= limit and looks_like_ids else "regression"
 

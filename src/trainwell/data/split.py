@@ -51,6 +51,25 @@ def _sizes(n: int, split: str | list[float], has_test: bool) -> tuple[int, int, 
     raise UserError(f"split fractions must sum to 1 (got {list(split)}, sum {sum(parts):g}), or all be whole row counts. Example: [0.8, 0.1, 0.1].")
 
 
+def hash_fractions(split: str | list[float], n: int) -> tuple[tuple[float, float, float], str]:
+    """The split rule above as (train, val, test) probabilities, and the sentence that explains them.
+
+    For a split decided row by row by a hash (data/streaming/hashing.py), which cannot pick
+    exact counts: more than ``LARGE`` rows, ``HOLDOUT`` expected validation and test rows each;
+    fewer, 80/10/10; row counts become fractions of ``n`` (training takes the rest).
+    """
+    if split == "auto":
+        if n > LARGE:
+            return ((1 - 2 * HOLDOUT / n, HOLDOUT / n, HOLDOUT / n),
+                    f"{HOLDOUT:,} validation + {HOLDOUT:,} test (more than {LARGE:,} rows)")
+        return (0.8, 0.1, 0.1), f"80/10/10 (at most {LARGE:,} rows)"
+    f = [float(v) for v in split]
+    if abs(sum(f) - 1.0) > 1e-6:          # row counts
+        f = [v / n for v in f]
+        f[0] = 1.0 - f[1] - f[2]
+    return (f[0], f[1], f[2]), f"{f[0]:.0%}/{f[1]:.0%}/{f[2]:.0%} (given)"
+
+
 def _take(pool: np.ndarray, k: int, strata: np.ndarray | None, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Split ``pool`` into (k rows, the rest), stratified when strata is given."""
     if k == 0:

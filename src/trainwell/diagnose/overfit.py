@@ -11,7 +11,8 @@ import torch
 from trainwell.build import assemble, spec_for
 from trainwell.errors import check_range
 from trainwell.spec import Spec
-from trainwell.train.loop import Tensors, evaluate_tensors, fit_loop
+from trainwell.data.batches import Tensors
+from trainwell.train.loop import evaluate_tensors, fit_loop
 
 
 def overfit_check(data: str | None = None, X: Any = None, y: Any = None, spec: Any = None, *,

@@ -105,12 +105,9 @@ class Distributed:
         model = state.model
         dev = next(model.parameters()).device
         ddp = DDP(model, device_ids=[dev.index] if dev.type == "cuda" else None)
-        state.extra["forward"] = ddp
-        state.extra["all_reduce"] = self.all_reduce
-        if getattr(state.data, "streaming", False):
-            state.data.reduce = self.all_reduce           # streamed validation: sums over the shards
-        else:
-            state.extra["shard"] = (self.rank, self.world)
+        state.ctx.forward = ddp
+        state.ctx.all_reduce = self.all_reduce           # epoch sums, and streamed validation's over the shards
+        state.ctx.shard = (self.rank, self.world)        # in-memory batches: this rank's rows (streams: by hash)
 
     def checkpointer(self, make: Callable, state: Any, run_dir: Path | None, arch: dict, pre: Any,
                      console: Any, *, resume: bool) -> Any:

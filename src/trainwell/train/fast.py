@@ -73,7 +73,7 @@ def eligible(state) -> bool:
     if any((reg.l1, reg.l2, reg.bias_l1, reg.bias_l2, reg.activity_l1, reg.activity_l2, reg.noise,
             reg.clip_norm, reg.clip_value)):
         return False
-    if state.extra.get("forward") is not None or type(model).__name__ not in ("MLP", "PackedMLP"):
+    if state.ctx.forward is not None or type(model).__name__ not in ("MLP", "PackedMLP"):
         return False
     if not hasattr(model, "blocks") or not hasattr(model, "out"):
         return False

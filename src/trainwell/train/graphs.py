@@ -70,14 +70,14 @@ def graphable(state) -> str | None:
     if any((reg.l1, reg.l2, reg.bias_l1, reg.bias_l2, reg.activity_l1, reg.activity_l2, reg.noise,
             reg.clip_norm, reg.clip_value)):
         return "the regularize section"
-    if state.extra.get("forward") is not None:
+    if state.ctx.forward is not None:
         return "data-parallel training"
     opt = state.optimizer
     capturable = any(o.graph_capturable for o in for_torch_class(torch_class(opt)))   # optim/optimizers.py
     if not capturable or len(opt.param_groups) != 1 or not opt.param_groups[0].get("fused"):
         takes = ", ".join(o.name for o in OPTIMIZERS.values() if o.graph_capturable)
         return f"the {torch_class(opt).__name__} optimizer (graphs take the fused step of {takes})"
-    if getattr(state.data, "streaming", False):
+    if not state.data.in_memory:
         return "streamed data"
     return None
 

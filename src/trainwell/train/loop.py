@@ -12,31 +12,41 @@ import copy
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol
+from typing import Callable, Iterable, Protocol
 
 import torch
 from torch import nn
 
+from trainwell.data.batches import BatchSource, tensor_chunks
 from trainwell.nn.heads import Head
 from trainwell.optim.regularizers import activity_penalty, clip_gradients, weight_penalty
 from trainwell.optim.schedules import LRSchedule
 from trainwell.spec import Spec
 from trainwell.train.early_stopping import EarlyStopping
 
-EVAL_CHUNK = 8192
 _NO_TERMS = {"regression": torch.full((4,), math.nan), "multiclass": torch.full((2,), math.nan)}
 
 
 @dataclass
-class Tensors:
-    """Training, validation and test tensors on the device (test may be empty)."""
+class LoopContext:
+    """What the loop and its helpers (checkpoints, data-parallel, graphs, NaN replay) share during a run.
 
-    X_train: torch.Tensor
-    y_train: torch.Tensor
-    X_val: torch.Tensor
-    y_val: torch.Tensor
-    X_test: torch.Tensor
-    y_test: torch.Tensor
+    Each field has one writer: ``forward``, ``all_reduce`` and ``shard`` train/distributed.py;
+    ``graph`` make_step; ``epoch_loss``/``epoch_terms`` the epoch (and a checkpoint restore);
+    ``step_hooks`` fit_loop (swapped by the NaN replay); ``nan_*`` and ``keep_best`` train/checkpoint.py.
+    """
+
+    forward: nn.Module | None = None          # the DDP wrapper when data-parallel, else the model is called
+    all_reduce: Callable[[torch.Tensor], torch.Tensor] | None = None   # sums over all ranks (data-parallel)
+    shard: tuple[int, int] | None = None      # (rank, world): this rank's slice of each in-memory batch
+    graph: str | None = None                  # why the step is not a CUDA graph, or that it was captured
+    epoch_loss: torch.Tensor | None = None    # on-device sum of the epoch's batch losses so far
+    epoch_terms: torch.Tensor | None = None   # on-device sums of the epoch metric's terms so far
+    step_hooks: list[Callable] | None = None  # callbacks' on_step_end, run after every step
+    nan_epoch: int | None = None              # the epoch whose loss became NaN / inf
+    nan_rollbacks: int = 0                    # rollbacks to a checkpoint after a NaN (train/checkpoint.py)
+    nan_diagnosis: str | None = None          # the replay's finding, raised by fit as a UserError
+    keep_best: bool = False                   # keep the best weights in memory even without stop.restore_best
 
 
 @dataclass
@@ -48,7 +58,7 @@ class TrainState:
     head: Head
     optimizer: torch.optim.Optimizer
     schedule: LRSchedule
-    data: Tensors
+    data: BatchSource
     stopper: EarlyStopping
     generator: torch.Generator
     epoch: int = 0                 # epochs completed
@@ -59,7 +69,7 @@ class TrainState:
     best_state: dict[str, torch.Tensor] | None = None
     stop: bool = False
     stopped_because: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
+    ctx: LoopContext = field(default_factory=LoopContext)
 
     @property
     def batch_size(self) -> int:
@@ -88,23 +98,56 @@ def _call(callbacks: list, hook: str, state: TrainState) -> None:
 
 
 @torch.no_grad()
+def evaluate_batches(model: nn.Module, head: Head, batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
+                     device: torch.device, wide: bool = False,
+                     reduce: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                     n_outputs: int = 1) -> tuple[float, float]:
+    """Mean loss and epoch metric over (X, y) batches, in evaluation mode.
+
+    ``wide``: sums in float64 (rows streamed from disk: many of them); ``reduce``: the sums of all
+    data-parallel ranks (each scored its shard), with ``n_outputs`` for a rank that has no rows.
+    """
+    was_training = model.training
+    model.eval()
+    loss_sum = torch.zeros((), device=device, dtype=torch.float64 if wide else torch.float32)
+    terms, n = None, 0
+    for xb, yb in batches:
+        out = model(xb).float()
+        loss, t = head.loss_fn(out, yb), head.metric_terms(out, yb)
+        if wide:
+            loss, t = loss.double(), t.double()
+        loss_sum += loss * xb.shape[0]
+        terms = t if terms is None else terms + t
+        n += xb.shape[0]
+    model.train(was_training)
+    if reduce is None:
+        if n == 0:
+            return math.nan, math.nan
+        values = torch.cat([loss_sum.reshape(1), terms]).cpu().numpy()
+        return float(values[0] / n), head.metric_value(values[1:])
+    if terms is None:
+        terms = head.metric_terms(torch.zeros(0, n_outputs, device=device), torch.zeros(0, device=device))
+        terms = terms.to(loss_sum.dtype)
+    stats = reduce(torch.cat([loss_sum.reshape(1), terms, torch.tensor([float(n)], dtype=loss_sum.dtype, device=device)]))
+    v = stats.cpu().numpy()
+    if v[-1] == 0:
+        return math.nan, math.nan
+    return float(v[0] / v[-1]), head.metric_value(v[1:-1])
+
+
 def evaluate_tensors(model: nn.Module, head: Head, X: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
     """Mean loss and epoch metric over (X, y), in evaluation mode, chunked."""
     if X.shape[0] == 0:
         return math.nan, math.nan
-    was_training = model.training
-    model.eval()
-    loss_sum = torch.zeros((), device=X.device)
-    terms = None
-    for i in range(0, X.shape[0], EVAL_CHUNK):
-        xb, yb = X[i:i + EVAL_CHUNK], y[i:i + EVAL_CHUNK]
-        out = model(xb).float()
-        loss_sum += head.loss_fn(out, yb) * xb.shape[0]
-        t = head.metric_terms(out, yb)
-        terms = t if terms is None else terms + t
-    model.train(was_training)
-    values = torch.cat([loss_sum.reshape(1), terms]).cpu().numpy()
-    return float(values[0] / X.shape[0]), head.metric_value(values[1:])
+    return evaluate_batches(model, head, tensor_chunks(X, y), X.device)
+
+
+def evaluate(state: TrainState, split: str = "val") -> tuple[float, float]:
+    """Mean loss and epoch metric of one split of ``state.data``, whichever source holds it."""
+    data, streamed = state.data, state.data.streamed(split)
+    reduce = state.ctx.all_reduce if streamed else None
+    return evaluate_batches(state.model, state.head, data.eval_batches(split), data.X_train.device,
+                            wide=streamed, reduce=reduce, n_outputs=getattr(data, "n_outputs", 1))
 
 
 def make_step(state: TrainState) -> Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
@@ -117,7 +160,7 @@ def make_step(state: TrainState) -> Callable[[torch.Tensor, torch.Tensor], tuple
     params = [p for p in model.parameters() if p.requires_grad]
     if has_activity:
         model.record_activity = True
-    forward = state.extra.get("forward") or model    # the DDP wrapper when data-parallel
+    forward = state.ctx.forward or model    # the DDP wrapper when data-parallel
     fast = bool(getattr(state.spec.train, "fast", False))   # train.fast: docs/performance.md
     autocast = fast and next(model.parameters()).device.type == "cuda"
 
@@ -152,59 +195,47 @@ def make_step(state: TrainState) -> Callable[[torch.Tensor, torch.Tensor], tuple
         return analytic_step(state, step, with_metric=not fast) or step
     from trainwell.train.graphs import GraphedStep, graphable   # train.fast on CUDA: the step as a CUDA graph
     why = graphable(state)
-    state.extra["graph"] = why or "captured after the first steps"
+    state.ctx.graph = why or "captured after the first steps"
     return step if why else GraphedStep(state, step)
 
 
 def run_epoch(state: TrainState, step_fn) -> tuple[torch.Tensor, torch.Tensor]:
-    """One pass over a fresh permutation; returns on-device (loss_sum, metric terms)."""
-    if getattr(state.data, "streaming", False):     # data on disk: trainwell.data.streaming
-        return state.data.run_epoch(state, step_fn)
-    data, b = state.data, state.batch_size
-    shard = state.extra.get("shard")                # (rank, world): this rank's slice of each batch
-    n = data.X_train.shape[0]
+    """One pass over the epoch's batches (from ``state.batch_in_epoch`` on when resuming mid-epoch);
+    returns on-device (loss_sum, metric terms), both accumulated in place."""
+    data, ctx = state.data, state.ctx
     if state.permutation is None or state.batch_in_epoch == 0:
-        state.permutation = torch.randperm(n, generator=state.generator, device=state.generator.device)
-        state.permutation = state.permutation.to(data.X_train.device)
-        state.extra["epoch_loss"] = torch.zeros((), device=data.X_train.device)
-        state.extra["epoch_terms"] = None
-    perm = state.permutation
-    loss_sum, terms = state.extra["epoch_loss"].clone(), state.extra["epoch_terms"]   # accumulated in place
+        state.permutation = data.epoch_order(state.epoch, state.generator)
+        ctx.epoch_loss = torch.zeros((), device=data.X_train.device)
+        ctx.epoch_terms = None
+    loss_sum, terms = ctx.epoch_loss.clone(), ctx.epoch_terms
     terms = None if terms is None else terms.clone()
     per_batch = state.schedule.per == "batch"
-    step_hooks = state.extra.get("step_hooks", [])
-    for start in range(state.batch_in_epoch * b, n, b):
-        idx = perm[start:start + b]
-        if shard is None:
-            loss, t = step_fn(data.X_train[idx], data.y_train[idx])
-            loss_sum.add_(loss, alpha=idx.shape[0])
-        else:
-            rank, world = shard
-            local = idx[rank::world]
-            count = local.shape[0]
-            loss, t = step_fn(data.X_train[local if count else idx[:1]], data.y_train[local if count else idx[:1]],
-                              count * world / idx.shape[0])
-            loss_sum = loss_sum + loss * count
-            t = t if count else t * 0
-        terms = t.clone() if terms is None else terms.add_(t)
-        if after_step(state, loss_sum, terms, per_batch, step_hooks):
-            break
-    state.extra["epoch_loss"], state.extra["epoch_terms"] = loss_sum, terms
+    step_hooks = ctx.step_hooks or []
+    batches = data.epoch_batches(state.permutation, state.epoch, state.batch_size, state.batch_in_epoch, ctx.shard)
+    try:
+        for xb, yb, count, weight in batches:
+            loss, t = step_fn(xb, yb) if weight is None else step_fn(xb, yb, weight)
+            loss_sum.add_(loss, alpha=count)
+            if count == 0:                  # a data-parallel rank without rows this step
+                t = t * 0
+            terms = t.clone() if terms is None else terms.add_(t)
+            if after_step(state, loss_sum, terms, per_batch, step_hooks):
+                break
+    finally:
+        batches.close()                     # a streamed epoch stops its reader thread
+    ctx.epoch_loss, ctx.epoch_terms = loss_sum, terms
     return loss_sum, terms
 
 
 def after_step(state: TrainState, loss_sum: torch.Tensor, terms: torch.Tensor, per_batch: bool,
                step_hooks: list) -> bool:
-    """Bookkeeping after each optimizer step (counters, batch schedules, step hooks).
-
-    Shared by the in-memory and the streaming epoch; returns True when a hook asked to stop.
-    """
+    """Bookkeeping after each optimizer step (counters, batch schedules, step hooks); True to stop."""
     state.step += 1
     state.batch_in_epoch += 1
     if per_batch:
         state.schedule.step_batch()
     if step_hooks:
-        state.extra["epoch_loss"], state.extra["epoch_terms"] = loss_sum, terms
+        state.ctx.epoch_loss, state.ctx.epoch_terms = loss_sum, terms
         for hook in step_hooks:
             hook(state)
     return state.stop
@@ -216,7 +247,8 @@ def fit_loop(state: TrainState, callbacks: list | None = None,
     callbacks = callbacks or []
     spec = state.spec
     state.stopper.enabled = spec.stop.enabled
-    state.extra.setdefault("step_hooks", [cb.on_step_end for cb in callbacks if hasattr(cb, "on_step_end")])
+    if state.ctx.step_hooks is None:
+        state.ctx.step_hooks = [cb.on_step_end for cb in callbacks if hasattr(cb, "on_step_end")]
     step_fn = make_step(state)
     flush = bool(getattr(spec.train, "fast", False)) and state.data.X_train.device.type == "cpu"
     if flush:          # train.fast on CPU: denormals flushed to zero (Adam's tiny moments slow x86 FP)
@@ -231,14 +263,11 @@ def fit_loop(state: TrainState, callbacks: list | None = None,
             break
         lr = state.optimizer.param_groups[0]["lr"]
         train_stats = torch.cat([loss_sum.reshape(1), terms])
-        if state.extra.get("all_reduce") is not None:     # data-parallel: sums over all ranks
-            train_stats = state.extra["all_reduce"](train_stats)
+        if state.ctx.all_reduce is not None:     # data-parallel: sums over all ranks
+            train_stats = state.ctx.all_reduce(train_stats)
         train_stats = train_stats.cpu().numpy()   # the one sync per epoch
         train_loss = float(train_stats[0] / n)
-        if getattr(state.data, "streaming", False):
-            val_loss, val_metric = state.data.evaluate(state.model, state.head, "val")
-        else:
-            val_loss, val_metric = evaluate_tensors(state.model, state.head, state.data.X_val, state.data.y_val)
+        val_loss, val_metric = evaluate(state, "val")
         row = epoch_row(state.epoch + 1, lr, train_loss, val_loss, state.head.metric,
                         state.head.metric_value(train_stats[1:]), val_metric, time.perf_counter() - t0)
         state.history.append(row)
@@ -249,10 +278,10 @@ def fit_loop(state: TrainState, callbacks: list | None = None,
             state.stop = True
             state.stopped_because = reason
         if reason == "nan":
-            state.extra["nan_epoch"] = state.epoch
+            state.ctx.nan_epoch = state.epoch
         else:
             monitored = monitored_value(state.stopper, row)
-            if state.stopper.best_epoch == state.epoch and (spec.stop.restore_best or state.extra.get("keep_best")):
+            if state.stopper.best_epoch == state.epoch and (spec.stop.restore_best or state.ctx.keep_best):
                 # the best weights are kept in memory (a copy, no disk write); the Checkpointer writes
                 # them as checkpoints/best once, at the end, and stores them in every checkpoint
                 state.best_state = {k: v.detach().clone() for k, v in state.model.state_dict().items()}

@@ -57,7 +57,8 @@ from trainwell.optim.optimizers import OPTIMIZERS
 from trainwell.spec import Spec
 from trainwell.train.batch_size import resolve_batch
 from trainwell.train.early_stopping import EarlyStopping, resolve_monitor, resolve_patience, stopper_for
-from trainwell.train.loop import EVAL_CHUNK, epoch_row, judge_epoch, restore_best
+from trainwell.data.batches import EVAL_CHUNK
+from trainwell.train.loop import epoch_row, judge_epoch, restore_best
 from trainwell.train.memory import check_memory
 from trainwell.train.population_resume import PopulationCheckpoints
 from trainwell.train.stacked import StackedMLP, StackedOptimizer, member_losses, member_terms

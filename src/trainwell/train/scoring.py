@@ -1,21 +1,24 @@
 """A trained model's full metrics on each split, computed as ``trainwell.fit`` reports them (run.metrics).
 
 Classification: accuracy, F1, AUC ... (train/metrics.py); regression: on the targets decoded to their own
-units; reconstruction: the autoencoder's errors (nn/autoencoder.py). Streamed splits are scored by
-data/streaming.py on their first rows.
+units; reconstruction: the autoencoder's errors (nn/autoencoder.py). A streamed split may be larger than
+memory: its outputs come from the source's evaluation batches (data/streaming/), up to ``MAX_EVAL_ROWS``
+rows of each split read from disk (docs/scaling.md).
 """
 from __future__ import annotations
 
+import math
 from typing import Any
 
+import numpy as np
 import torch
 
-from trainwell.data.streaming import stream_split_metrics
 from trainwell.data.weights import weighted_accuracy
 from trainwell.nn.autoencoder import reconstruction_metrics
 from trainwell.train.metrics import classification_metrics, regression_metrics
 
 EVAL_ROWS = 8192          # rows per forward pass while scoring
+MAX_EVAL_ROWS = 200_000   # rows of a streamed split scored for the full metric table
 
 
 def split_metrics(run: Any, prep: Any, state: Any) -> dict:
@@ -45,4 +48,42 @@ def split_metrics(run: Any, prep: Any, state: Any) -> dict:
             if run.head.class_weight is not None:
                 out[split]["weighted_accuracy"] = weighted_accuracy(prep.pre.task, yn, o, run.head.class_weight)
         out[split]["loss"] = loss
+    return out
+
+
+@torch.no_grad()
+def split_outputs(model: torch.nn.Module, head: Any, data: Any, split: str, limit: int = MAX_EVAL_ROWS
+                  ) -> tuple[np.ndarray, np.ndarray, float]:
+    """(encoded y, transformed outputs, mean loss) on a split of ``data`` (a BatchSource, data/batches.py),
+    every rank's rows (not a shard)."""
+    model.eval()
+    ys, outs, loss, n = [], [], 0.0, 0
+    for xb, yb in data.eval_batches(split, limit=limit, shard=False):
+        out = model(xb).float()
+        loss += float(head.loss_fn(out, yb)) * xb.shape[0]
+        n += xb.shape[0]
+        ys.append(yb.cpu().numpy())
+        outs.append(head.transform(out).cpu().numpy())
+    if not ys:
+        return np.zeros(0), np.zeros(0), math.nan
+    return np.concatenate(ys), np.concatenate(outs), loss / max(n, 1)
+
+
+def stream_split_metrics(run: Any, prep: Any, state: Any) -> dict:
+    """Full metrics per split; streamed splits are scored on their first ``MAX_EVAL_ROWS`` rows."""
+    out = {}
+    pre = prep.pre
+    for split, count in zip(("train", "val", "test"), prep.counts):
+        if count == 0:
+            out[split] = {}
+            continue
+        y, o, loss = split_outputs(run.model, run.head, state.data, split)
+        if pre.task == "regression":
+            m = regression_metrics(pre.decode_regression(y), pre.decode_regression(o))
+        else:
+            m = classification_metrics(pre.task, y, o)
+        m["loss"] = loss
+        if len(y) < count:
+            m["rows_scored"] = int(len(y))
+        out[split] = m
     return out

@@ -31,10 +31,10 @@ def capture(state: TrainState, meta: dict | None = None) -> tuple[bytes, dict]:
     mid_epoch = state.batch_in_epoch > 0 and state.permutation is not None
     if mid_epoch:
         tensors["loop.permutation"] = state.permutation
-        if state.extra.get("epoch_loss") is not None:
-            tensors["loop.epoch_loss"] = state.extra["epoch_loss"]
-        if state.extra.get("epoch_terms") is not None:
-            tensors["loop.epoch_terms"] = state.extra["epoch_terms"]
+        if state.ctx.epoch_loss is not None:
+            tensors["loop.epoch_loss"] = state.ctx.epoch_loss
+        if state.ctx.epoch_terms is not None:
+            tensors["loop.epoch_terms"] = state.ctx.epoch_terms
     tensors["rng.torch"] = torch.get_rng_state()
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         for i, s in enumerate(torch.cuda.get_rng_state_all()):
@@ -60,7 +60,7 @@ def capture(state: TrainState, meta: dict | None = None) -> tuple[bytes, dict]:
                 "numpy": {"name": np_name, "pos": int(np_pos), "has_gauss": int(np_has_gauss),
                           "cached_gaussian": float(np_cached)},
                 "cuda_devices": sum(1 for k in tensors if k.startswith("rng.cuda."))},
-        "rollbacks": int(state.extra.get("nan_rollbacks", 0)),
+        "rollbacks": int(state.ctx.nan_rollbacks),
         "spec": state.spec.to_dict(),
         "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
         **(meta or {}),
@@ -98,12 +98,12 @@ def restore(state: TrainState, data: bytes | dict[str, torch.Tensor], body: dict
     state.step, state.epoch = int(body["step"]), int(body["epoch"])
     state.batch_in_epoch = int(body["batch_in_epoch"])
     state.stop, state.stopped_because = bool(body["stop"]), str(body["stopped_because"])
-    state.extra["nan_rollbacks"] = int(body.get("rollbacks", 0))
+    state.ctx.nan_rollbacks = int(body.get("rollbacks", 0))
     if body.get("mid_epoch"):
         state.permutation = tensors["loop.permutation"].to(device)
-        state.extra["epoch_loss"] = tensors["loop.epoch_loss"].to(device)
+        state.ctx.epoch_loss = tensors["loop.epoch_loss"].to(device)
         terms = tensors.get("loop.epoch_terms")
-        state.extra["epoch_terms"] = None if terms is None else terms.to(device)
+        state.ctx.epoch_terms = None if terms is None else terms.to(device)
     else:
         state.permutation = None
         state.batch_in_epoch = 0

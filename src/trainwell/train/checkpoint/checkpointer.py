@@ -96,7 +96,7 @@ class Checkpointer:
         first = self.last_good is None          # a NaN rollback calls fit_loop (and this) again
         if self.store is not None and first:
             self.store.recover()
-            state.extra["keep_best"] = True     # the best weights stay in memory (fit_loop) for `best`
+            state.ctx.keep_best = True     # the best weights stay in memory (fit_loop) for `best`
             self.next_due = time.monotonic() + self.MIN_INTERVAL_S
         if first:                      # one in-memory capture per fit: NaN replay/rollback start here
             data, body = capture(state, self.meta)
@@ -150,7 +150,7 @@ class Checkpointer:
     def _health(self, state: TrainState) -> tuple[bool, float | None]:
         """(weights and loss finite, current mean training loss): one host sync, only when saving."""
         checks = [torch.isfinite(p).all() for p in state.model.parameters()]
-        loss_sum = state.extra.get("epoch_loss") if state.batch_in_epoch > 0 else None
+        loss_sum = state.ctx.epoch_loss if state.batch_in_epoch > 0 else None
         if loss_sum is not None:
             checks.append(torch.isfinite(loss_sum).all())
         finite = bool(torch.stack(checks).all()) if checks else True
@@ -177,7 +177,7 @@ class Checkpointer:
         if not finite:                     # never save a poisoned state: flag the NaN instead
             state.stop = True
             state.stopped_because = "nan"
-            state.extra["nan_epoch"] = state.epoch + (1 if state.batch_in_epoch else 0)
+            state.ctx.nan_epoch = state.epoch + (1 if state.batch_in_epoch else 0)
             return
         if not force and self._exploding(state, loss):   # keep the last good one on disk and in memory
             if not self.warned_exploding and self.console is not None:
@@ -256,10 +256,10 @@ class Checkpointer:
                 fit_loop(state, cbs, on_epoch=on_epoch)
                 if state.stopped_because == "nan":
                     if self.spec.stop.on_nan == "rollback" and self.last_good is not None \
-                            and state.extra.get("nan_rollbacks", 0) < MAX_ROLLBACKS:
+                            and state.ctx.nan_rollbacks < MAX_ROLLBACKS:
                         roll_back(state, self.last_good, self.console)
                         continue
-                    state.extra["nan_diagnosis"] = diagnose_nan(state, self)   # fit raises it as a UserError
+                    state.ctx.nan_diagnosis = diagnose_nan(state, self)   # fit raises it as a UserError
                 break
         if state.stopped_because == "interrupted" and self.signal is not None:
             raise self._interrupted(state)

@@ -52,7 +52,7 @@ class _NanProbe:
             return
         grads = [p.grad.detach().float().norm() if p.grad is not None else torch.zeros((), device=p.device)
                  for _, p in self.named]
-        vals = torch.stack([*grads, state.extra["epoch_loss"].float().reshape(()),
+        vals = torch.stack([*grads, state.ctx.epoch_loss.float().reshape(()),
                             torch.stack([torch.isfinite(p).all() for _, p in self.named]).all().float()]).cpu().numpy()
         norms, loss_sum, params_ok = vals[:-2], vals[-2], vals[-1]
         self.norms.append(norms)
@@ -113,12 +113,12 @@ def replay_to_nan(state: TrainState, data: bytes, body: dict, nan_epoch: int | N
     if same is not None:
         same.on_step_end(state)           # the first replayed step
         hooks.append(same.on_step_end)
-    saved = state.extra.get("step_hooks")
-    state.extra["step_hooks"] = hooks
+    saved = state.ctx.step_hooks
+    state.ctx.step_hooks = hooks
     try:
         fit_loop(state, [])
     finally:
-        state.extra["step_hooks"] = saved
+        state.ctx.step_hooks = saved
         if same is not None:
             same.close()
     return probe.found
@@ -127,10 +127,10 @@ def replay_to_nan(state: TrainState, data: bytes, body: dict, nan_epoch: int | N
 def roll_back(state: TrainState, last_good: tuple[bytes, dict, str], console: Any | None) -> None:
     """Restore the last good checkpoint, halve every learning rate, carry on."""
     data, body, label = last_good
-    count = state.extra.get("nan_rollbacks", 0) + 1
-    nan_epoch = state.extra.get("nan_epoch")
+    count = state.ctx.nan_rollbacks + 1
+    nan_epoch = state.ctx.nan_epoch
     restore(state, data, body)
-    state.extra["nan_rollbacks"] = count
+    state.ctx.nan_rollbacks = count
     scale_lr(state, 0.5 ** (count - int(body.get("rollbacks", 0))))   # half per rollback, in all
     if console is not None:
         console.print(
@@ -143,20 +143,20 @@ def diagnose_nan(state: TrainState, ckpt: Any) -> str:
     """One paragraph: where the loss went non-finite, which layer blew up first, why, what is kept.
 
     ``ckpt`` is the run's Checkpointer (its last good state, store, spec and the monitors' sampled steps)."""
-    nan_epoch = state.extra.get("nan_epoch")
+    nan_epoch = state.ctx.nan_epoch
     found = None
     if ckpt.last_good is not None:
         data, body, label = ckpt.last_good
         # the replay moves the state back; keep what the run's report shows of the failure
         kept_state = (state.history, state.epoch, state.step, state.stopped_because,
-                      state.extra.get("nan_rollbacks", 0))
+                      state.ctx.nan_rollbacks)
         try:
             found = replay_to_nan(state, data, body, nan_epoch, ckpt.sampled)
         except Exception:  # noqa: BLE001 - the diagnosis must not hide the real problem
             found = None
         (state.history, state.epoch, state.step, state.stopped_because,
-         state.extra["nan_rollbacks"]) = kept_state
-        state.stop, state.extra["nan_epoch"] = True, nan_epoch
+         state.ctx.nan_rollbacks) = kept_state
+        state.stop, state.ctx.nan_epoch = True, nan_epoch
     spec = ckpt.spec
     if found is not None:
         where = (f"at step {found['step']} (epoch {found['epoch']}, batch {found['batch']} of "
@@ -175,7 +175,7 @@ def diagnose_nan(state: TrainState, ckpt: Any) -> str:
                     f"`trainwell evaluate {ckpt.run_dir} --checkpoint {name}` scores it.")
         else:
             kept = " No checkpoint had been saved yet."
-    rolled = state.extra.get("nan_rollbacks", 0)
+    rolled = state.ctx.nan_rollbacks
     tried = (f" {rolled} rollback(s) to the last good checkpoint, down to lr "
              f"{spec.optim.lr * 0.5 ** rolled:g}, did not help." if rolled else
              " Set stop.on_nan=rollback to restore the last good checkpoint, halve the lr and continue.")
