@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from trainwell.catalogue import catalogue
-from trainwell.errors import UserError
+from trainwell.core.errors import UserError
 from trainwell.nn.activations import ACTIVATIONS, activation_family, make_activation
 from trainwell.nn.init import INITIALIZERS
 from trainwell.optim.optimizers import OPTIMIZERS

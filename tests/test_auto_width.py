@@ -9,7 +9,7 @@ from trainwell.data.loading import load_table
 from trainwell.data.pipeline import prepare
 from trainwell.nn.topologies import topology
 from trainwell.nn.models import auto_hidden, default_hidden
-from trainwell.spec import Spec
+from trainwell.core.spec import Spec
 
 
 # (N_s, N_i, N_o) -> the width worked out by hand: gamma = 2, rounded to a power of two, at least 16 and the

@@ -17,8 +17,8 @@ from typer.testing import CliRunner
 import trainwell as tw
 from trainwell.cli import app
 from trainwell.diagnose import diagnose, overfit_check
-from trainwell.errors import UserError
-from trainwell.spec import Spec
+from trainwell.core.errors import UserError
+from trainwell.core.spec import Spec
 from trainwell.train import memory
 from trainwell.tune import tune
 

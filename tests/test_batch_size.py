@@ -6,7 +6,7 @@ import math
 import pytest
 
 import trainwell as tw
-from trainwell.spec import Spec
+from trainwell.core.spec import Spec
 from trainwell.train.batch_size import auto_batch_size, resolve_batch, scaled_lr
 
 

@@ -20,7 +20,7 @@ import torch
 from safetensors.torch import load_file
 
 import trainwell
-from trainwell.errors import UserError
+from trainwell.core.errors import UserError
 from trainwell.train.checkpoint import CheckpointWarning, TrainingInterrupted
 
 DRIVER = Path(__file__).with_name("ckpt_driver.py")

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 import trainwell as tw
-from trainwell.errors import UserError
+from trainwell.core.errors import UserError
 from trainwell.nn.custom import load_class
 
 sys.path.insert(0, str(Path(__file__).parent))

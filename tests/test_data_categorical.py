@@ -13,8 +13,8 @@ from trainwell.data.categorical import OneHot, is_text
 from trainwell.data.pipeline import prepare
 from trainwell.nn.topologies import topology
 from trainwell.data.sources import load_source
-from trainwell.errors import UserError
-from trainwell.spec import Spec
+from trainwell.core.errors import UserError
+from trainwell.core.spec import Spec
 
 
 def _frame(n=600, seed=0):

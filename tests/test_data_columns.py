@@ -14,8 +14,8 @@ from trainwell.data.columns import ColumnEncoder
 from trainwell.data.pipeline import Preprocessor, prepare
 from trainwell.nn.topologies import topology
 from trainwell.data.split import split_indices
-from trainwell.errors import UserError
-from trainwell.spec import Spec
+from trainwell.core.errors import UserError
+from trainwell.core.spec import Spec
 
 
 def test_numbers_written_as_text():

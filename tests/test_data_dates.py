@@ -10,7 +10,7 @@ from trainwell.data.columns import ColumnEncoder
 from trainwell.data.pipeline import prepare
 from trainwell.nn.topologies import topology
 from trainwell.data.split import split_indices
-from trainwell.spec import Spec
+from trainwell.core.spec import Spec
 
 
 def _fmt(values):

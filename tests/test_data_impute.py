@@ -10,8 +10,8 @@ from trainwell.data.loading import load_table
 from trainwell.data.pipeline import prepare
 from trainwell.nn.topologies import topology
 from trainwell.data.sources import load_source
-from trainwell.errors import UserError
-from trainwell.spec import Spec
+from trainwell.core.errors import UserError
+from trainwell.core.spec import Spec
 
 
 def _csv(tmp_path, n=400, seed=0):

@@ -8,7 +8,7 @@ import pytest
 
 from trainwell.data.labels import LabelCoder, detect_task, make_coder
 from trainwell.data.sources import load_source
-from trainwell.errors import UserError
+from trainwell.core.errors import UserError
 
 
 @pytest.mark.parametrize("name, task", [("digits", "multiclass"), ("iris", "multiclass"), ("wine", "multiclass"),

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from trainwell.data.scaling import Standardizer, add_features, feature_names_after
-from trainwell.errors import UserError
+from trainwell.core.errors import UserError
 
 
 def test_fit_on_train_gives_zero_mean_unit_std() -> None:

@@ -11,7 +11,7 @@ import pytest
 
 from trainwell.data.labels import detect_task
 from trainwell.data.sources import BUILTINS, load_features, load_source, make_circles
-from trainwell.errors import UserError
+from trainwell.core.errors import UserError
 
 MNIST = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "mnist"
 if not MNIST.is_dir():

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from trainwell.data.split import split_indices
-from trainwell.errors import UserError
+from trainwell.core.errors import UserError
 
 
 def _check_partition(n: int, parts: tuple[np.ndarray, ...]) -> None:

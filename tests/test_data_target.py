@@ -15,8 +15,8 @@ from trainwell.nn.topologies import topology
 from trainwell.data.scaling import QuantileScaler, RobustScaler, scaler_from_json
 from trainwell.data.split import split_indices
 from trainwell.data.target import SKEW, TargetPlan, skewness
-from trainwell.errors import UserError
-from trainwell.spec import Spec
+from trainwell.core.errors import UserError
+from trainwell.core.spec import Spec
 
 
 def _skewed(tmp_path, n=500, seed=0):

@@ -14,7 +14,7 @@ from sklearn.datasets import load_digits
 import trainwell as tw
 from trainwell.diagnose import bias_variance, diagnose_parts
 from trainwell.diagnose.overfit import overfit_check
-from trainwell.errors import UserError
+from trainwell.core.errors import UserError
 
 FAST = ["train.progress=false"]
 PROBLEMS = {"vanishing_gradients", "exploding_gradients", "saturation", "dead_units", "lr_too_high",

@@ -15,7 +15,7 @@ pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
 
 import trainwell as tw  # noqa: E402
-from trainwell.errors import UserError  # noqa: E402
+from trainwell.core.errors import UserError  # noqa: E402
 from trainwell.export import Session  # noqa: E402
 
 from conftest import run_cli  # noqa: E402

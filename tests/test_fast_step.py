@@ -9,7 +9,7 @@ from trainwell.build import build_state, resolve_architecture
 from trainwell.data.loading import load_table
 from trainwell.data.pipeline import prepare
 from trainwell.nn.topologies import topology
-from trainwell.spec import Spec
+from trainwell.core.spec import Spec
 from trainwell.train.fast import analytic_step, eligible, fused_adam_step
 from trainwell.train.loop import fit_loop
 

@@ -15,9 +15,9 @@ from torch import nn
 
 import trainwell as tw
 from trainwell.diagnose.lr_finder import LRFindResult, fit_commands
-from trainwell.errors import UserError, did_you_mean
+from trainwell.core.errors import UserError, did_you_mean
 from trainwell.nn.summary import layer_rows
-from trainwell.spec import Spec
+from trainwell.core.spec import Spec
 
 
 def test_a_name_in_the_wrong_case_is_suggested_in_the_right_one(cli, tmp_path):

@@ -124,7 +124,7 @@ def test_full_batch_and_stochastic_batches():
     from trainwell.data.loading import load_table
     from trainwell.data.pipeline import prepare
     from trainwell.nn.topologies import topology
-    from trainwell.spec import Spec
+    from trainwell.core.spec import Spec
     from trainwell.train.loop import fit_loop
 
     def steps(batch, epochs):

@@ -6,7 +6,7 @@ import pytest
 import torch
 from sklearn.metrics import accuracy_score, log_loss, mean_absolute_error, mean_squared_error, r2_score
 
-from trainwell.errors import UserError
+from trainwell.core.errors import UserError
 from trainwell.nn.heads import DEFAULT_LOSS, EPOCH_METRIC, make_head
 
 RNG = np.random.default_rng(0)

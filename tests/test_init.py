@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from trainwell.errors import UserError
+from trainwell.core.errors import UserError
 from trainwell.nn.init import INITIALIZERS, init_layer, resolve_init
 
 FAN_IN, FAN_OUT = 1000, 500

@@ -14,7 +14,7 @@ from trainwell.data.loading import load_table
 from trainwell.data.pipeline import prepare
 from trainwell.nn.topologies import topology
 from trainwell.diagnose.lr_finder import _suggest, lr_range_test
-from trainwell.spec import Spec
+from trainwell.core.spec import Spec
 
 FAST = ["train.progress=false"]
 

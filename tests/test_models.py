@@ -9,7 +9,7 @@ from torch import nn
 
 import trainwell
 from trainwell.catalogue import catalogue
-from trainwell.errors import UserError
+from trainwell.core.errors import UserError
 from trainwell.nn.fold import count_batchnorm, fold_batchnorm
 from trainwell.nn.models import BN_MOMENTUM, MLP, DenseBlock, initialize
 from trainwell.nn.topologies import build_model

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 import torch
 
-from trainwell.errors import UserError
+from trainwell.core.errors import UserError
 from trainwell.optim.optimizers import OPTIMIZERS, EMAMomentum, MemberHyper, make_optimizer
-from trainwell.spec import OptimSpec
+from trainwell.core.spec import OptimSpec
 
 W0 = np.array([0.5, -1.2, 2.0, 0.03])
 GRADS = np.random.default_rng(0).normal(size=(5, 4)) * np.array([1.0, 0.1, 3.0, 0.01])
@@ -261,7 +261,7 @@ def test_cpu_build_uses_the_fused_kernel_where_torch_has_one_and_foreach_elsewhe
     """The README's "fused optimizers": each registry entry built for CPU asks torch for its fused kernel
     exactly when the entry lists CPU among ``fused_on`` (Adam, AdamW, SGD family, Adagrad), else foreach."""
     from trainwell.optim.optimizers import OPTIMIZERS
-    from trainwell.spec import OptimSpec
+    from trainwell.core.spec import OptimSpec
     assert "cpu" in OPTIMIZERS["adam"].fused_on
     for name, entry in OPTIMIZERS.items():
         opt = entry.build([torch.nn.Parameter(torch.zeros(3))], OptimSpec(name=name), "cpu")
@@ -274,7 +274,7 @@ def test_cpu_build_uses_the_fused_kernel_where_torch_has_one_and_foreach_elsewhe
 def test_default_search_draws_the_lr_from_the_documented_ranges():
     """tune/space.py's default space: plain SGD and momentum search lr over [1e-5, 1] (large steps are fine), the
     adaptive optimizers over [1e-5, 1e-1]; a grid search uses three decades."""
-    from trainwell.spec import Spec
+    from trainwell.core.spec import Spec
     from trainwell.tune.space import default_space
     for name, hi in (("sgd", 1.0), ("momentum", 1.0), ("nesterov", 1.0), ("adam", 1e-1), ("rmsprop", 1e-1)):
         tree = default_space(Spec.build(None, sets=[f"optim.name={name}"]))

@@ -10,7 +10,7 @@ from trainwell.build import build_state, resolve_architecture
 from trainwell.data.loading import load_table
 from trainwell.data.pipeline import prepare
 from trainwell.nn.topologies import topology
-from trainwell.spec import Spec
+from trainwell.core.spec import Spec
 from trainwell.train.loop import fit_loop
 from trainwell.train.population import train_population, unsupported
 

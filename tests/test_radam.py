@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from trainwell.optim.optimizers import make_optimizer
-from trainwell.spec import OptimSpec
+from trainwell.core.spec import OptimSpec
 
 from test_optimizers import W0, radam
 

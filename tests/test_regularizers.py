@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from trainwell.optim.regularizers import REGULARIZERS, activity_penalty, clip_gradients, weight_penalty
-from trainwell.spec import RegularizeSpec
+from trainwell.core.spec import RegularizeSpec
 
 
 def model() -> nn.Module:
@@ -113,7 +113,7 @@ def test_noise_adds_gaussian_noise_of_that_std_to_training_inputs_only():
     from trainwell.data.loading import load_table
     from trainwell.data.pipeline import prepare
     from trainwell.nn.topologies import topology
-    from trainwell.spec import Spec
+    from trainwell.core.spec import Spec
     from trainwell.train.loop import evaluate_tensors, make_step
 
     spec = Spec.build(None, sets=["data.source=digits", "regularize.noise=0.5", "model.ensemble=1"])

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import trainwell as tw
-from trainwell.spec import Spec
+from trainwell.core.spec import Spec
 from trainwell.nn.topologies import topology_defaults
 
 

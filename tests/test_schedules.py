@@ -6,9 +6,9 @@ import math
 import pytest
 import torch
 
-from trainwell.errors import UserError
+from trainwell.core.errors import UserError
 from trainwell.optim.schedules import SCHEDULES, make_schedule
-from trainwell.spec import ScheduleSpec
+from trainwell.core.spec import ScheduleSpec
 
 MU0 = 0.1
 

@@ -50,7 +50,7 @@ def test_sample_weight_is_accepted_and_used():
     from trainwell.data.loading import load_table
     from trainwell.data.pipeline import prepare
     from trainwell.nn.topologies import topology
-    from trainwell.spec import Spec
+    from trainwell.core.spec import Spec
     spec = Spec.build(None, sets=["data.weight=w", "task=binary"])
     table = load_table(spec, df.assign(w=w), y)
     assert not any(n.startswith("w") for n in table.feature_names)      # the weight column is not an input

@@ -1,8 +1,8 @@
 """Spec: defaults, YAML round trip, --set overrides, clear rejection of bad keys and values."""
 import pytest
 
-from trainwell.errors import UserError
-from trainwell.spec import Spec
+from trainwell.core.errors import UserError
+from trainwell.core.spec import Spec
 
 
 def test_defaults_are_complete_and_round_trip_through_yaml(tmp_path):

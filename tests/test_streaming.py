@@ -16,7 +16,7 @@ import torch
 import trainwell as tw
 from trainwell.data.streaming import (StreamData, assign_split, prepare_streaming, row_hash, splitmix64,
                                       wants_streaming)
-from trainwell.spec import Spec
+from trainwell.core.spec import Spec
 
 QUIET = ["train.progress=false", "train.monitor=false"]
 

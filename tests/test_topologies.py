@@ -11,7 +11,7 @@ from rich.markup import escape
 
 import trainwell as tw
 from trainwell.build import load_prepared, spec_for
-from trainwell.errors import UserError
+from trainwell.core.errors import UserError
 from trainwell.nn import topologies
 from trainwell.nn.topologies import TOPOLOGIES, build_model, resolve_architecture, topology
 

@@ -24,7 +24,7 @@ from trainwell.cli import app
 from trainwell.core.io import atomic_write
 from trainwell.run.manifest import _canonical
 from trainwell.run.rundir import LOCK
-from trainwell.errors import UserError
+from trainwell.core.errors import UserError
 
 sys.path.insert(0, str(Path(__file__).parent))
 from conftest import run_cli  # noqa: E402

@@ -8,8 +8,8 @@ import optuna
 import pytest
 from scipy import stats
 
-from trainwell.errors import UserError
-from trainwell.spec import Spec
+from trainwell.core.errors import UserError
+from trainwell.core.spec import Spec
 from trainwell.tune.space import apply_values, default_space, parse_space
 
 optuna.logging.set_verbosity(optuna.logging.ERROR)

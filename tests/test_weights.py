@@ -14,7 +14,7 @@ from sklearn.utils.class_weight import compute_class_weight
 
 import trainwell as tw
 from trainwell.data.weights import resolve_class_weight, weighted_accuracy
-from trainwell.errors import UserError
+from trainwell.core.errors import UserError
 from trainwell.nn.heads import make_head
 
 FAST = ["train.epochs=3", "train.progress=false"]

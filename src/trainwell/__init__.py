@@ -11,14 +11,14 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
-from trainwell.errors import UserError
+from trainwell.core.errors import UserError
 
 if TYPE_CHECKING:   # for type checkers and IDEs: the same names, resolved eagerly
     from trainwell.api import fit
     from trainwell.diagnose import diagnose, lr_find
     from trainwell.run import Run, load
     from trainwell.sklearn import Classifier, Regressor
-    from trainwell.spec import Spec
+    from trainwell.core.spec import Spec
     from trainwell.tune import TuneResult, tune
 
 __all__ = ["fit", "lr_find", "diagnose", "load", "Run", "Spec", "Classifier", "Regressor", "UserError", "tune", "TuneResult"]
@@ -26,7 +26,7 @@ __version__ = "0.1.0"
 
 # public name -> the module that defines it
 _LAZY = {"fit": "trainwell.api", "lr_find": "trainwell.diagnose", "diagnose": "trainwell.diagnose",
-         "load": "trainwell.run", "Run": "trainwell.run", "Spec": "trainwell.spec",
+         "load": "trainwell.run", "Run": "trainwell.run", "Spec": "trainwell.core.spec",
          "Classifier": "trainwell.sklearn", "Regressor": "trainwell.sklearn",
          "tune": "trainwell.tune", "TuneResult": "trainwell.tune"}
 

@@ -20,7 +20,7 @@ from trainwell.data.weights import with_weight_column
 from trainwell.deep_ensemble import fit_ensemble_run
 from trainwell.diagnose.report_cli import doctor_lines
 from trainwell.diagnose.session import attach, diagnose_failure, make_callbacks
-from trainwell.errors import UserError
+from trainwell.core.errors import UserError
 from trainwell.nn.custom import copy_module, module_spec
 from trainwell.nn.models import count_parameters
 from trainwell.nn.topologies import topology_defaults
@@ -28,7 +28,7 @@ from trainwell.report.write import write_run_directory
 from trainwell.run import Run
 from trainwell.run.resume import make_checkpointer, resume_spec, trust_resumed_module
 from trainwell.run.rundir import claims_run_dir, next_run_dir
-from trainwell.spec import Spec
+from trainwell.core.spec import Spec
 from trainwell.track.mlflow import tracker_for
 from trainwell.train.calibration import calibrate_run
 from trainwell.train.distributed import Distributed

@@ -20,13 +20,13 @@ from trainwell.data.pipeline import Prepared, prepare
 from trainwell.data.streaming import prepare_streaming, wants_streaming
 from trainwell.data.validation import mark_validation
 from trainwell.data.weights import add_class_weight
-from trainwell.errors import UserError
+from trainwell.core.errors import UserError
 from trainwell.nn.heads import EPOCH_METRIC, make_head
 from trainwell.nn.models import initialize
 from trainwell.nn.topologies import build_model, resolve_architecture, topology, topology_defaults
 from trainwell.optim.optimizers import make_optimizer
 from trainwell.optim.schedules import make_schedule
-from trainwell.spec import Spec
+from trainwell.core.spec import Spec
 from trainwell.train.batch_size import resolve_batch
 from trainwell.train.distributed import Distributed
 from trainwell.train.early_stopping import (PATIENCE_EPOCHS, PATIENCE_STEPS, resolve_monitor, resolve_patience,

@@ -22,11 +22,11 @@ from rich.console import Console
 from trainwell.build import load_prepared, resolve_architecture, resolve_device
 from trainwell.core.io import atomic_write, json_safe
 from trainwell.data.pipeline import Prepared
-from trainwell.errors import UserError
+from trainwell.core.errors import UserError
 from trainwell.nn.ensemble import Ensemble
 from trainwell.run import Run
 from trainwell.run.rundir import next_run_dir
-from trainwell.spec import Spec
+from trainwell.core.spec import Spec
 from trainwell.train.batch_size import resolve_batch
 from trainwell.data.batches import Tensors
 from trainwell.train.loop import evaluate_tensors

@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from trainwell.errors import UserError, shorten
+from trainwell.core.errors import UserError, shorten
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Train neural networks well: the field's practices built in, explained and fast.")

@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from trainwell.cli.common import TrustModule, fail, out
-from trainwell.errors import UserError
+from trainwell.core.errors import UserError
 
 
 def summary(

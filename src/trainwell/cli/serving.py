@@ -8,7 +8,7 @@ from typing import Any, Optional
 import typer
 
 from trainwell.cli.common import Target, TrustModule, fail, out
-from trainwell.errors import UserError
+from trainwell.core.errors import UserError
 
 RunDir = typer.Argument(..., help="A run directory written by `trainwell fit`.")
 

@@ -9,7 +9,7 @@ from typing import List, Optional
 import typer
 
 from trainwell.cli.common import Target, TrustModule, err, fail, out, with_target
-from trainwell.errors import UserError
+from trainwell.core.errors import UserError
 
 Spec = typer.Option(None, "--spec", help="Spec YAML file.")
 Sets = typer.Option(None, "--set", help="Override: section.key=value (repeatable).")

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from trainwell.errors import UserError
+from trainwell.core.errors import UserError
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from typing import Any, Callable
 import numpy as np
 
 from trainwell.core import faults
-from trainwell.errors import UserError
+from trainwell.core.errors import UserError
 
 
 def fsync_path(path: Path) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from trainwell.errors import UserError, shorten
+from trainwell.core.errors import UserError, shorten
 
 MAX_NODES = 100_000      # a spec has a few hundred values; a search space a few thousand
 

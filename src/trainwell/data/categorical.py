@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from trainwell.errors import UserError
+from trainwell.core.errors import UserError
 
 MAX_CATEGORIES = 50
 MISSING = "(missing)"

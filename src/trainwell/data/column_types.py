@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from trainwell.data import dates
-from trainwell.errors import UserError
+from trainwell.core.errors import UserError
 
 FLOAT32_MAX = float(np.finfo(np.float32).max)     # about 3.4e38: the largest value a network's input can hold
 MISSING = "(missing)"

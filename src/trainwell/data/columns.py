@@ -26,7 +26,7 @@ import pandas as pd
 from trainwell.data import dates
 from trainwell.data.column_types import (MISSING, PARSE, Column, Options, as_text, bool_values, check_parsed,
                                          infer_column, parse_numbers, refuse_beyond_float32)
-from trainwell.errors import UserError, did_you_mean
+from trainwell.core.errors import UserError, did_you_mean
 
 
 # --------------------------------------------------------------------------- the encoder

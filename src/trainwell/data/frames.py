@@ -11,7 +11,7 @@ import pandas as pd
 from trainwell.data.column_types import Column, Options, row_label
 from trainwell.data.columns import ColumnEncoder
 from trainwell.data.table import Table, check_finite
-from trainwell.errors import UserError, did_you_mean
+from trainwell.core.errors import UserError, did_you_mean
 
 TARGET_NAMES = ("target", "y", "label", "class")
 

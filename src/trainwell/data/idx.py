@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from trainwell.data.table import FORMATS, Table
-from trainwell.errors import UserError
+from trainwell.core.errors import UserError
 
 IDX_IMAGES_MAGIC = 2051
 IDX_LABELS_MAGIC = 2049

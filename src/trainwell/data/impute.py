@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from trainwell.errors import UserError
+from trainwell.core.errors import UserError
 
 
 @dataclass

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from trainwell.errors import UserError, did_you_mean
+from trainwell.core.errors import UserError, did_you_mean
 
 TASKS = ("auto", "regression", "binary", "multiclass", "multilabel")
 MAX_CLASSES = 100

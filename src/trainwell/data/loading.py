@@ -16,7 +16,7 @@ from trainwell.data.column_types import refuse_beyond_float32
 from trainwell.data.frames import refuse_duplicate_columns, table_from_frame, weight_column
 from trainwell.data.sources import load_source
 from trainwell.data.table import Table
-from trainwell.errors import UserError
+from trainwell.core.errors import UserError
 
 
 def load_table(spec: Any, X: Any = None, y: Any = None) -> Table:

@@ -10,7 +10,7 @@ import numpy as np
 
 from trainwell.data.column_types import refuse_beyond_float32
 from trainwell.data.table import Table, check_finite
-from trainwell.errors import UserError, did_you_mean
+from trainwell.core.errors import UserError, did_you_mean
 
 NPZ_X_KEYS = ("X", "x", "features")
 NPZ_Y_KEYS = ("y", "target", "labels")

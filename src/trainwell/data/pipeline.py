@@ -22,8 +22,8 @@ from trainwell.data.table import Table, check_finite
 from trainwell.data.split import split_indices
 from trainwell.data.validation import split_with_validation
 from trainwell.data.target import TargetPlan
-from trainwell.errors import UserError
-from trainwell.spec import Spec
+from trainwell.core.errors import UserError
+from trainwell.core.spec import Spec
 
 
 @dataclass

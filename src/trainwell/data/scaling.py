@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from trainwell.errors import UserError, did_you_mean
+from trainwell.core.errors import UserError, did_you_mean
 
 FEATURES = ("squares",)
 CHUNK = 8192        # rows per float64 block when fitting and applying the scaling

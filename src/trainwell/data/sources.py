@@ -14,7 +14,7 @@ from trainwell.data.frames import encoder_of, frame_features, load_table_file, r
 from trainwell.data.idx import idx_pair, load_idx_folder
 from trainwell.data.npz import load_npz, npz_features
 from trainwell.data.table import FORMATS, Table
-from trainwell.errors import UserError, did_you_mean
+from trainwell.core.errors import UserError, did_you_mean
 
 BUILTINS: dict[str, str] = {
     "digits": "8x8 handwritten digits, 1,797 rows x 64 pixels, 10 classes (scikit-learn)",

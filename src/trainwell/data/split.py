@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from trainwell.errors import UserError
+from trainwell.core.errors import UserError
 
 LARGE = 10_000
 HOLDOUT = 1_000

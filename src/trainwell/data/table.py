@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from trainwell.data.columns import ColumnEncoder
-from trainwell.errors import UserError
+from trainwell.core.errors import UserError
 
 FORMATS = "a .csv or .parquet table, an .npz archive (keys X and y), or a folder of MNIST-style IDX files"
 

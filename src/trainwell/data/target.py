@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from trainwell.errors import UserError
+from trainwell.core.errors import UserError
 
 SKEW = 2.0
 MARGIN = 0.05

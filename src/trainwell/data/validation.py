@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from trainwell.data.split import split_indices
-from trainwell.errors import UserError
+from trainwell.core.errors import UserError
 
 
 def join_validation(X: Any, y: Any, validation_data: Any, target: Any) -> tuple[Any, Any, np.ndarray]:

@@ -10,7 +10,7 @@ from trainwell.diagnose.lr_finder import LRFindResult, lr_find, lr_range_test
 from trainwell.diagnose.monitors import Monitor
 from trainwell.diagnose.overfit import overfit_check
 from trainwell.diagnose.session import diagnose_run
-from trainwell.errors import check_range
+from trainwell.core.errors import check_range
 from trainwell.run import load
 
 

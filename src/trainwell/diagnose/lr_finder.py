@@ -37,7 +37,7 @@ from torch import nn
 
 from trainwell.build import assemble, spec_for
 from trainwell.core.io import atomic_write
-from trainwell.errors import UserError, check_range
+from trainwell.core.errors import UserError, check_range
 
 
 @dataclass

@@ -9,8 +9,8 @@ from typing import Any
 import torch
 
 from trainwell.build import assemble, spec_for
-from trainwell.errors import check_range
-from trainwell.spec import Spec
+from trainwell.core.errors import check_range
+from trainwell.core.spec import Spec
 from trainwell.data.batches import Tensors
 from trainwell.train.loop import evaluate_tensors, fit_loop
 

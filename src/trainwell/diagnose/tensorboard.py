@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 
-from trainwell.errors import UserError
+from trainwell.core.errors import UserError
 
 
 def _writer_class():

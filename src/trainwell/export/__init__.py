@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from trainwell.core.io import fsync_path
-from trainwell.errors import UserError
+from trainwell.core.errors import UserError
 from trainwell.export.onnx import pipeline, write_onnx, write_sidecar, write_torch_export
 from trainwell.export.runtime import Session, decode
 from trainwell.export.verify import verify

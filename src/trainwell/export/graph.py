@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from trainwell.data.scaling import RobustScaler, Standardizer
-from trainwell.errors import UserError
+from trainwell.core.errors import UserError
 
 
 def _f64(values) -> torch.Tensor:

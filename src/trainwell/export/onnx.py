@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from trainwell.core.io import atomic_write
-from trainwell.errors import UserError
+from trainwell.core.errors import UserError
 from trainwell.export.graph import Pipeline
 from trainwell.export.runtime import FORMAT, sidecar_path
 

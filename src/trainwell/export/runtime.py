@@ -25,7 +25,7 @@ import pandas as pd
 
 from trainwell.data import dates
 from trainwell.data.columns import ColumnEncoder
-from trainwell.errors import UserError
+from trainwell.core.errors import UserError
 
 FORMAT = "trainwell-onnx/1"
 

@@ -19,7 +19,7 @@ import torch
 from trainwell.data.loading import load_table   # the loading path of fit: the same rows, typed the same way
 from trainwell.data.pipeline import prepare
 from trainwell.data.frames import read_frame   # CSV / Parquet rows given with --data
-from trainwell.errors import UserError
+from trainwell.core.errors import UserError
 from trainwell.nn.topologies import topology
 from trainwell.export.runtime import Session, decode, graph_inputs
 

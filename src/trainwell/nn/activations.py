@@ -11,7 +11,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from trainwell.errors import choose
+from trainwell.core.errors import choose
 
 ACTIVATIONS: dict[str, str] = {
     "sigmoid": "logistic 1/(1+e^-x); saturates, outputs in (0, 1)",

@@ -30,8 +30,8 @@ import torch
 from torch import nn
 
 from trainwell.core.io import atomic_write, sha256_bytes
-from trainwell.errors import UserError
-from trainwell.spec import Spec
+from trainwell.core.errors import UserError
+from trainwell.core.spec import Spec
 
 COPY = "module.py"
 # classes this process may build: imported because the user named them (fit --model / module=) or

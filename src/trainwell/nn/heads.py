@@ -12,7 +12,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from trainwell.errors import UserError
+from trainwell.core.errors import UserError
 from trainwell.nn.ensemble import combine_members
 from trainwell.nn.perceptron import perceptron_criterion
 

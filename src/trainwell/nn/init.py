@@ -11,7 +11,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from trainwell.errors import UserError, choose
+from trainwell.core.errors import UserError, choose
 from trainwell.nn.activations import activation_family
 
 INITIALIZERS: dict[str, str] = {

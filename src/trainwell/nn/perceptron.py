@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from trainwell.errors import UserError
+from trainwell.core.errors import UserError
 from trainwell.nn.activations import Heaviside
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from trainwell.errors import UserError
+from trainwell.core.errors import UserError
 
 PRESETS: dict[str, str] = {
     "none": "no preset: every model.* setting as given",

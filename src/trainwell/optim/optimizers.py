@@ -38,10 +38,10 @@ from typing import Any
 
 import torch
 
-from trainwell.errors import choose
+from trainwell.core.errors import choose
 from trainwell.optim.eager import eager
 from trainwell.optim.ema_momentum import EMAMomentum
-from trainwell.spec import OptimSpec
+from trainwell.core.spec import OptimSpec
 
 __all__ = ["OPTIMIZERS", "EMAMomentum", "MemberHyper", "Optimizer", "for_torch_class", "make_optimizer", "optimizer"]
 

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 from torch.nn.modules.conv import _ConvNd
 
-from trainwell.spec import RegularizeSpec
+from trainwell.core.spec import RegularizeSpec
 
 REGULARIZERS: dict[str, str] = {
     "l1": "kernel L1 penalty l1 * sum |W| added to the loss (sparse weights)",

@@ -13,8 +13,8 @@ from typing import Any
 import torch
 from torch.optim import lr_scheduler as lrs
 
-from trainwell.errors import UserError, choose
-from trainwell.spec import ScheduleSpec
+from trainwell.core.errors import UserError, choose
+from trainwell.core.spec import ScheduleSpec
 
 SCHEDULES: dict[str, str] = {
     "none": "constant learning rate mu_0",

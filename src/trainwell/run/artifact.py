@@ -18,13 +18,13 @@ from safetensors.torch import save as save_tensors
 
 from trainwell.core.io import atomic_write, json_safe
 from trainwell.data.pipeline import Preprocessor
-from trainwell.errors import UserError
+from trainwell.core.errors import UserError
 from trainwell.nn.autoencoder import reconstruction_metrics
 from trainwell.nn.custom import copy_module
 from trainwell.nn.fold import fold_batchnorm
 from trainwell.nn.heads import Head, make_head
 from trainwell.run.manifest import seal
-from trainwell.spec import Spec
+from trainwell.core.spec import Spec
 from trainwell.train.calibration import temperature_of
 from trainwell.train.metrics import classification_metrics, regression_metrics
 

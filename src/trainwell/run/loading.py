@@ -18,12 +18,12 @@ from safetensors.torch import load as parse_tensors
 
 from trainwell.data.pipeline import Preprocessor, prepare
 from trainwell.data.sources import load_source
-from trainwell.errors import UserError
+from trainwell.core.errors import UserError
 from trainwell.nn.custom import construct, trusted_class
 from trainwell.nn.topologies import build_model, topology
 from trainwell.run.artifact import Run
 from trainwell.run.manifest import Architecture, read_verified
-from trainwell.spec import Spec
+from trainwell.core.spec import Spec
 from trainwell.train.checkpoint.codec import decode, history_rows
 from trainwell.train.checkpoint.store import CheckpointStore, CorruptCheckpoint, warner
 

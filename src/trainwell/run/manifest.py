@@ -5,7 +5,7 @@
 files, the figures the report embeds, a custom module's copy) and the sha256 of its own
 body. :func:`read_verified` checks the body, validates every field with a pydantic schema,
 then checks each listed file and returns its verified bytes, so callers parse exactly what
-was checked. Any mismatch is a :class:`~trainwell.errors.UserError` naming the file and
+was checked. Any mismatch is a :class:`~trainwell.core.errors.UserError` naming the file and
 what to do (exit code 2), never a traceback. The same scheme as checkpoints
 (train/checkpoint/store.py); see docs/checkpoints.md.
 """
@@ -19,7 +19,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from trainwell.core.io import atomic_write, json_safe, sha256_bytes
-from trainwell.errors import UserError
+from trainwell.core.errors import UserError
 
 FORMAT = "trainwell-model/2"
 MANIFEST = "model.json"

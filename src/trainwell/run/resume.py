@@ -10,11 +10,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from trainwell.errors import UserError
+from trainwell.core.errors import UserError
 from trainwell.nn.custom import trusted_class
 from trainwell.run.manifest import read_manifest
 from trainwell.run.rundir import has_files
-from trainwell.spec import Spec
+from trainwell.core.spec import Spec
 from trainwell.train.checkpoint.checkpointer import Checkpointer, describe_position
 from trainwell.train.checkpoint.store import CheckpointStore, warner
 from trainwell.train.loop import TrainState

@@ -22,7 +22,7 @@ from typing import Any, Callable
 
 from trainwell.core import faults
 from trainwell.core.io import fsync_path, is_temp, temp_path
-from trainwell.errors import UserError
+from trainwell.core.errors import UserError
 
 LOCK = ".trainwell.lock"
 ASIDE = ".replaced-"

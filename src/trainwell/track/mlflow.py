@@ -33,7 +33,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from trainwell.errors import UserError
+from trainwell.core.errors import UserError
 
 BATCH = 100            # MLflow's limit of parameters per log_batch call (metrics: 1,000)
 TAG_CHARS = 5000

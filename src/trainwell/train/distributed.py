@@ -29,7 +29,7 @@ import torch
 import torch.distributed as td
 from torch.nn.parallel import DistributedDataParallel as DDP
 
-from trainwell.errors import UserError
+from trainwell.core.errors import UserError
 from trainwell.train.checkpoint import Checkpointer, CheckpointStore
 from trainwell.train.checkpoint.capture import restore
 

@@ -21,7 +21,7 @@ from trainwell.data.batches import BatchSource, tensor_chunks
 from trainwell.nn.heads import Head
 from trainwell.optim.regularizers import activity_penalty, clip_gradients, weight_penalty
 from trainwell.optim.schedules import LRSchedule
-from trainwell.spec import Spec
+from trainwell.core.spec import Spec
 from trainwell.train.early_stopping import EarlyStopping
 
 _NO_TERMS = {"regression": torch.full((4,), math.nan), "multiclass": torch.full((2,), math.nan)}

@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from trainwell.errors import UserError
+from trainwell.core.errors import UserError
 from trainwell.nn.topologies import build_model
 
 COPIES_PER_PARAMETER = 5     # weight, gradient, Adam's two moments, the best epoch's weights

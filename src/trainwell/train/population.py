@@ -54,7 +54,7 @@ from trainwell.nn.heads import Head, make_head
 from trainwell.nn.models import initialize
 from trainwell.nn.topologies import build_model
 from trainwell.optim.optimizers import OPTIMIZERS
-from trainwell.spec import Spec
+from trainwell.core.spec import Spec
 from trainwell.train.batch_size import resolve_batch
 from trainwell.train.early_stopping import EarlyStopping, resolve_monitor, resolve_patience, stopper_for
 from trainwell.data.batches import EVAL_CHUNK

@@ -20,7 +20,7 @@ import torch
 from safetensors.torch import save as safetensors_bytes
 
 from trainwell.core.io import atomic_write
-from trainwell.spec import Spec
+from trainwell.core.spec import Spec
 from trainwell.train.checkpoint import CheckpointStore, Checkpointer
 
 MARKER = "population.json"     # written when the run starts: `fit --resume` knows it is a population

@@ -20,7 +20,7 @@ from typing import Any, Callable
 from trainwell.build import resolve_device
 from trainwell.deep_ensemble import assemble_member, device_tensors, member_run, scored
 from trainwell.nn.heads import make_head
-from trainwell.spec import Spec
+from trainwell.core.spec import Spec
 from trainwell.train.population import STRUCTURE_PATHS, structure_key, train_population
 from trainwell.train.scoring import split_metrics
 from trainwell.tune.bulk import add_trials

@@ -28,8 +28,8 @@ from rich.console import Console
 from trainwell.build import spec_for
 from trainwell.core.io import atomic_write
 from trainwell.data.loading import load_table
-from trainwell.errors import UserError, check_range, choose
-from trainwell.spec import Spec
+from trainwell.core.errors import UserError, check_range, choose
+from trainwell.core.spec import Spec
 from trainwell.tune.population import run_population_trials
 from trainwell.tune.results import TuneResult, direction_of, summarize
 from trainwell.tune.space import Space, parse_space

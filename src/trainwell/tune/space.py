@@ -24,9 +24,9 @@ from typing import Any
 
 
 from trainwell.core import strict_yaml
-from trainwell.errors import UserError, did_you_mean
+from trainwell.core.errors import UserError, did_you_mean
 from trainwell.optim.optimizers import OPTIMIZERS
-from trainwell.spec import Spec
+from trainwell.core.spec import Spec
 
 KINDS = ("log", "one_minus_log", "int", "float", "choice", "grid")
 #: virtual keys: ``hidden = [model.units] * model.layers``

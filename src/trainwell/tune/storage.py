@@ -11,7 +11,7 @@ import importlib.util
 import warnings
 from typing import Any
 
-from trainwell.errors import UserError
+from trainwell.core.errors import UserError
 
 
 def quiet_optuna():

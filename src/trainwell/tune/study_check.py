@@ -14,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from trainwell.errors import UserError
+from trainwell.core.errors import UserError
 
 ATTR = "trainwell"
 

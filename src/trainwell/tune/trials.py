@@ -18,7 +18,7 @@ import pandas as pd
 
 from trainwell.api import fit
 from trainwell.core.io import atomic_write
-from trainwell.errors import UserError
+from trainwell.core.errors import UserError
 from trainwell.report.write import write_run_directory
 from trainwell.run import Run
 from trainwell.tune.space import Space, apply_values

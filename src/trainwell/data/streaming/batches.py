@@ -18,7 +18,7 @@ import torch
 
 from trainwell.data.batches import Batch, tensor_chunks
 from trainwell.data.streaming.hashing import assign_rank, assign_split, row_hash
-from trainwell.errors import UserError
+from trainwell.core.errors import UserError
 
 PREFETCH = 4                 # batches prepared ahead by the reader thread
 SPLITS = {"train": 0, "val": 1, "test": 2}

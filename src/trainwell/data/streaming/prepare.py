@@ -21,8 +21,8 @@ from trainwell.data.streaming.batches import PREFETCH, Rows, StreamData
 from trainwell.data.streaming.choose import stream_files
 from trainwell.data.streaming.reader import READ_ROWS, StreamSource
 from trainwell.data.streaming.stats import StatisticsPass
-from trainwell.errors import UserError
-from trainwell.spec import Spec
+from trainwell.core.errors import UserError
+from trainwell.core.spec import Spec
 
 CACHE_BYTES = 256 << 20      # validation + test rows kept in memory up to this size
 

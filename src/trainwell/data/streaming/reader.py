@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from trainwell.data.frames import resolve_target
-from trainwell.errors import UserError
+from trainwell.core.errors import UserError
 
 READ_ROWS = 16384            # rows per pyarrow record batch
 

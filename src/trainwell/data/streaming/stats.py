@@ -15,7 +15,7 @@ import numpy as np
 from trainwell.data.labels import MAX_CLASSES, integer_task
 from trainwell.data.scaling import Standardizer, add_features
 from trainwell.data.streaming.hashing import assign_rank, assign_split, row_hash
-from trainwell.errors import UserError
+from trainwell.core.errors import UserError
 
 
 class Moments:

@@ -13,10 +13,10 @@ from typing import Any
 
 from torch import nn
 
-from trainwell.errors import UserError, did_you_mean
+from trainwell.core.errors import UserError, did_you_mean
 from trainwell.nn.fold import fold_batchnorm
 from trainwell.nn.topology import Topology
-from trainwell.spec import Spec
+from trainwell.core.spec import Spec
 
 
 def _collect() -> dict[str, Topology]:

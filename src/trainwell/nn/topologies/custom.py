@@ -12,7 +12,7 @@ from typing import Any
 import torch
 
 from trainwell.core.inputs import InputLayout
-from trainwell.errors import UserError
+from trainwell.core.errors import UserError
 from trainwell.nn.custom import COPY, build_custom, load_class
 from trainwell.nn.topology import Topology, base_arch
 

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 from torch import nn
 
-from trainwell.errors import UserError
+from trainwell.core.errors import UserError
 from trainwell.nn.ensemble import PackedMLP, ensemble_size
 from trainwell.nn.init import resolve_init
 from trainwell.nn.models import MLP, auto_hidden, default_hidden

@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 from trainwell.core.inputs import InputLayout
-from trainwell.errors import UserError
+from trainwell.core.errors import UserError
 from trainwell.nn.init import resolve_init
 from trainwell.nn.perceptron import Perceptron, perceptron_spec_changes
 from trainwell.nn.presets import apply_preset

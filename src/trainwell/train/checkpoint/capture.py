@@ -15,7 +15,7 @@ import torch
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
-from trainwell.errors import UserError
+from trainwell.core.errors import UserError
 from trainwell.train.checkpoint.codec import decode, encode, history_rows, to_cpu_unshared
 from trainwell.train.loop import TrainState
 

@@ -25,7 +25,7 @@ import torch
 from safetensors.torch import save as st_save
 
 from trainwell.core.faults import ENV, Faults
-from trainwell.spec import Spec
+from trainwell.core.spec import Spec
 from trainwell.train.checkpoint.capture import capture, restore
 from trainwell.train.checkpoint.codec import NUMBERED_RE, encode, to_cpu_unshared
 from trainwell.train.checkpoint.nan_replay import MAX_ROLLBACKS, diagnose_nan, roll_back

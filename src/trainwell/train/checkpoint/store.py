@@ -25,7 +25,7 @@ import torch
 
 from trainwell.core.faults import Faults
 from trainwell.core.io import fsync_path
-from trainwell.errors import UserError
+from trainwell.core.errors import UserError
 from trainwell.train.checkpoint.capture import parse
 from trainwell.train.checkpoint.codec import FORMAT, META, NAME_RE, NUMBERED_RE, TENSORS, canonical, recency
 
