@@ -40,3 +40,14 @@ def test_a_small_table_run_records_its_resolved_patience(tmp_path):
     run = tw.fit("iris", verbose=False, save=False, sets=["train.epochs=2", "train.progress=false"])
     # iris: 120 training rows, batch 32 -> 4 steps an epoch -> 250 epochs of patience
     assert run.spec.stop.patience == 250 and run.spec.stop.monitor == "val_accuracy"
+
+
+def test_min_delta_also_applies_to_the_tiebreak_loss():
+    # accuracy level at 0.95 while the loss falls 0.004 an epoch: with min_delta 0.01 a single epoch's
+    # fall is no progress, but the cumulative fall against the best (0.40 -> 0.388 after 3 epochs) is
+    stop = EarlyStopping(monitor="val_accuracy", mode="max", patience=2, tiebreak="val_loss", min_delta=0.01)
+    history = [(0.95, 0.400), (0.95, 0.396), (0.95, 0.392), (0.95, 0.388), (0.95, 0.384), (0.95, 0.380)]
+    stopped = [stop.update(epoch, acc, loss) for epoch, (acc, loss) in enumerate(history, start=1)]
+    assert stop.best_epoch == 4 and stop.best_tiebreak == 0.388   # 0.388 < 0.400 - 0.01; 0.392 is not
+    assert stopped == [False] * 6                                 # epochs 5-6: wait 2, not more than patience
+    assert stop.update(7, 0.95, 0.380) is True                    # third epoch less than 0.01 under 0.388

@@ -73,7 +73,9 @@ class EarlyStopping:
 
         An accuracy on a small validation split moves in steps of 1/rows and often stays
         level for many epochs while the model still improves; the tie-break (the
-        validation loss) keeps counting those epochs as progress.
+        validation loss) keeps counting those epochs as progress, when it falls by more than
+        ``min_delta`` too (a threshold on the value alone would be void for an accuracy, whose steps
+        are 1/rows; scikit-learn's MLP applies its ``tol`` to the loss it watches).
         """
         if math.isnan(self.best):
             return not math.isnan(value)
@@ -81,7 +83,7 @@ class EarlyStopping:
             better = value < self.best - self.min_delta
         else:
             better = value > self.best + self.min_delta
-        return better or (value == self.best and tiebreak < self.best_tiebreak)
+        return better or (value == self.best and tiebreak < self.best_tiebreak - self.min_delta)
 
     def update(self, epoch: int, value: float, tiebreak: float = math.nan) -> bool:
         """Record this epoch's value; return True when training should stop."""
