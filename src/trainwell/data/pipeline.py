@@ -9,15 +9,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from trainwell.core.inputs import InputLayout
+from trainwell.data.categorical import OneHot
 from trainwell.data.column_types import Options
 from trainwell.data.columns import ColumnEncoder
 from trainwell.data.frames import frame_features
 from trainwell.data.impute import Imputer
 from trainwell.data.labels import LabelCoder, make_coder
 from trainwell.data.layout import choose_scaler
-from trainwell.data.scaling import QuantileScaler, RobustScaler, Standardizer, add_features, scaler_from_json
+from trainwell.data.scaling import (QuantileScaler, RobustScaler, Standardizer, add_features, feature_names_after,
+                                   scaler_from_json)
 from trainwell.data.table import Table, check_finite
 from trainwell.data.split import split_indices
 from trainwell.data.validation import split_with_validation
@@ -57,13 +60,11 @@ class Preprocessor:
     @property
     def input_names(self) -> list[str]:
         """The network's input names: encoded columns, missing indicators, engineered features."""
-        from trainwell.data.scaling import feature_names_after
         names = self.feature_names + [n for n, _ in self.indicators]
         return feature_names_after(names, self.features) if self.features else names
 
     def _frame(self, X: Any) -> np.ndarray:
         """A DataFrame (by column name) or raw positional columns -> the encoded matrix."""
-        import pandas as pd
         strict = self.impute is None
         enc = self.columns
         if enc is not None and not isinstance(X, pd.DataFrame) and np.ndim(X) == 2 \
@@ -148,7 +149,6 @@ class Preprocessor:
     def from_json(cls, d: dict) -> "Preprocessor":
         columns = ColumnEncoder.from_json(d.get("columns"))
         if columns is None and d.get("onehot"):          # saved before column typing
-            from trainwell.data.categorical import OneHot
             columns = ColumnEncoder.from_onehot(OneHot.from_json(d["onehot"]))
         return cls(
             coder=LabelCoder.from_json(d["labels"]),

@@ -19,6 +19,7 @@ from safetensors.torch import save as save_tensors
 from trainwell.core.io import atomic_write, json_safe
 from trainwell.data.pipeline import Preprocessor
 from trainwell.core.errors import UserError
+from trainwell.export import export as export_run
 from trainwell.nn.autoencoder import reconstruction_metrics
 from trainwell.nn.custom import copy_module
 from trainwell.nn.fold import fold_batchnorm
@@ -139,8 +140,7 @@ class Run:
         """Write the model with its preprocessing as one ONNX file (``format="torch-export"``: a
         ``torch.export`` archive) plus its JSON description, kept only if onnxruntime reproduces this
         run's predictions on held-out rows (or ``data``) to 1e-5; see docs/export.md."""
-        from trainwell.export import export   # onnx and onnxscript load only when exporting
-        return export(self, format, out, data, encoder)
+        return export_run(self, format, out, data, encoder)
 
     # -- persistence ---------------------------------------------------------
     def save(self, directory: str | Path) -> Path:

@@ -23,6 +23,8 @@ from trainwell.optim.regularizers import activity_penalty, clip_gradients, weigh
 from trainwell.optim.schedules import LRSchedule
 from trainwell.core.spec import Spec
 from trainwell.train.early_stopping import EarlyStopping
+from trainwell.train.fast import analytic_step
+from trainwell.train.graphs import GraphedStep, graphable
 
 _NO_TERMS = {"regression": torch.full((4,), math.nan), "multiclass": torch.full((2,), math.nan)}
 
@@ -191,10 +193,8 @@ def make_step(state: TrainState) -> Callable[[torch.Tensor, torch.Tensor], tuple
         return loss.detach(), head.metric_terms(out.detach(), yb)
 
     if not autocast:   # CPU plain MLPs: the backward by hand (train/fast.py, train.backward=auto), else autograd
-        from trainwell.train.fast import analytic_step
         return analytic_step(state, step, with_metric=not fast) or step
-    from trainwell.train.graphs import GraphedStep, graphable   # train.fast on CUDA: the step as a CUDA graph
-    why = graphable(state)
+    why = graphable(state)     # train.fast on CUDA: the step as a CUDA graph (train/graphs.py)
     state.ctx.graph = why or "captured after the first steps"
     return step if why else GraphedStep(state, step)
 
