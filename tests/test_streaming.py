@@ -251,3 +251,28 @@ def test_dataset_three_times_the_memory_limit_trains_with_bounded_memory(tmp_pat
     assert out["n_train"] == rows - 2000 or abs(out["n_train"] - (rows - 2000)) < 500   # split rule, by hash
     assert out["test"]["accuracy"] > 0.9 and out["val"]["accuracy"] > 0.9              # chance is 0.5
     assert (tmp_path / "run" / "model.safetensors").exists()
+
+
+def test_one_evaluation_for_streamed_and_in_memory_rows(small: Path, monkeypatch):
+    """The loop's one evaluate over a split read from disk (float64 sums) equals evaluate_tensors over the
+    same rows held in memory; both sources answer the same BatchSource questions."""
+    import trainwell.data.streaming.prepare as st
+    from trainwell.data.batches import Tensors
+    from trainwell.nn.heads import make_head
+    from trainwell.train.loop import evaluate_batches, evaluate_tensors
+    monkeypatch.setattr(st, "CACHE_BYTES", 0)                 # nothing held: validation is read from disk
+    prep = prepare_streaming(_spec(small))
+    data = StreamData(prep, torch.device("cpu"))
+    assert data.streamed("val") and not data.in_memory and prep.cached == {}
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(prep.row_shape[0], 8), torch.nn.Tanh(), torch.nn.Linear(8, 1))
+    head = make_head("binary", "auto", "none")
+    X = torch.cat([x for x, _ in data.eval_batches("val")])
+    y = torch.cat([t for _, t in data.eval_batches("val")])
+    assert X.shape[0] == prep.counts[1] > 0
+    streamed = evaluate_batches(model, head, data.eval_batches("val"), torch.device("cpu"), wide=True)
+    held = evaluate_tensors(model, head, X, y)
+    np.testing.assert_allclose(streamed, held, rtol=1e-5)
+    memory = Tensors(X, y, X, y, X[:0], y[:0])
+    assert not memory.streamed("val") and memory.in_memory
+    assert evaluate_batches(model, head, memory.eval_batches("val"), torch.device("cpu")) == held
