@@ -431,13 +431,14 @@ def test_full_or_read_only_disk(reference, tmp_path, monkeypatch, err, what, wor
 
 def test_sigint_mid_epoch_in_python_resumes_exactly(reference, tmp_path, monkeypatch):
     run_dir = tmp_path / "run"
+    before = signal.getsignal(signal.SIGINT)   # default_int_handler; SIG_IGN when pytest runs as a background job
     monkeypatch.setenv("TRAINWELL_FAULT", "sigint@step=57")
     with pytest.raises(TrainingInterrupted) as info:
         trainwell.fit("digits", sets=[*SETS, "checkpoint.every_steps=10"], out=run_dir, verbose=False)
     assert info.value.exit_code == 130 and f"trainwell fit --resume {run_dir}" in info.value.message
     body = json.loads((run_dir / "checkpoints" / "last" / "state.json").read_text())["body"]
     assert (body["epoch"], body["batch_in_epoch"], body["step"]) == (1, 12, 57)
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler      # handlers put back
+    assert signal.getsignal(signal.SIGINT) is before      # handlers put back
     monkeypatch.delenv("TRAINWELL_FAULT")
     trainwell.fit(resume=run_dir, verbose=False)
     same_weights(reference, run_dir)
