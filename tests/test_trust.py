@@ -436,3 +436,13 @@ def test_src_has_no_pickle_no_torch_load_and_one_function_that_executes_a_file()
     assert not offenders, offenders
     import trainwell
     assert all(m.startswith("trainwell.") for m in trainwell._LAZY.values())   # import_module: fixed names
+
+
+def test_the_topology_registry_exception_admits_only_its_own_submodules():
+    """The one import_module allowed outside __init__.py names ``f"{__name__}.<file>"``; any other argument
+    (a name read from somewhere, another package's path) is still an offender."""
+    assert _imports_only_own_submodules(ast.parse('importlib.import_module(f"{__name__}.{info.name}")'))
+    assert not _imports_only_own_submodules(ast.parse("importlib.import_module(name)"))
+    assert not _imports_only_own_submodules(ast.parse('importlib.import_module(f"{package}.{name}")'))
+    assert not _imports_only_own_submodules(ast.parse('importlib.import_module(f"{__name__}{name}")'))
+    assert not _imports_only_own_submodules(ast.parse("x = 1"))      # no call: nothing to allow
