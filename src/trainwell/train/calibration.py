@@ -143,12 +143,12 @@ def calibrate_run(run, data, setting: str) -> tuple[str | None, dict | None]:
     why = f"validation log-loss {before:.4f} -> {after:.4f}"
     if not keep:
         return (f"calibration: none (temperature scaling, T = {T:.3f}, does not lower the log-loss of "
-                f"validation rows it was not fitted on by more than noise ({why} in-sample, {-gain:+.4f} "
-                f"cross-validated); "
+                f"validation rows it was not fitted on by more than noise ({why} in-sample; "
+                f"{-gain:+.4f} on rows left out of the fit, 5-fold); "
                 f"train.calibrate=temperature applies it anyway)"), record
     set_temperature(run, T)
     return (f"calibration: temperature T = {T:.3f} fitted on the validation split, {why} "
-            f"({-gain:+.4f} cross-validated); predicted labels "
+            f"({-gain:+.4f} on rows left out of the fit, 5-fold); predicted labels "
             f"unchanged (Guo et al. 2017; train.calibrate=none turns it off)"), record
 
 
