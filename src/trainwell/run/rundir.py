@@ -84,6 +84,16 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _write_new(path: Path, data: bytes) -> None:
+    """Create ``path`` with ``O_EXCL`` (FileExistsError when it exists), write ``data`` and fsync it."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def _create_whole(path: Path, data: bytes) -> None:
     """Create ``path`` holding ``data``, complete when it appears; FileExistsError when it exists.
 
@@ -92,12 +102,7 @@ def _create_whole(path: Path, data: bytes) -> None:
     its temporary file, never a lock with half an owner (which would read as another machine's).
     Where hard links are not supported, the file is created with ``O_EXCL`` and written in place."""
     tmp = temp_path(path)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    _write_new(tmp, data)
     try:
         crash_test = faults.current()     # kill@write=.trainwell.lock (core/faults.py)
         if crash_test is not None:
@@ -107,12 +112,7 @@ def _create_whole(path: Path, data: bytes) -> None:
         except FileExistsError:
             raise
         except OSError:                   # no hard links on this file system
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-            try:
-                os.write(fd, data)
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            _write_new(path, data)
         fsync_path(path.parent)
     finally:
         with contextlib.suppress(OSError):
