@@ -158,3 +158,24 @@ def test_train_fast_flushes_denormals_while_training_only():
         fit_loop(build_state(spec, prep, resolve_architecture(spec, prep)[0], torch.device("cpu")), [Probe()])
     assert seen[0] == pytest.approx(1e-40, rel=1e-3) and seen[1] == 0.0
     assert float(torch.tensor([1e-40], dtype=torch.float32)[0]) != 0.0
+
+
+@pytest.mark.parametrize("task, classes", [("multiclass", 5), ("binary", 1)])
+def test_packed_step_scores_the_ensemble_as_the_head_does(task, classes):
+    """The packed step's train-metric terms (from the probabilities its gradient needs) equal
+    Head.metric_terms on the combined logits: [correct, count] of the ensemble's averaged prediction."""
+    from trainwell.nn.heads import Head
+    from trainwell.train.fast import _packed_loss_grad
+    k, B = 8, 257
+    gen = torch.Generator().manual_seed(0)
+    out = torch.randn(k, B, classes, generator=gen) * 3
+    y = torch.randint(0, 5, (B,), generator=gen) if task == "multiclass" else \
+        torch.randint(0, 2, (B,), generator=gen).float()
+    head = Head(task=task, loss="cross_entropy" if task == "multiclass" else "bce", members=k)
+    nan = torch.full((2,), float("nan"))
+    _, terms, _ = _packed_loss_grad(head, out.clone(), y, True, nan, {})
+    expected = head.metric_terms(out.transpose(0, 1), y)
+    assert torch.equal(terms, expected) and 0 < float(terms[0]) < B
+    weighted = Head(task=task, loss=head.loss, members=k, class_weight=(1.0, 3.0, 1.0, 1.0, 1.0)[:max(classes, 2)])
+    _, terms_w, _ = _packed_loss_grad(weighted, out.clone(), y, True, nan, {})
+    assert torch.equal(terms_w, weighted.metric_terms(out.transpose(0, 1), y))   # weighted: the head's own terms
