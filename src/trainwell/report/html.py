@@ -7,9 +7,9 @@ import json
 from pathlib import Path
 
 import pandas as pd
-import yaml
 
 from trainwell.core.io import atomic_write
+from trainwell.core.spec import yaml_text
 from trainwell.nn.models import count_parameters
 from trainwell.nn.topologies import TOPOLOGIES
 from trainwell.report import outputs, plots
@@ -185,7 +185,7 @@ def sections(run: Run, run_dir: Path) -> list[tuple[str, str]]:
              f" network, <b>{count_parameters(run.model):,} parameters</b></p>{model}")
     spec = (f"<p>The keys this {html.escape(str(run.spec.model.type))} run reads; spec.yaml in the run "
             f"directory holds every key.</p><pre>"
-            f"{html.escape(yaml.safe_dump(relevant_spec(run.spec.to_dict()), sort_keys=False))}</pre>")
+            f"{html.escape(yaml_text(relevant_spec(run.spec.to_dict())))}</pre>")
     out = []
     data = getattr(run, "data_summary", None)
     if data is None and (run_dir / "data.json").exists():
