@@ -147,7 +147,7 @@ def bool_values(series: pd.Series) -> np.ndarray:
 
 def row_label(path: Path | str, i: int) -> str:
     """Where row i (0-based) sits in the file, as a human would look for it."""
-    if str(path).lower().endswith(".csv"):
+    if str(path).lower().endswith((".csv", ".tsv", ".tab")):
         return f"row {i + 1} (line {i + 2} of the file)"
     return f"row {i + 1}"
 

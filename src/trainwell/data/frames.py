@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from trainwell.data.column_types import Column, Options, row_label
+from trainwell.data.dialect import DELIMITED, Dialect, read_delimited
 from trainwell.data.columns import ColumnEncoder
 from trainwell.data.table import Table, check_finite
 from trainwell.core.errors import UserError, did_you_mean
@@ -17,10 +18,14 @@ TARGET_NAMES = ("target", "y", "label", "class")
 
 
 def read_frame(path: Path) -> pd.DataFrame:
-    """Read a csv/parquet file, turning parser failures into one clear UserError."""
+    """Read a csv/tsv/parquet file, turning parser failures into one clear UserError. A delimited file is
+    read in its own separator and decimal mark (data/dialect.py); other than the default (comma, point),
+    ``df.attrs["notes"]`` says which."""
+    delimited = path.suffix.lower() in DELIMITED
+    dialect = Dialect()
     try:
-        if path.suffix.lower() == ".csv":
-            df = pd.read_csv(path)
+        if delimited:
+            df, dialect = read_delimited(path)
         else:
             df = pd.read_parquet(path)
     except pd.errors.EmptyDataError:
@@ -29,11 +34,14 @@ def read_frame(path: Path) -> pd.DataFrame:
         raise UserError(f"Could not read {path}: {exc}. Check that the file is a valid {path.suffix.lstrip('.')} file.") from None
     if len(df) == 0:
         raise UserError(f"{path} has a header but no data rows. Add rows to the file or point the source at another file.")
-    if path.suffix.lower() == ".csv":    # pandas renames a repeated name ("a", "a.1"): read the header as written
-        header = pd.read_csv(path, header=None, nrows=1, dtype=str, keep_default_na=False).iloc[0]
+    if delimited:    # pandas renames a repeated name ("a", "a.1"): read the header as written
+        header = pd.read_csv(path, sep=dialect.sep, header=None, nrows=1, dtype=str, keep_default_na=False).iloc[0]
         refuse_duplicate_columns([h for h in header if h != ""], path)   # unnamed columns: pandas numbers them
     df.columns = [str(c) for c in df.columns]
     refuse_duplicate_columns(list(df.columns), path)
+    if dialect != Dialect():
+        df.attrs["notes"] = [f"read: {path.name} is {dialect.describe()} (found from its lines; a .csv is "
+                             f"usually comma-separated with a decimal point)"]
     return df
 
 
@@ -183,9 +191,11 @@ def load_table_file(path: Path, target: str | list[str] | None, onehot: Any = No
                     allow_missing: bool = False, data: Any = None) -> Table:
     """A .csv / .parquet file as a Table: typed from its rows, or encoded by a trained model's ``onehot``."""
     df = read_frame(path)
+    read_notes = list(df.attrs.get("notes", []))
     targets = resolve_target(df.columns, target, path)
     weight = getattr(data, "weight", None)
     df, notes = _drop_missing_targets(df, targets, path, data)
+    notes = read_notes + notes
     features = [c for c in df.columns if c not in targets and c != weight]
     y = _target_values(df, targets, path)
     w = weight_column(df, weight, path)
