@@ -17,7 +17,8 @@ patience rule (train/early_stopping.py: 10 epochs, at least 1,000 steps):
 - ``own``: each member restores its own best epoch on its own fold (the default's monitor: accuracy,
   ties broken by the log-loss; regression: the squared error);
 - ``joint``: every member restores the same epoch, chosen on the out-of-fold predictions of all rows
-  (each row scored by the member that did not train on it): a validation set as large as the table.
+  (each row scored by the member that did not train on it): a validation set as large as the table;
+- ``own_loss``, ``joint_loss``: the same two rules on the validation log-loss alone.
 
 Prints one JSON line per table and split (the test scores, the epochs chosen, CPU seconds) and a mean
 per table; ``--out`` writes the lines as JSON. The default is scored by bench/tabular.py itself.
@@ -124,8 +125,13 @@ def crossfit_split(entry: dict, train: pd.DataFrame, test: pd.DataFrame, args) -
     own = [best_epoch([tuple(r) for r in s[:epochs]], p) for s, p in zip(per_fold, patience)]
     pooled = sum(s[:epochs] for s in per_fold)
     joint = best_epoch([tuple(r) for r in pooled], round(float(np.mean(patience))))
-    row = dict(table=bench.table_name(entry), cpu_s=round(cpu, 1), joint_epoch=joint, own_epochs=own)
-    for name, pick in (("joint", [joint] * len(folds)), ("own", own)):
+    # the same two rules on the log-loss alone (regression: the one column already is the loss)
+    own_loss = [best_epoch([(r[-1],) for r in s[:epochs]], p) for s, p in zip(per_fold, patience)]
+    joint_loss = best_epoch([(r[-1],) for r in pooled], round(float(np.mean(patience))))
+    row = dict(table=bench.table_name(entry), cpu_s=round(cpu, 1), joint_epoch=joint, own_epochs=own,
+               joint_loss_epoch=joint_loss, own_loss_epochs=own_loss)
+    for name, pick in (("joint", [joint] * len(folds)), ("own", own),
+                       ("joint_loss", [joint_loss] * len(folds)), ("own_loss", own_loss)):
         mean = np.mean([t[e] for t, e in zip(test_out, pick)], axis=0)
         row[name] = test_score(entry, run, mean, test[target])
     return row
@@ -155,7 +161,7 @@ def main(argv: list[str] | None = None) -> None:
             print(json.dumps(rows[-1]), flush=True)
             if args.out:
                 args.out.write_text(json.dumps(dict(args=vars(args) | {"out": str(args.out)}, rows=rows), indent=1))
-    print(pd.DataFrame(rows).groupby("table")[["joint", "own", "cpu_s"]].mean().round(3).to_string())
+    print(pd.DataFrame(rows).groupby("table")[["joint", "own", "joint_loss", "own_loss", "cpu_s"]].mean().round(3).to_string())
 
 
 if __name__ == "__main__":

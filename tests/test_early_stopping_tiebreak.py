@@ -14,6 +14,23 @@ def test_auto_monitor_is_accuracy_for_classification_and_loss_for_regression():
     assert loss_tiebreak("val_accuracy") == "val_loss" and loss_tiebreak("val_loss") == ""
 
 
+def test_auto_monitor_is_the_loss_on_a_small_validation_split():
+    """Below 1,000 validation rows accuracy moves in steps of a row and a lucky early epoch wins: the loss."""
+    assert resolve_monitor("auto", "binary", "accuracy", val_rows=70) == "val_loss"
+    assert resolve_monitor("auto", "multiclass", "accuracy", val_rows=999) == "val_loss"
+    assert resolve_monitor("auto", "multiclass", "accuracy", val_rows=1_000) == "val_accuracy"
+    assert resolve_monitor("auto", "multiclass", "accuracy", val_rows=6_000) == "val_accuracy"   # MNIST
+    assert resolve_monitor("val_accuracy", "binary", "accuracy", val_rows=70) == "val_accuracy"  # asked for
+    assert resolve_monitor("auto", "regression", "r2", val_rows=70) == "val_loss"
+
+
+def test_a_small_table_stops_on_its_validation_loss_and_says_why(capsys):
+    import trainwell as tw
+    run = tw.fit("breast_cancer", train={"epochs": 3, "progress": False}, save=False)
+    assert run.spec.stop.monitor == "val_loss"
+    assert "stop on val_loss (stop.monitor=auto: 57 validation rows" in capsys.readouterr().out
+
+
 def test_equal_accuracy_with_a_lower_loss_counts_as_progress():
     stop = EarlyStopping(monitor="val_accuracy", mode="max", patience=2, tiebreak="val_loss")
     history = [(0.90, 0.50), (0.95, 0.40), (0.95, 0.30), (0.95, 0.25), (0.95, 0.26), (0.95, 0.27), (0.95, 0.28)]
@@ -38,8 +55,8 @@ def test_auto_patience_waits_at_least_1000_steps():
 def test_a_small_table_run_records_its_resolved_patience(tmp_path):
     import trainwell as tw
     run = tw.fit("iris", verbose=False, save=False, sets=["train.epochs=2", "train.progress=false"])
-    # iris: 120 training rows, batch 32 -> 4 steps an epoch -> 250 epochs of patience
-    assert run.spec.stop.patience == 250 and run.spec.stop.monitor == "val_accuracy"
+    # iris: 120 training rows, batch 32 -> 4 steps an epoch -> 250 epochs of patience; 15 validation rows
+    assert run.spec.stop.patience == 250 and run.spec.stop.monitor == "val_loss"
 
 
 def test_min_delta_also_applies_to_the_tiebreak_loss():

@@ -29,7 +29,7 @@ from trainwell.optim.schedules import make_schedule
 from trainwell.core.spec import Spec
 from trainwell.train.batch_size import resolve_batch
 from trainwell.train.distributed import Distributed
-from trainwell.train.early_stopping import (PATIENCE_EPOCHS, PATIENCE_STEPS, resolve_monitor, resolve_patience,
+from trainwell.train.early_stopping import (ACCURACY_VAL_ROWS, PATIENCE_EPOCHS, PATIENCE_STEPS, resolve_monitor, resolve_patience,
                                              stopper_for)
 from trainwell.train.loop import TrainState
 from trainwell.train.memory import check_memory
@@ -135,7 +135,12 @@ def resolve_training_defaults(spec: Spec, prep: Prepared) -> Spec:
         prep.notes.append(batch_note)
     stop, sets = spec.stop, []
     if stop.monitor == "auto":
-        sets.append(f"stop.monitor={resolve_monitor('auto', prep.pre.task, EPOCH_METRIC.get(prep.pre.task, 'accuracy'))}")
+        metric = EPOCH_METRIC.get(prep.pre.task, "accuracy")
+        monitor = resolve_monitor("auto", prep.pre.task, metric, validation_rows(prep))
+        sets.append(f"stop.monitor={monitor}")
+        if monitor == "val_loss" and monitor != resolve_monitor("auto", prep.pre.task, metric):
+            prep.notes.append(f"stop on val_loss (stop.monitor=auto: {validation_rows(prep):,} validation rows, fewer "
+                              f"than {ACCURACY_VAL_ROWS:,}: the log-loss is steadier than the accuracy there)")
     if stop.patience == "auto":
         b = spec.train.batch_size
         steps = math.ceil(rows / b) if isinstance(b, int) else 1
@@ -149,14 +154,18 @@ def resolve_training_defaults(spec: Spec, prep: Prepared) -> Spec:
     return Spec.build(spec, sets=sets) if sets else spec
 
 
+def validation_rows(prep: Prepared) -> int:
+    """Rows in the validation split (a streamed one counts them on disk)."""
+    counts = getattr(prep, "counts", None)
+    return int(counts[1]) if counts is not None else int(prep.X_val.shape[0])
+
+
 def auto_schedule(spec: Spec, prep: Prepared, sets: list[str]) -> list[str]:
     """``schedule.name: auto``: halve the lr when the monitored value has not improved for a third of the
     stop patience (Keras' ReduceLROnPlateau beside EarlyStopping), so training gets a few smaller steps
     before it stops; a constant lr leaves Adam's last epochs noisy (MNIST 784-256-128-10: 97.4 % test
     accuracy at a constant lr, 98.3 % with it). No validation rows: no schedule."""
-    counts = getattr(prep, "counts", None)
-    val_rows = int(counts[1]) if counts is not None else int(prep.X_val.shape[0])
-    if val_rows == 0:
+    if validation_rows(prep) == 0:
         return ["schedule.name=none"]
     patience = next((int(x.split("=", 1)[1]) for x in sets if x.startswith("stop.patience=")), None)
     patience = patience if patience is not None else int(spec.stop.patience)

@@ -150,14 +150,15 @@ class Population:
     started: float = field(default_factory=time.perf_counter)
 
 
-def _members(specs: list[Spec], archs: list[dict], task: str, metric: str, steps: int) -> list[MemberResult]:
+def _members(specs: list[Spec], archs: list[dict], task: str, metric: str, steps: int,
+             val_rows: int) -> list[MemberResult]:
     """Each member's network, initialised and early-stopped as ``build_state`` does for a lone run."""
     results = []
     for spec, arch in zip(specs, archs):
         seed_everything(spec.train.seed)                 # as build_state does for a lone run
         model = build_model(arch)
         initialize(model, arch, spec.train.seed)
-        monitor = resolve_monitor(spec.stop.monitor, task, metric)
+        monitor = resolve_monitor(spec.stop.monitor, task, metric, val_rows)
         monitor = monitor if monitor in ("val_loss", "train_loss", f"val_{metric}", f"train_{metric}") else "val_loss"
         stopper = stopper_for(spec.stop, monitor, resolve_patience(spec.stop.patience, steps))
         results.append(MemberResult(spec=spec, arch=arch, model=model, stopper=stopper))
@@ -173,9 +174,10 @@ def _generators(specs: list[Spec], device: torch.device, offset: int) -> list[to
     return gens
 
 
-def _start(specs: list[Spec], archs: list[dict], head: Head, n: int, b: int, device: torch.device) -> Population:
+def _start(specs: list[Spec], archs: list[dict], head: Head, n: int, b: int, device: torch.device,
+           val_rows: int) -> Population:
     """The population at its first epoch: members stacked, generators seeded, optimizer state empty."""
-    results = _members(specs, archs, head.task, head.metric, math.ceil(n / b))
+    results = _members(specs, archs, head.task, head.metric, math.ceil(n / b), val_rows)
     net = StackedMLP([r.model for r in results], archs[0],
                      torch.tensor([float(a.get("dropout", 0.0)) for a in archs])).to(device)
     perm_gens, drop_gens = _generators(specs, device, 0), _generators(specs, device, 1_000_003)
@@ -213,7 +215,7 @@ def train_population(specs: list[Spec], prep: Prepared, archs: list[dict], devic
     specs = [resolve_batch(s, n)[0] for s in specs]      # batch_size auto (and its lr), as build_state does
     b = batch_size(specs[0], n)
     check_memory({**archs[0], "members": len(specs)}, b, device)   # P networks side by side: refused before allocating
-    pop = _start(specs, archs, head, n, b, device)
+    pop = _start(specs, archs, head, n, b, device, Xv.shape[0])
     if checkpoints is not None and checkpoints.resume:
         checkpoints.restore(pop)
     while pop.active:
