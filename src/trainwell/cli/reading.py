@@ -50,8 +50,9 @@ def list_catalogue() -> None:
 
 def diagnose(
     target: str = typer.Argument(..., help="A run directory; with --overfit-check: the data (built-in name or path)."),
-    bayes_error: float = typer.Option(0.0, "--bayes-error", help="Bayes (e.g. human) error as a fraction, for "
-                                      "the bias/variance verdict (docs/practices/bias_variance.md)."),
+    bayes_error: Optional[float] = typer.Option(None, "--bayes-error", help="Bayes (e.g. human) error as a fraction, "
+                                                "for the bias verdict (docs/practices/bias_variance.md); without it "
+                                                "bias is counted from 0 % and reported as an info."),
     overfit_check: bool = typer.Option(False, "--overfit-check",
                                        help="Can the model overfit a small batch? (Bengio 2012)"),
     n: int = typer.Option(32, "--n", min=1, help="Samples for --overfit-check."),

@@ -14,9 +14,11 @@ from trainwell.core.errors import check_range
 from trainwell.run import load
 
 
-def diagnose(run: Any, bayes_error: float = 0.0) -> dict:
-    """Findings for a Run or a run directory: ``{"findings": [...], "bias_variance": {...}}``."""
-    check_range("bayes_error", bayes_error, 0.0, 0.999, meaning="the error rate no model can beat, as a fraction")
+def diagnose(run: Any, bayes_error: float | None = None) -> dict:
+    """Findings for a Run or a run directory: ``{"findings": [...], "bias_variance": {...}}``.
+    ``bayes_error``: an estimate of the error no model can beat (e.g. human error), for the bias verdict."""
+    if bayes_error is not None:
+        check_range("bayes_error", bayes_error, 0.0, 0.999, meaning="the error rate no model can beat, as a fraction")
     if isinstance(run, (str, Path)):
         run = load(run)
     return diagnose_run(run, bayes_error)

@@ -274,7 +274,21 @@ def check_depth(arch: dict) -> list[dict]:
     return []
 
 
-def check_bias_variance(metrics: dict, bayes_error: float | None) -> list[dict]:
+def majority_error(metrics: dict) -> float | None:
+    """The training error of always predicting the most frequent class (from the training confusion
+    matrix; None without one): the error any classifier that learned something beats."""
+    cm = metrics.get("train", {}).get("confusion_matrix")
+    if not cm:
+        return None
+    counts = np.asarray(cm, dtype=float).sum(axis=1)
+    return float(1.0 - counts.max() / counts.sum()) if counts.sum() > 0 else None
+
+
+def check_bias_variance(metrics: dict, bayes_error: float | None, bayes_given: bool = True) -> list[dict]:
+    """High bias and high variance (Ng 2018). Bias needs the error no model can beat: with an estimate
+    (``bayes_given``) the verdict is a warning; without one it is counted from 0 %, which on real tables
+    (label noise, overlapping classes) flags nearly every run, so it stays an info unless the network is
+    no better than predicting the most frequent class, which is high bias whatever the Bayes error."""
     task = metrics.get("task")
     if task not in ("binary", "multiclass", "multilabel") or bayes_error is None:
         return []
@@ -285,19 +299,45 @@ def check_bias_variance(metrics: dict, bayes_error: float | None) -> list[dict]:
     out = []
     ev = {k: bv[k] for k in ("train_error", "val_error", "bayes_error", "bias", "variance", "verdict")}
     if bv["verdict"] in ("high bias", "both"):
-        out.append(finding("high_bias", "warning",
-                           f"High bias: training error {bv['train_error']:.1%} is {bv['bias']:.1%} above the "
-                           f"Bayes error {bayes_error:.1%} (verdict: {bv['verdict']})", ev))
+        out.append(_high_bias(bv, metrics, bayes_error, bayes_given, ev))
     if bv["verdict"] in ("high variance", "both"):
-        out.append(finding("high_variance", "warning",
-                           f"High variance: validation error {bv['val_error']:.1%} is {bv['variance']:.1%} above "
-                           f"the training error (verdict: {bv['verdict']})", ev))
+        out.append(_high_variance(bv, metrics, ev))
     return out
 
 
+def _high_variance(bv: dict, metrics: dict, ev: dict) -> dict:
+    """A validation error above the training error, a warning unless the gap is within twice the standard
+    error of an error rate measured on the validation rows (sqrt(e(1-e)/n)): on 30 rows that is 13 points."""
+    cm = metrics.get("val", {}).get("confusion_matrix")
+    rows = float(np.asarray(cm, dtype=float).sum()) if cm else 0.0
+    noise = 2 * math.sqrt(bv["val_error"] * (1 - bv["val_error"]) / rows) if rows else 0.0
+    if bv["variance"] > noise:
+        return finding("high_variance", "warning", f"High variance: validation error {bv['val_error']:.1%} is "
+                       f"{bv['variance']:.1%} above the training error (verdict: {bv['verdict']})", ev)
+    return finding("high_variance", "info", f"Validation error {bv['val_error']:.1%} is {bv['variance']:.1%} above the "
+                   f"training error, within the noise of {rows:.0f} validation rows (2 standard errors: "
+                   f"{noise:.1%})", {**ev, "validation_rows": rows, "two_standard_errors": noise})
+
+
+def _high_bias(bv: dict, metrics: dict, bayes_error: float, bayes_given: bool, ev: dict) -> dict:
+    if bayes_given:
+        return finding("high_bias", "warning", f"High bias: training error {bv['train_error']:.1%} is "
+                       f"{bv['bias']:.1%} above the Bayes error {bayes_error:.1%} (verdict: {bv['verdict']})", ev)
+    trivial = majority_error(metrics)
+    if trivial is not None and bv["train_error"] >= trivial:
+        return finding("high_bias", "warning", f"High bias: training error {bv['train_error']:.1%}, no better "
+                       f"than predicting the most frequent class ({trivial:.1%}) (verdict: {bv['verdict']})",
+                       {**ev, "majority_error": trivial})
+    return finding("high_bias", "info", f"Training error {bv['train_error']:.1%}: high bias only if a model can "
+                   f"do better on these data; with no estimate of the error no model can beat it is counted from "
+                   f"0 % (trainwell diagnose RUN --bayes-error E judges it)", ev)
+
+
 def diagnose_parts(history: pd.DataFrame | None, diagnostics: pd.DataFrame | None, arch: dict, spec: Any,
-                   metrics: dict | None = None, stopped_because: str = "", bayes_error: float | None = 0.0) -> dict:
-    """All rules on the raw parts of a run; returns ``{"findings": [...], "bias_variance": {...}}``."""
+                   metrics: dict | None = None, stopped_because: str = "", bayes_error: float | None = 0.0,
+                   bayes_given: bool = True) -> dict:
+    """All rules on the raw parts of a run; returns ``{"findings": [...], "bias_variance": {...}}``.
+    ``bayes_given`` False: ``bayes_error`` is not the user's estimate but the 0 % assumed without one."""
     history = history if history is not None else pd.DataFrame()
     diag = diagnostics if diagnostics is not None else pd.DataFrame()
     metrics = metrics or {}
@@ -311,10 +351,10 @@ def diagnose_parts(history: pd.DataFrame | None, diagnostics: pd.DataFrame | Non
         findings += check_lr(history, lr, explained)
     findings += check_fit(history, stopped_because, early)
     findings += check_depth(arch)
-    findings += check_bias_variance(metrics, bayes_error)
+    findings += check_bias_variance(metrics, bayes_error, bayes_given)
     result: dict[str, Any] = {"findings": findings}
     tr = metrics.get("train", {}).get("accuracy")
     va = metrics.get("val", {}).get("accuracy")
     if tr is not None and va is not None and bayes_error is not None:
-        result["bias_variance"] = _clean(bias_variance(1 - tr, 1 - va, bayes_error))
+        result["bias_variance"] = _clean({**bias_variance(1 - tr, 1 - va, bayes_error), "bayes_error_given": bayes_given})
     return result

@@ -38,8 +38,10 @@ def print_diagnosis(console: Console, result: dict, where: Path | None = None) -
         t = Table(title="bias / variance (docs/diagnosis.md)", title_justify="left")
         for c in ("train error", "val error", "Bayes error", "bias", "variance", "verdict"):
             t.add_column(c, justify="right")
-        t.add_row(*(f"{bv[k]:.2%}" for k in ("train_error", "val_error", "bayes_error", "bias", "variance")),
-                  bv["verdict"])
+        cells = [f"{bv[k]:.2%}" for k in ("train_error", "val_error", "bayes_error", "bias", "variance")]
+        if not bv.get("bayes_error_given", True):
+            cells[2] += " (none given)"
+        t.add_row(*cells, bv["verdict"])
         console.print(t)
 
 

@@ -41,10 +41,11 @@ def diagnostics_of(run: Any) -> pd.DataFrame | None:
     return d
 
 
-def diagnose_run(run: Any, bayes_error: float | None = 0.0) -> dict:
-    """The doctor on a Run (in memory after fit, or loaded from its directory)."""
+def diagnose_run(run: Any, bayes_error: float | None = None) -> dict:
+    """The doctor on a Run (in memory after fit, or loaded from its directory); ``bayes_error`` None: no
+    estimate (bias is counted from 0 % and reported as an info, doctor.check_bias_variance)."""
     return diagnose_parts(run.history, diagnostics_of(run), run.arch, run.spec, run.metrics,
-                          str(run.metrics.get("stopped_because", "")), bayes_error)
+                          str(run.metrics.get("stopped_because", "")), bayes_error or 0.0, bayes_error is not None)
 
 
 def data_summary(prep: Any, spec: Any) -> dict:
@@ -103,7 +104,7 @@ def attach(run: Any, state: Any, prep: Any, monitor: Monitor | None) -> dict:
     except Exception:                       # a report nicety; never fail a fit over it
         run.test_predictions = None
     run.diagnosis = diagnose_parts(run.history, run.diagnostics, run.arch, run.spec, run.metrics,
-                                   state.stopped_because)
+                                   state.stopped_because, bayes_given=False)
     return run.diagnosis
 
 

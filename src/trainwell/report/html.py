@@ -65,6 +65,8 @@ def _diagnosis_html(diagnosis: dict) -> str:
     bv = diagnosis.get("bias_variance")
     if bv:
         pct = [f"{100 * bv[k]:.2f} %" for k in ("train_error", "val_error", "bayes_error", "bias", "variance")]
+        if not bv.get("bayes_error_given", True):
+            pct[2] += " (no estimate given)"
         body += ("<h3>Bias / variance</h3><p>bias = train error − Bayes error, variance = validation error − "
                  "train error, each \"high\" above 5 points (A. Ng, <i>Machine Learning Yearning</i>, ch. 20–23; "
                  "docs/diagnosis.md, \"The doctor\").</p>" + _table([[*pct, bv["verdict"]]], [
