@@ -22,6 +22,7 @@ def test_auto_monitor_is_the_loss_on_a_small_validation_split():
     assert resolve_monitor("auto", "multiclass", "accuracy", val_rows=6_000) == "val_accuracy"   # MNIST
     assert resolve_monitor("val_accuracy", "binary", "accuracy", val_rows=70) == "val_accuracy"  # asked for
     assert resolve_monitor("auto", "regression", "r2", val_rows=70) == "val_loss"
+    assert resolve_monitor("auto", "binary", "accuracy", val_rows=70, target=0.9) == "val_accuracy"  # a metric value
 
 
 def test_a_small_table_stops_on_its_validation_loss_and_says_why(capsys):

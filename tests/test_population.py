@@ -149,11 +149,18 @@ def test_population_tasks_and_activations_match_alone(sets, manual):
     from trainwell.nn.topologies import build_model
     head = make_head(prep.pre.task, archs[0]["loss"], archs[0]["output_activation"])
     assert StackedMLP([build_model(archs[0])], archs[0], torch.zeros(1)).manual(head) == manual
+    # the MAE gradient is sign(residual): a residual within float rounding of zero (the batched and the lone
+    # matmul round differently, and how depends on the CPU's kernels) flips one row's sign, and Adam turns
+    # that into a step of up to lr on a few weights (1.2e-4 at lr 1e-2 on this project's machine on
+    # 2026-12-02, under 1e-5 on the machine of that day's earlier CI run); the losses still agree to 1e-5
+    tol = 1e-3 if "model.loss=mae" in sets else TOL
     for spec, arch, r in zip(specs, archs, train_population(specs, prep, archs)):
         alone = _alone(spec, prep, arch)
-        assert _max_diff(alone.model, r.model) < TOL
+        assert _max_diff(alone.model, r.model) < tol
         key = f"train_{alone.head.metric}"
         np.testing.assert_allclose([h[key] for h in r.history], [h[key] for h in alone.history], rtol=1e-5)
+        np.testing.assert_allclose([h["train_loss"] for h in r.history], [h["train_loss"] for h in alone.history],
+                                   rtol=1e-5)
 
 
 def test_members_stop_early_independently():

@@ -76,8 +76,9 @@ def test_streaming_path_sigkill_at_many_moments_resumes_exactly(tmp_path):
 def test_population_sigkill_at_many_moments_resumes_exactly(tmp_path):
     """fit(ensemble=4) trains 4 networks as one population (train/population.py, with dropout drawn from
     per-member generators and a member stopping early): kills mid-epoch, during writes, from outside."""
+    # on accuracy (15 validation rows: it plateaus), so that patience 1 stops a member within 6 epochs
     sets = ["train.epochs=6", "model.hidden=[16]", "model.dropout=0.1", "train.batch_size=16",
-            "stop.patience=1", "train.progress=false"]
+            "stop.patience=1", "stop.monitor=val_accuracy", "train.progress=false"]
     attempts = [
         {"fault": "kill@step=3"},                 # before any checkpoint: starts over
         {"fault": "kill@step=12"},                # mid-epoch 2 (8 steps an epoch), epoch-1 on disk

@@ -136,10 +136,11 @@ def resolve_training_defaults(spec: Spec, prep: Prepared) -> Spec:
     stop, sets = spec.stop, []
     if stop.monitor == "auto":
         metric = EPOCH_METRIC.get(prep.pre.task, "accuracy")
-        monitor = resolve_monitor("auto", prep.pre.task, metric, validation_rows(prep))
+        val_rows = validation_rows(prep)
+        monitor = resolve_monitor("auto", prep.pre.task, metric, val_rows, stop.target)
         sets.append(f"stop.monitor={monitor}")
-        if monitor == "val_loss" and monitor != resolve_monitor("auto", prep.pre.task, metric):
-            prep.notes.append(f"stop on val_loss (stop.monitor=auto: {validation_rows(prep):,} validation rows, fewer "
+        if monitor != resolve_monitor("auto", prep.pre.task, metric):
+            prep.notes.append(f"stop on val_loss (stop.monitor=auto: {val_rows:,} validation rows, fewer "
                               f"than {ACCURACY_VAL_ROWS:,}: the log-loss is steadier than the accuracy there)")
     if stop.patience == "auto":
         b = spec.train.batch_size

@@ -118,7 +118,9 @@ def perceptron_spec_changes(spec: Any) -> tuple[dict[str, dict], list[str]]:
     if o.name != "sgd" or o.weight_decay:
         changes["optim"] = {"name": "sgd", "weight_decay": 0.0}
         notes.append(f"perceptron: optim.name={o.name} -> sgd (the rule is a plain step, no momentum or decay)")
-    if spec.stop.monitor in ("val_loss", "train_loss"):
+    if spec.stop.monitor == "auto":      # auto's loss rule (small validation splits) is for probabilities
+        changes["stop"] = {"monitor": "val_accuracy"}
+    elif spec.stop.monitor in ("val_loss", "train_loss"):
         changes["stop"] = {"monitor": spec.stop.monitor.replace("loss", "accuracy")}
         notes.append("perceptron: early stopping watches accuracy (the criterion grows with |w|); the best "
                      "weights are kept, as in the pocket algorithm")

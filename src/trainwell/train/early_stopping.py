@@ -12,7 +12,8 @@ from typing import Any
 ACCURACY_VAL_ROWS = 1_000   # validation rows from which a classifier stops on its accuracy
 
 
-def resolve_monitor(monitor: str, task: str, metric: str, val_rows: int | None = None) -> str:
+def resolve_monitor(monitor: str, task: str, metric: str, val_rows: int | None = None,
+                    target: float | None = None) -> str:
     """``auto``: for classification the validation metric (accuracy) on a validation split of at least
     1,000 rows, the validation loss on a smaller one; the validation loss for regression.
 
@@ -22,13 +23,15 @@ def resolve_monitor(monitor: str, task: str, metric: str, val_rows: int | None =
     test accuracy). On a small one accuracy moves in steps of one row (1.4 % on SwissLabor's 70 rows) and
     its best epoch is often a lucky early one: there the log-loss, which every row moves a little, is the
     steadier signal (docs/tabular.md measures both). For regression the loss (MSE on the standardized
-    target) and R^2 rank epochs alike. ``val_rows`` None: the split is not known, accuracy.
+    target) and R^2 rank epochs alike. ``val_rows`` None: the split is not known, accuracy. A
+    ``stop.target`` is a value of the metric (docs/training.md), so with one the metric is watched.
     """
     if monitor != "auto":
         return monitor
     if task not in ("binary", "multiclass", "multilabel"):
         return "val_loss"
-    return "val_loss" if val_rows is not None and val_rows < ACCURACY_VAL_ROWS else f"val_{metric}"
+    small = val_rows is not None and val_rows < ACCURACY_VAL_ROWS and target is None
+    return "val_loss" if small else f"val_{metric}"
 
 
 PATIENCE_EPOCHS = 10      # the usual patience (Prechelt, "Early Stopping - But When?", 1998) ...

@@ -158,7 +158,7 @@ def _members(specs: list[Spec], archs: list[dict], task: str, metric: str, steps
         seed_everything(spec.train.seed)                 # as build_state does for a lone run
         model = build_model(arch)
         initialize(model, arch, spec.train.seed)
-        monitor = resolve_monitor(spec.stop.monitor, task, metric, val_rows)
+        monitor = resolve_monitor(spec.stop.monitor, task, metric, val_rows, spec.stop.target)
         monitor = monitor if monitor in ("val_loss", "train_loss", f"val_{metric}", f"train_{metric}") else "val_loss"
         stopper = stopper_for(spec.stop, monitor, resolve_patience(spec.stop.patience, steps))
         results.append(MemberResult(spec=spec, arch=arch, model=model, stopper=stopper))
