@@ -2,6 +2,7 @@
 replacements for scikit-learn's split, metrics and toy data, checked equal to scikit-learn's."""
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -231,3 +232,50 @@ def test_the_command_leaves_without_the_teardown_and_keeps_what_a_normal_exit_do
     plain = subprocess.run([sys.executable, "-c", LEAVE.replace("main()\n", "pass\n"), str(tmp_path)],
                            capture_output=True, text=True, timeout=120)
     assert plain.returncode == 0 and "torn down" in plain.stdout
+
+
+COLLECTOR = """
+import gc, json, sys
+import trainwell.api
+seen = []
+real_fit = trainwell.api.fit
+def spy(*args, **kwargs):
+    seen.append((gc.isenabled(), gc.get_freeze_count()))
+    return real_fit(*args, **kwargs)
+trainwell.api.fit = spy
+sys.argv = ["trainwell", "fit", "iris", "--out", sys.argv[1], "--set", "train.epochs=3"]
+from trainwell.cli.common import run
+code = run()
+print(json.dumps({"code": code, "in_fit": seen, "after": gc.isenabled()}))
+"""
+
+
+def test_the_command_imports_with_the_collector_paused_and_trains_with_it_on(tmp_path):
+    """``trainwell`` pauses the cyclic garbage collector while a command imports torch and pandas (each full
+    collection walks their million objects), then freezes what was imported and trains with the collector
+    on, so the command's own garbage is collected (docs/performance.md)."""
+    done = subprocess.run([sys.executable, "-c", COLLECTOR, str(tmp_path / "r")], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["code"] == 0 and len(result["in_fit"]) == 1
+    enabled, frozen = result["in_fit"][0]
+    assert enabled and frozen > 100_000                    # torch's, pandas' and trainwell's objects, frozen
+    assert result["after"]
+
+
+def test_a_command_that_fails_early_leaves_the_collector_as_it_found_it(monkeypatch):
+    """A command that ends before its imports (a usage error, ``--help``) turns the collector back on without
+    freezing anything; a collector the caller had turned off stays off."""
+    import gc
+    from trainwell.cli import common
+    monkeypatch.setattr(common, "app", lambda: None)
+    frozen = gc.get_freeze_count()
+    assert common.run() == 0 and gc.isenabled() and gc.get_freeze_count() == frozen
+    gc.disable()
+    try:
+        assert common.run() == 0 and not gc.isenabled()
+        common.imports_done()
+        assert not gc.isenabled() and gc.get_freeze_count() == frozen
+    finally:
+        gc.enable()

@@ -8,7 +8,7 @@ from typing import List, Optional
 import typer
 from rich.table import Table
 
-from trainwell.cli.common import TrustModule, fail, out
+from trainwell.cli.common import TrustModule, fail, imports_done, out
 from trainwell.core.errors import UserError
 
 
@@ -19,6 +19,7 @@ def summary(
     """Per-layer summary of a trained model: each layer's output shape and parameter count."""
     from trainwell.nn.summary import layer_rows   # lazy: torch
     from trainwell.run import load   # lazy: torch
+    imports_done()
     try:
         run = load(run_dir, trust_module=trust_module)
         rows = layer_rows(run.model, run.arch.get("input_shape") or [run.arch["n_inputs"]])
@@ -39,6 +40,7 @@ def summary(
 def list_catalogue() -> None:
     """Print the catalogue: every activation, initializer, optimizer, schedule, regularizer."""
     from trainwell.catalogue import catalogue   # lazy: torch (the optimizers' and activations' classes)
+    imports_done()
     for area, entries in catalogue().items():
         table = Table(title=area, show_header=True, title_justify="left")
         table.add_column("spec name")
@@ -66,6 +68,7 @@ def diagnose(
     from trainwell.diagnose.report_cli import print_diagnosis, print_overfit   # lazy: torch (diagnose/__init__)
     from trainwell.diagnose.session import write_files   # lazy: torch
     from trainwell.run import load   # lazy: torch
+    imports_done()
     try:
         if overfit_check:
             print_overfit(out, check(target, sets=list(set_ or []), n=n, steps=steps))
@@ -90,6 +93,7 @@ def report(
     """Regenerate report.html of a run directory."""
     from trainwell.report.html import write_report   # lazy: the report (pandas, yaml), only for this command
     from trainwell.run import load   # lazy: torch
+    imports_done()
     try:
         run = load(run_dir, trust_module=trust_module)
     except UserError as exc:

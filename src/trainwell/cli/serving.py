@@ -7,7 +7,7 @@ from typing import Any, Optional
 
 import typer
 
-from trainwell.cli.common import Target, TrustModule, fail, out
+from trainwell.cli.common import Target, TrustModule, fail, imports_done, out
 from trainwell.core.errors import UserError
 
 RunDir = typer.Argument(..., help="A run directory written by `trainwell fit`.")
@@ -25,6 +25,7 @@ def evaluate(
     from trainwell.data.sources import load_source   # lazy: pandas
     from trainwell.run import load   # lazy: torch
     from trainwell.run.loading import score_test_split   # lazy: torch
+    imports_done()
     try:
         run = load(run_dir, checkpoint=checkpoint, trust_module=trust_module)
         if data is None and checkpoint is not None:
@@ -68,6 +69,7 @@ def predict(
     from trainwell.core.io import atomic_write   # lazy: numpy
     from trainwell.run import load   # lazy: torch
     from trainwell.run.rundir import guard_output   # lazy: trainwell.run imports torch
+    imports_done()
     try:
         guard_output(out_file, data, run_dir=run_dir)
         run = load(run_dir, trust_module=trust_module)
@@ -102,6 +104,7 @@ def _predict_exported(model: Optional[Path], data: str, out_file: Path, proba: b
     from trainwell.core.io import atomic_write   # lazy: numpy
     from trainwell.export.runtime import Session, decode   # lazy: onnxruntime and pandas, only here
     from trainwell.run.rundir import guard_output   # lazy: trainwell.run imports torch
+    imports_done()
     try:
         if model is None:
             raise UserError("predict needs a run directory and the data (trainwell predict runs/iris new.csv), "
@@ -136,6 +139,7 @@ def export(
 ) -> None:
     """The model with its preprocessing as one ONNX file, kept only if onnxruntime matches trainwell to 1e-5."""
     from trainwell.run import load   # lazy: torch
+    imports_done()
     try:
         result = load(run_dir, trust_module=trust_module).export(fmt, out_file, data, encoder)
     except UserError as exc:
@@ -156,6 +160,7 @@ def encode(
     from trainwell.core.io import atomic_write   # lazy: numpy
     from trainwell.run import load   # lazy: torch
     from trainwell.run.rundir import guard_output   # lazy: trainwell.run imports torch
+    imports_done()
     try:
         guard_output(out_file, data, run_dir=run_dir)
         run = load(run_dir, trust_module=trust_module)

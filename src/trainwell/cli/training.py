@@ -8,7 +8,7 @@ from typing import List, Optional
 
 import typer
 
-from trainwell.cli.common import Target, TrustModule, err, fail, out, with_target
+from trainwell.cli.common import Target, TrustModule, err, fail, imports_done, out, with_target
 from trainwell.core.errors import UserError
 
 Spec = typer.Option(None, "--spec", help="Spec YAML file.")
@@ -40,6 +40,7 @@ def fit(
     from trainwell.api import fit as fit_fn   # lazy: torch and pandas, imported by a command that trains
     from trainwell.run.rundir import next_run_dir   # lazy: trainwell.run imports torch
     from trainwell.train.distributed import in_torchrun, launch   # lazy: torch
+    imports_done()
     if resume is not None:
         given = [name for name, v in (("DATA", data), ("--out", out_dir), ("--model", model), ("--target", target),
                                       ("--task", task), ("--seed", seed), ("--overwrite", overwrite)) if v]
@@ -80,6 +81,7 @@ def lr_find(
     """LR range test (Smith 2017): grow the lr geometrically, plot loss vs lr, suggest an lr."""
     from trainwell.diagnose.lr_finder import fit_commands, lr_find as finder   # lazy: torch
     from trainwell.run.rundir import next_run_dir   # lazy: trainwell.run imports torch
+    imports_done()
     sets = with_target(list(set_ or []), target)
     try:
         folder = out_dir or next_run_dir(f"{Path(data).stem}-lr-find")
@@ -119,6 +121,7 @@ def tune(
 ) -> None:
     """Hyperparameter search (grid, random, TPE, CMA-ES, NSGA-II; median/Hyperband pruning), one machine or many."""
     from trainwell.tune import tune as tune_fn   # lazy: optuna, torch and pandas
+    imports_done()
     sets = with_target(list(set_ or []), target)
     try:
         tune_fn(data, spec=spec, space=space, trials=trials, sampler=sampler, pruner=pruner, storage=storage,
