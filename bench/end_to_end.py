@@ -32,7 +32,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 # the product, in its own environment: ROOT/.venv, or TW_VENV (a git worktree without its own venv:
 # TW_VENV=/path/to/main/.venv PYTHONPATH=$PWD/src, which the child processes inherit)
-TW_VENV = Path(os.environ.get("TW_VENV", ROOT / ".venv"))
+TW_VENV = Path(os.environ.get("TW_VENV", ROOT / ".venv")).absolute()   # the jobs run in a scratch folder
 TW_BIN = TW_VENV / "bin" / "trainwell"
 TW_PY = TW_VENV / "bin" / "python"
 PEER_PY = Path(sys.executable)                         # bench/.venv: scikit-learn, LightGBM
