@@ -72,3 +72,135 @@ def test_every_suite_table_is_read_as_a_comma_separated_file_with_points():
         frame, dialect = read_delimited(path)
         assert dialect == Dialect(), path.name
         pd.testing.assert_frame_equal(frame, pd.read_csv(path))
+
+
+def _regression_twins(tmp_path: Path, text: bool = True) -> tuple[Path, Path]:
+    frame = _frame(300, seed=1)
+    if not text:
+        frame = frame.drop(columns="city")       # streamed features are numeric (docs/scaling.md)
+    frame["y"] = (frame.income / 1000 + frame.rate).round(3)
+    frame.to_csv(tmp_path / "plain.csv", index=False)
+    frame.to_csv(tmp_path / "excel_de.csv", index=False, sep=";", decimal=",")
+    return tmp_path / "plain.csv", tmp_path / "excel_de.csv"
+
+
+def test_predictions_are_written_in_the_convention_of_the_data_file(cli, tmp_path):
+    """A semicolon export with decimal commas gets its predictions back in the same convention, equal to
+    the comma twin's; a comma file keeps commas and points."""
+    plain, german = _regression_twins(tmp_path)
+    res = cli("fit", str(plain), "--target", "y", "--out", str(tmp_path / "run"),
+              "--set", "train.epochs=3", "--set", "train.progress=false")
+    assert res.returncode == 0, res.stderr
+    for data, out in ((plain, "p_plain.csv"), (german, "p_de.csv")):
+        res = cli("predict", str(tmp_path / "run"), str(data), "--out", str(tmp_path / out))
+        assert res.returncode == 0, res.stderr
+    assert "semicolon-separated, decimal comma as the data" in res.stdout
+    lines = (tmp_path / "p_de.csv").read_text().splitlines()
+    assert lines[0] == "prediction" and "," in lines[1] and "." not in lines[1]   # 4,123 as the data writes it
+    written = pd.read_csv(tmp_path / "p_de.csv", sep=";", decimal=",")
+    comma = pd.read_csv(tmp_path / "p_plain.csv")
+    np.testing.assert_array_equal(written["prediction"].to_numpy(), comma["prediction"].to_numpy())
+    assert (tmp_path / "p_plain.csv").read_text().startswith("prediction\n")
+
+
+def test_a_streamed_csv_is_read_in_its_own_convention(tmp_path):
+    """data.streaming=true reads a semicolon file with decimal commas through pyarrow exactly as its comma
+    twin: the same rows, the same scaler, the same test score; the dialect is said once."""
+    import trainwell as tw
+    from trainwell.core.spec import Spec
+    from trainwell.data.streaming import prepare_streaming
+    plain, german = _regression_twins(tmp_path, text=False)
+    sets = ["data.target=y", "data.streaming=true", "train.epochs=2", "train.progress=false", "train.monitor=false"]
+    runs = [tw.fit(str(p), sets=sets, save=False, verbose=False) for p in (plain, german)]
+    assert runs[0].metrics["test"]["r2"] == runs[1].metrics["test"]["r2"]
+    prep = prepare_streaming(Spec.build(None, sets=[f"data.source={german}", *sets]))
+    assert any("excel_de.csv is semicolon-separated, decimal comma" in n for n in prep.notes)
+    np.testing.assert_array_equal(prep.pre.scaler.mean,
+                                  prepare_streaming(Spec.build(None, sets=[f"data.source={plain}", *sets])).pre.scaler.mean)
+
+
+def test_a_streamed_csv_with_thousands_points_is_refused_with_advice(tmp_path):
+    """pyarrow reads a decimal comma but no thousands points: the refusal says how to read the file."""
+    import trainwell as tw
+    from trainwell.core.errors import UserError
+    rows = "".join(f"{i // 1000}.{i % 1000:03d},5;{i % 7};{i % 2}\n" for i in range(1000, 1400))
+    (tmp_path / "de.csv").write_text("Preis;Menge;y\n" + rows, encoding="utf-8")
+    with pytest.raises(UserError, match=r"data.streaming=false reads the file whole"):
+        tw.fit(str(tmp_path / "de.csv"), sets=["data.target=y", "data.streaming=true", "train.epochs=1",
+                                               "train.progress=false"], save=False, verbose=False)
+    whole = tw.fit(str(tmp_path / "de.csv"), sets=["data.target=y", "train.epochs=1", "train.progress=false"],
+                   save=False, verbose=False)
+    assert whole.data_summary["n_train"] > 0
+
+
+@pytest.mark.parametrize("name, encoding, sep, decimal", [("excel_de.csv", "cp1252", ";", ","),
+                                                          ("bom.csv", "utf-8-sig", ",", "."),
+                                                          ("unicode.tsv", "utf-16", "\t", "."),
+                                                          ("unicode.txt", "utf-16", "\t", "."),
+                                                          ("latin.csv", "latin-1", ",", ".")])
+def test_a_table_reads_the_same_in_any_encoding(tmp_path, name, encoding, sep, decimal):
+    """Excel's plain CSV on a Western European Windows is Windows-1252 (ö is the byte 0xF6), its "Unicode
+    text" UTF-16 with tabs, a "CSV UTF-8" carries a byte-order mark: each reads as the UTF-8 original,
+    column names with umlauts included, and says how it was read when that is not UTF-8."""
+    frame = _frame().rename(columns={"income": "Einkommen (€)" if encoding != "latin-1" else "Größe"})
+    frame.to_csv(tmp_path / "plain.csv", index=False)
+    frame.to_csv(tmp_path / name, index=False, sep=sep, decimal=decimal, encoding=encoding)
+    plain = load_source(str(tmp_path / "plain.csv"), "y")
+    other = load_source(str(tmp_path / name), "y")
+    assert other.feature_names == plain.feature_names            # no BOM glued to the first name, no mojibake
+    np.testing.assert_array_equal(other.X, plain.X)
+    np.testing.assert_array_equal(other.y, plain.y)
+    said = " ".join(other.notes)
+    if encoding in ("utf-8-sig",):
+        assert not said
+    else:
+        assert {"cp1252": "Windows-1252", "utf-16": "UTF-16", "latin-1": "Windows-1252"}[encoding] in said
+
+
+def test_a_file_that_stops_being_utf8_after_its_first_lines_is_read_as_windows_1252(tmp_path):
+    rows = ["city,x,y"] + [f"Wien,{i},{i % 2}" for i in range(5000)] + ["Köln,1,0", "Köln,2,1"]
+    (tmp_path / "late.csv").write_bytes("\n".join(rows).encode("cp1252"))
+    frame, dialect = read_delimited(tmp_path / "late.csv")
+    assert dialect.encoding == "cp1252" and frame["city"].iloc[-1] == "Köln"
+
+
+@pytest.mark.parametrize("suffix", [".csv.gz", ".csv.bz2", ".csv.xz", ".csv.zip", ".tsv.gz"])
+def test_a_compressed_table_reads_as_the_plain_one(tmp_path, suffix):
+    frame = _frame()
+    frame.to_csv(tmp_path / "plain.csv", index=False)
+    sep = "\t" if suffix.startswith(".tsv") else ";"
+    frame.to_csv(tmp_path / f"table{suffix}", index=False, sep=sep, decimal=",")   # pandas compresses by the name
+    plain = load_source(str(tmp_path / "plain.csv"), "y")
+    packed = load_source(str(tmp_path / f"table{suffix}"), "y")
+    assert packed.feature_names == plain.feature_names
+    np.testing.assert_array_equal(packed.X, plain.X)
+    features = load_features(str(tmp_path / f"table{suffix}"), plain.feature_names, "y", onehot=plain.columns)
+    np.testing.assert_array_equal(features, plain.X)
+
+
+def test_a_zip_of_two_tables_is_refused_naming_them(tmp_path):
+    import zipfile
+    from trainwell.core.errors import UserError
+    with zipfile.ZipFile(tmp_path / "two.csv.zip", "w") as archive:
+        archive.writestr("a.csv", "x,y\n1,0\n")
+        archive.writestr("b.csv", "x,y\n2,1\n")
+    with pytest.raises(UserError, match=r"holds 2 files.*a\.csv, b\.csv"):
+        load_source(str(tmp_path / "two.csv.zip"), "y")
+
+
+def test_predictions_of_a_windows_1252_file_are_written_in_windows_1252(cli, tmp_path):
+    """Labels with umlauts come back as the same bytes the user's spreadsheet wrote."""
+    frame = _frame(300, seed=2)
+    frame["Stadt"] = np.where(frame.income > 3000, "Köln", "Graz")
+    frame = frame.drop(columns=["y", "city"])
+    frame.to_csv(tmp_path / "de.csv", index=False, sep=";", decimal=",", encoding="cp1252")
+    res = cli("fit", str(tmp_path / "de.csv"), "--target", "Stadt", "--out", str(tmp_path / "run"),
+              "--set", "train.epochs=3", "--set", "train.progress=false")
+    assert res.returncode == 0, res.stderr
+    res = cli("predict", str(tmp_path / "run"), str(tmp_path / "de.csv"), "--out", str(tmp_path / "p.csv"), "--proba")
+    assert res.returncode == 0, res.stderr
+    raw = (tmp_path / "p.csv").read_bytes()
+    text = raw.decode("cp1252")
+    assert "Köln" in text and "proba_Köln" in text.splitlines()[0] and ";" in text.splitlines()[0]
+    with pytest.raises(UnicodeDecodeError):
+        raw.decode("utf-8")                         # 0xF6, as Excel wrote it, not UTF-8's two bytes

@@ -221,10 +221,14 @@ def test_missing_file_and_unknown_source(tmp_path: Path) -> None:
         load_source(str(tmp_path / "nope.csv"))
     with pytest.raises(UserError, match=r'"digts".*Did you mean "digits".*Built-ins: digits, breast_cancer.*\.npz'):
         load_source("digts")
-    other = tmp_path / "data.xlsx"
+    other = tmp_path / "data.xls"      # the legacy binary format: not read (docs/data.md)
     other.write_text("x")
-    with pytest.raises(UserError, match=r"Unsupported data file .*data\.xlsx.*Convert it"):
+    with pytest.raises(UserError, match=r"Unsupported data file .*data\.xls .*Convert it.*Excel \.xlsx"):
         load_source(str(other))
+    broken = tmp_path / "data.xlsx"
+    broken.write_text("x")                # not a workbook: one line saying so, no traceback
+    with pytest.raises(UserError, match=r"Could not read .*data\.xlsx.*valid xlsx file"):
+        load_source(str(broken))
 
 
 def test_npz_round_trip_keys_and_onehot(tmp_path: Path) -> None:

@@ -67,6 +67,7 @@ def predict(
     import numpy as np    # lazy: `trainwell --help` stays fast (docs/performance.md)
     import pandas as pd   # lazy: `trainwell --help` stays fast
     from trainwell.core.io import atomic_write   # lazy: numpy
+    from trainwell.data.dialect import source_dialect, to_delimited   # lazy: pandas
     from trainwell.run import load   # lazy: torch
     from trainwell.run.rundir import guard_output   # lazy: trainwell.run imports torch
     imports_done()
@@ -84,11 +85,19 @@ def predict(
             for j, c in enumerate(labels if len(labels) == p.shape[1] else range(p.shape[1])):
                 frame[f"proba_{c}"] = p[:, j]
         out_file.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(out_file, frame.to_csv(index=False))
+        dialect = source_dialect(data)
+        atomic_write(out_file, to_delimited(frame, dialect))
     except UserError as exc:
         fail(exc)
         return
-    out.print(f"wrote {len(frame)} predictions to {out_file}")
+    out.print(f"wrote {len(frame)} predictions to {out_file}{_written_as(dialect)}")
+
+
+def _written_as(dialect: Any) -> str:
+    """How the output file is written when it follows a data file's convention (data/dialect.py)."""
+    if dialect.usual:
+        return ""
+    return f", {dialect.describe()} as the data"
 
 
 def _new_inputs(run: Any, data: str, target: Any) -> Any:
@@ -102,6 +111,7 @@ def _predict_exported(model: Optional[Path], data: str, out_file: Path, proba: b
     """``predict --onnx FILE DATA``: the exported graph and its JSON description, no run directory."""
     import pandas as pd   # lazy: `trainwell --help` stays fast
     from trainwell.core.io import atomic_write   # lazy: numpy
+    from trainwell.data.dialect import source_dialect, to_delimited   # lazy: pandas
     from trainwell.export.runtime import Session, decode   # lazy: onnxruntime and pandas, only here
     from trainwell.run.rundir import guard_output   # lazy: trainwell.run imports torch
     imports_done()
@@ -119,11 +129,12 @@ def _predict_exported(model: Optional[Path], data: str, out_file: Path, proba: b
             for j in range(p.shape[1]):
                 frame[f"proba_{classes[j] if len(classes) == p.shape[1] else j}"] = p[:, j]
         out_file.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(out_file, frame.to_csv(index=False))
+        dialect = source_dialect(data)
+        atomic_write(out_file, to_delimited(frame, dialect))
     except UserError as exc:
         fail(exc)
         return
-    out.print(f"wrote {len(frame)} predictions to {out_file} (onnxruntime, {model})")
+    out.print(f"wrote {len(frame)} predictions to {out_file} (onnxruntime, {model}){_written_as(dialect)}")
 
 
 def export(
@@ -158,6 +169,7 @@ def encode(
     """Bottleneck codes of an autoencoder for new inputs, one row per input, written as CSV."""
     import pandas as pd   # lazy: `trainwell --help` stays fast (docs/performance.md)
     from trainwell.core.io import atomic_write   # lazy: numpy
+    from trainwell.data.dialect import source_dialect, to_delimited   # lazy: pandas
     from trainwell.run import load   # lazy: torch
     from trainwell.run.rundir import guard_output   # lazy: trainwell.run imports torch
     imports_done()
@@ -168,8 +180,9 @@ def encode(
         codes = run.encode(X)
         frame = pd.DataFrame(codes, columns=[f"code_{j}" for j in range(codes.shape[1])])
         out_file.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(out_file, frame.to_csv(index=False))
+        dialect = source_dialect(data)
+        atomic_write(out_file, to_delimited(frame, dialect))
     except UserError as exc:
         fail(exc)
         return
-    out.print(f"wrote {len(frame)} codes of size {codes.shape[1]} to {out_file}")
+    out.print(f"wrote {len(frame)} codes of size {codes.shape[1]} to {out_file}{_written_as(dialect)}")

@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from trainwell.data.file_kinds import is_delimited
 from trainwell.data import dates
 from trainwell.core.errors import UserError
 
@@ -147,7 +148,7 @@ def bool_values(series: pd.Series) -> np.ndarray:
 
 def row_label(path: Path | str, i: int) -> str:
     """Where row i (0-based) sits in the file, as a human would look for it."""
-    if str(path).lower().endswith((".csv", ".tsv", ".tab")):
+    if is_delimited(Path(path)):
         return f"row {i + 1} (line {i + 2} of the file)"
     return f"row {i + 1}"
 

@@ -1,4 +1,4 @@
-"""How a delimited text table is written: its field separator and its decimal mark.
+"""How a delimited text table is written: its field separator, its decimal mark and its encoding.
 
 Spreadsheets export tables in the convention of the user's locale. Where the decimal mark is a comma
 (most of continental Europe, Latin America), Excel's "CSV" uses semicolons between fields and writes
@@ -7,9 +7,16 @@ Spreadsheets export tables in the convention of the user's locale. Where the dec
 comma separator such a file is one column; read with the right separator but a point as the decimal
 mark, ``0,125`` would be text, or worse, a thousands separator. So the separator is found from the
 file's first lines, and a comma decimal mark is used when the numbers say so.
+
+The same exports are written in the Windows code page of the locale, not in UTF-8: Excel's plain
+"CSV" on a Western European Windows is Windows-1252, where ``ö`` is the single byte 0xF6 that UTF-8
+refuses. A file whose first 64 KB are not UTF-8 is read as Windows-1252 (Latin-1 where Windows-1252
+leaves a byte undefined), one with a byte-order mark in the encoding it names, and the choice is
+printed.
 """
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import re
@@ -18,11 +25,17 @@ from pathlib import Path
 
 import pandas as pd
 
+from trainwell.data.file_kinds import DELIMITED, TAB_SUFFIXES, head_bytes, is_delimited, table_suffix
+
 SEPARATORS = (",", ";", "\t", "|")
 SAMPLE_BYTES = 1 << 16            # the lines the separator is chosen on
 SAMPLE_LINES = 50
-TAB_SUFFIXES = (".tsv", ".tab")
-DELIMITED = (".csv", *TAB_SUFFIXES)
+SAMPLE_ROWS = 10_000              # rows the decimal mark is decided on when the file is not read whole
+UTF8 = ("utf-8", "utf-8-sig")
+WINDOWS_1252 = "cp1252"          # Excel's "CSV" on a Western European Windows
+ENCODING_NAMES = {"cp1252": "Windows-1252 (Western European) text", "latin-1": "Latin-1 text", "utf-16": "UTF-16 text"}
+__all__ = ["DELIMITED", "Dialect", "dialect_of", "read_delimited", "sniff_separator", "source_dialect",
+           "to_delimited", "wants_decimal_comma"]
 _DECIMAL_COMMA = re.compile(r"^\s*[-+]?(\d{1,3}(\.\d{3})+|\d*),\d+\s*$")     # 0,125  -3,5  1.234,5
 _DECIMAL_POINT = re.compile(r"^\s*[-+]?\d*\.\d+\s*$")
 NUMBER_SHARE = 0.5                # as data/column_types.py: more than half the values of a column
@@ -32,20 +45,50 @@ NUMBER_SHARE = 0.5                # as data/column_types.py: more than half the 
 class Dialect:
     sep: str = ","
     decimal: str = "."
+    encoding: str = "utf-8"
+
+    @property
+    def usual(self) -> bool:
+        """Comma-separated UTF-8 with a decimal point: nothing to say about how it was read."""
+        return self.sep == "," and self.decimal == "." and self.encoding in UTF8
 
     def describe(self) -> str:
         name = {",": "comma", ";": "semicolon", "\t": "tab", "|": "vertical bar"}[self.sep]
         mark = "decimal comma" if self.decimal == "," else "decimal point"
-        return f"{name}-separated, {mark}"
+        text = "" if self.encoding in UTF8 else f", {ENCODING_NAMES.get(self.encoding, self.encoding)}"
+        return f"{name}-separated, {mark}{text}"
 
 
-def sniff_separator(path: Path) -> str:
+def sniff_encoding(head: bytes) -> str:
+    """The encoding of a file that starts with ``head``: the one a byte-order mark names; UTF-8 when the
+    bytes decode as UTF-8; else Windows-1252, or Latin-1 (which maps every byte) where that fails."""
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "utf-16"
+    if head.startswith(codecs.BOM_UTF8):
+        return "utf-8-sig"
+    for encoding in ("utf-8", WINDOWS_1252):
+        try:
+            codecs.getincrementaldecoder(encoding)().decode(head, final=False)   # a character cut at the end is fine
+            return encoding
+        except UnicodeDecodeError:
+            continue
+    return "latin-1"
+
+
+def _head(path: Path) -> tuple[str, str]:
+    """The decoded first lines of the file and its encoding."""
+    raw = head_bytes(path, SAMPLE_BYTES)
+    encoding = sniff_encoding(raw)
+    return raw.decode(encoding, errors="replace"), encoding
+
+
+def sniff_separator(path: Path, text: str | None = None) -> str:
     """The separator that splits the file's first lines into the same number (> 1) of fields, the most
     fields winning; a comma when none does (a one-column file). ``.tsv``/``.tab`` files are tab-separated."""
-    if path.suffix.lower() in TAB_SUFFIXES:
+    if table_suffix(path) in TAB_SUFFIXES:
         return "\t"
-    with open(path, "rb") as f:
-        text = f.read(SAMPLE_BYTES).decode("utf-8-sig", errors="replace")
+    if text is None:
+        text = _head(path)[0]
     lines = text.splitlines()
     if len(lines) > 1 and len(text.encode()) >= SAMPLE_BYTES:
         lines = lines[:-1]                       # the last line may be cut by the sample
@@ -80,12 +123,49 @@ def wants_decimal_comma(frame: pd.DataFrame) -> bool:
     return comma
 
 
+def dialect_of(path: Path, rows: int = SAMPLE_ROWS) -> Dialect:
+    """The dialect of a delimited file from its first bytes and ``rows`` rows, without reading the rest: for
+    a file streamed in batches (data/streaming/reader.py) and for writing predictions in the convention of
+    the file they were made from (``trainwell predict``). ``read_delimited`` makes the same decision on the
+    whole table it reads anyway."""
+    text, encoding = _head(path)
+    sep = sniff_separator(path, text)
+    if sep == ",":
+        return Dialect(encoding=encoding)
+    sample = pd.read_csv(path, sep=sep, nrows=rows, encoding=encoding, encoding_errors="replace")
+    return Dialect(sep, "," if wants_decimal_comma(sample) else ".", encoding)
+
+
 def read_delimited(path: Path, **kwargs) -> tuple[pd.DataFrame, Dialect]:
     """The table and the dialect it was read in. A separator other than the comma opens the question of
     the decimal mark; it is answered from the values (a comma-separated file cannot use a decimal comma
-    without quoting every number, and is read as written)."""
-    sep = sniff_separator(path)
-    frame = pd.read_csv(path, sep=sep, **kwargs)
+    without quoting every number, and is read as written). A file that looked like UTF-8 in its first
+    64 KB but is not further on is read again as Windows-1252."""
+    text, encoding = _head(path)
+    sep = sniff_separator(path, text)
+    try:
+        frame = pd.read_csv(path, sep=sep, encoding=encoding, **kwargs)
+    except UnicodeDecodeError:
+        encoding = WINDOWS_1252
+        frame = pd.read_csv(path, sep=sep, encoding=encoding, encoding_errors="replace", **kwargs)
     if sep != "," and wants_decimal_comma(frame):
-        return pd.read_csv(path, sep=sep, decimal=",", thousands=".", **kwargs), Dialect(sep, ",")
-    return frame, Dialect(sep, ".")
+        return (pd.read_csv(path, sep=sep, decimal=",", thousands=".", encoding=encoding, encoding_errors="replace",
+                            **kwargs),
+                Dialect(sep, ",", encoding))
+    return frame, Dialect(sep, ".", encoding)
+
+
+def source_dialect(source: str) -> Dialect:
+    """The dialect of ``source`` when it is a delimited file, else the comma and the point: predictions
+    made from a spreadsheet's semicolon export are written back in it, so the same spreadsheet opens them
+    as columns of numbers (a comma-separated file opens there as one column of text)."""
+    path = Path(source)
+    if is_delimited(path) and path.is_file():
+        return dialect_of(path)
+    return Dialect()
+
+
+def to_delimited(frame: pd.DataFrame, dialect: Dialect) -> bytes:
+    """``frame`` as delimited text in ``dialect`` (separator, decimal mark, encoding), without the index."""
+    text = frame.to_csv(index=False, sep=dialect.sep, decimal=dialect.decimal)
+    return text.encode(dialect.encoding, errors="replace")

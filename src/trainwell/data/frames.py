@@ -9,7 +9,9 @@ import numpy as np
 import pandas as pd
 
 from trainwell.data.column_types import Column, Options, row_label
-from trainwell.data.dialect import DELIMITED, Dialect, read_delimited
+from trainwell.data.dialect import Dialect, read_delimited
+from trainwell.data.file_kinds import is_delimited, table_suffix
+from trainwell.data.workbook import WORKBOOKS, read_workbook
 from trainwell.data.columns import ColumnEncoder
 from trainwell.data.table import Table, check_finite
 from trainwell.core.errors import UserError, did_you_mean
@@ -18,16 +20,21 @@ TARGET_NAMES = ("target", "y", "label", "class")
 
 
 def read_frame(path: Path) -> pd.DataFrame:
-    """Read a csv/tsv/parquet file, turning parser failures into one clear UserError. A delimited file is
-    read in its own separator and decimal mark (data/dialect.py); other than the default (comma, point),
-    ``df.attrs["notes"]`` says which."""
-    delimited = path.suffix.lower() in DELIMITED
-    dialect = Dialect()
+    """Read a csv/tsv (compressed or not), parquet or Excel file, turning parser failures into one clear
+    UserError. A delimited file is read in its own separator, decimal mark and encoding (data/dialect.py);
+    other than the usual (comma, point, UTF-8), ``df.attrs["notes"]`` says which, as it names the sheet
+    read from a workbook of several (data/workbook.py)."""
+    delimited = is_delimited(path)
+    dialect, notes = Dialect(), []
     try:
         if delimited:
             df, dialect = read_delimited(path)
+        elif table_suffix(path) in WORKBOOKS:
+            df, notes = read_workbook(path)
         else:
             df = pd.read_parquet(path)
+    except UserError:
+        raise
     except pd.errors.EmptyDataError:
         raise UserError(f"{path} is empty (no header and no rows). Point the source at a file with a header row and data rows.") from None
     except Exception as exc:  # parser / arrow errors: the message is the useful part
@@ -35,13 +42,16 @@ def read_frame(path: Path) -> pd.DataFrame:
     if len(df) == 0:
         raise UserError(f"{path} has a header but no data rows. Add rows to the file or point the source at another file.")
     if delimited:    # pandas renames a repeated name ("a", "a.1"): read the header as written
-        header = pd.read_csv(path, sep=dialect.sep, header=None, nrows=1, dtype=str, keep_default_na=False).iloc[0]
+        header = pd.read_csv(path, sep=dialect.sep, header=None, nrows=1, dtype=str, keep_default_na=False,
+                             encoding=dialect.encoding, encoding_errors="replace").iloc[0]
         refuse_duplicate_columns([h for h in header if h != ""], path)   # unnamed columns: pandas numbers them
     df.columns = [str(c) for c in df.columns]
     refuse_duplicate_columns(list(df.columns), path)
-    if dialect != Dialect():
-        df.attrs["notes"] = [f"read: {path.name} is {dialect.describe()} (found from its lines; a .csv is "
-                             f"usually comma-separated with a decimal point)"]
+    if not dialect.usual:
+        notes.append(f"read: {path.name} is {dialect.describe()} (found from its lines; a .csv is "
+                     f"usually comma-separated UTF-8 with a decimal point)")
+    if notes:
+        df.attrs["notes"] = notes
     return df
 
 

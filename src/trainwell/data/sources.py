@@ -13,7 +13,8 @@ import numpy as np
 from trainwell.data.frames import encoder_of, frame_features, load_table_file, read_frame
 from trainwell.data.idx import idx_pair, load_idx_folder
 from trainwell.data.npz import load_npz, npz_features
-from trainwell.data.dialect import DELIMITED
+from trainwell.data.file_kinds import is_delimited, table_suffix
+from trainwell.data.workbook import WORKBOOKS
 from trainwell.data.table import FORMATS, Table
 from trainwell.core.errors import UserError, did_you_mean
 
@@ -73,7 +74,7 @@ def _path_of(source: str) -> Path:
     path = Path(source).expanduser()
     if path.is_dir():
         return path
-    if path.suffix.lower() in (*DELIMITED, ".parquet", ".npz"):
+    if is_delimited(path) or table_suffix(path) in (".parquet", ".npz", *WORKBOOKS):
         if not path.exists():
             raise UserError(f"Data file {path} does not exist (looked relative to {Path.cwd()}). Check the path or the spelling.")
         return path

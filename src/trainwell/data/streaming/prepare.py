@@ -110,6 +110,7 @@ def _notes(spec: Spec, src: StreamSource, stats: StatisticsPass, pre: Preprocess
              f"{'column ' + spec.data.row_id if spec.data.row_id else 'the row index'}: {how}",
              "scale: z-score from one streaming pass over the training split (float64)"
              if spec.data.scale != "none" else "scale: none"]
+    notes[1:1] = src.dialect_notes()
     if stats.world > 1:
         notes.append(f"data-parallel: training rows per rank {stats.rank_counts}")
     if cached:

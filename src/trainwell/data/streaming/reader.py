@@ -1,7 +1,8 @@
 """Record batches of a Parquet / CSV file or folder, read with pyarrow, decoded to numpy.
 
 Nothing here holds more than one record batch: ``ParquetFile.iter_batches`` per row group,
-``pyarrow.csv.open_csv`` for CSV (https://arrow.apache.org/docs/python/parquet.html).
+``pyarrow.csv.open_csv`` for CSV (https://arrow.apache.org/docs/python/parquet.html), in each file's own
+separator and decimal mark, found from its first lines as for a file read whole (data/dialect.py).
 """
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any, Iterator
 import numpy as np
 import pandas as pd
 
+from trainwell.data.dialect import UTF8, Dialect, dialect_of
 from trainwell.data.frames import resolve_target
 from trainwell.core.errors import UserError
 
@@ -28,6 +30,7 @@ class StreamSource:
         self.fmt = files[0].suffix.lower()
         self.row_id = row_id
         self._row_groups: list[list[int]] = []
+        self._dialects: dict[Path, Dialect] = {}
         try:
             if self.fmt == ".parquet":
                 self.columns = [str(n) for n in pq.read_schema(files[0]).names
@@ -39,7 +42,9 @@ class StreamSource:
                     self.n_rows += md.num_rows
             else:
                 import pyarrow.csv as pacsv   # lazy: as pyarrow above
-                reader = pacsv.open_csv(files[0], read_options=pacsv.ReadOptions(block_size=1 << 20))
+                reader = pacsv.open_csv(files[0], read_options=self._csv_read(files[0], 1 << 20),
+                                        parse_options=self._csv_parse(files[0]),
+                                        convert_options=pacsv.ConvertOptions(decimal_point=self.dialect(files[0]).decimal))
                 self.columns = [str(n) for n in reader.schema.names]
                 first = reader.read_next_batch()
                 self._csv_first = first.schema
@@ -64,7 +69,27 @@ class StreamSource:
         self.read_columns = [*self.features, *self.targets, *([row_id] if row_id else [])]
         self._pa = pa
 
-    def _csv_options(self):
+    def dialect(self, path: Path) -> Dialect:
+        """The separator and decimal mark of one CSV file of the source (each file may have its own)."""
+        if path not in self._dialects:
+            self._dialects[path] = dialect_of(path)
+        return self._dialects[path]
+
+    def dialect_notes(self) -> list[str]:
+        """One line per CSV file read in a dialect other than comma-separated UTF-8 with a decimal point."""
+        return [f"read: {path.name} is {d.describe()} (found from its lines; a .csv is usually comma-separated UTF-8 "
+                f"with a decimal point)" for path, d in self._dialects.items() if not d.usual]
+
+    def _csv_read(self, path: Path, block_size: int):
+        import pyarrow.csv as pacsv   # lazy: as in __init__
+        encoding = self.dialect(path).encoding
+        return pacsv.ReadOptions(block_size=block_size, encoding="utf8" if encoding in UTF8 else encoding)
+
+    def _csv_parse(self, path: Path):
+        import pyarrow.csv as pacsv   # lazy: as in __init__
+        return pacsv.ParseOptions(delimiter=self.dialect(path).sep)
+
+    def _csv_options(self, path: Path):
         import pyarrow as pa          # lazy: as in __init__
         import pyarrow.csv as pacsv   # lazy: as in __init__
         types = {c: pa.float64() for c in self.features}
@@ -72,8 +97,10 @@ class StreamSource:
         tt = self._csv_first.field(t).type
         types[t] = (pa.int64() if pa.types.is_integer(tt) else pa.float64() if pa.types.is_floating(tt)
                     else pa.bool_() if pa.types.is_boolean(tt) else pa.string())
-        return (pacsv.ReadOptions(block_size=4 << 20),
-                pacsv.ConvertOptions(column_types=types, include_columns=self.read_columns))
+        return (self._csv_read(path, 4 << 20),
+                self._csv_parse(path),
+                pacsv.ConvertOptions(column_types=types, include_columns=self.read_columns,
+                                     decimal_point=self.dialect(path).decimal))
 
     def chunks(self, rng: np.random.Generator | None = None) -> Iterator[tuple[int, int, Any]]:
         """(file number, first row's number in the file, record batch); shuffled order with ``rng``."""
@@ -91,8 +118,11 @@ class StreamSource:
                 raise
             except Exception as exc:  # noqa: BLE001
                 msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                points = (" A decimal comma with thousands points (1.234,5) cannot be streamed: "
+                          "data.streaming=false reads the file whole.") if self.fmt == ".csv" \
+                    and self.dialect(path).decimal == "," else ""
                 raise UserError(f"Could not read {path} while streaming: {msg}. Feature columns must be numeric "
-                                "and every file must have the same columns.") from None
+                                f"and every file must have the same columns.{points}") from None
 
     def _parquet_chunks(self, fi: int, path: Path, rng):
         import pyarrow.parquet as pq   # lazy: as in __init__
@@ -112,8 +142,8 @@ class StreamSource:
 
     def _csv_chunks(self, fi: int, path: Path):
         import pyarrow.csv as pacsv   # lazy: as in __init__
-        ro, co = self._csv_options()
-        reader = pacsv.open_csv(path, read_options=ro, convert_options=co)
+        ro, po, co = self._csv_options(path)
+        reader = pacsv.open_csv(path, read_options=ro, parse_options=po, convert_options=co)
         offset = 0
         try:
             for rb in reader:
