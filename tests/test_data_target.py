@@ -146,3 +146,26 @@ def test_scale_keys_and_old_standard_models(tmp_path):
     again = Preprocessor.from_json(json.loads(json.dumps(pre.to_json())))
     X = np.ones((2, 3), dtype=np.float32)
     np.testing.assert_array_equal(again.transform_X(X), pre.transform_X(X))
+
+
+def test_a_price_target_written_with_its_currency_sign_is_a_regression_target(tmp_path):
+    """"$1,234.50" in every row is a number: the target is read as one (and the task is regression),
+    as a feature column of prices is; class labels and data.parse without numbers keep the text."""
+    from trainwell.data.labels import detect_task
+    from trainwell.data.sources import load_source
+    path, df = _skewed(tmp_path, n=300)
+    money = df.assign(price=[f"${v:,.2f}" for v in df["price"]], grade=np.where(df["a"] > 0, "good", "bad"))
+    money.to_csv(tmp_path / "money.csv", index=False)
+    spec = Spec.build(None, sets=[f"data.source={tmp_path / 'money.csv'}", "data.target=price"])
+    table = load_source(str(tmp_path / "money.csv"), "price", data=spec.data)
+    np.testing.assert_allclose(table.y, df["price"].round(2).to_numpy(), rtol=0, atol=1e-9)
+    assert detect_task(table.y) == "regression"
+    assert any("price read as numbers from text" in n for n in table.notes)
+    labels = load_source(str(tmp_path / "money.csv"), "grade", data=spec.data)
+    assert set(labels.y.tolist()) == {"good", "bad"} and not any("read as numbers" in n for n in labels.notes)
+    kept = Spec.build(None, sets=["data.parse=[booleans,dates]"])
+    as_text = load_source(str(tmp_path / "money.csv"), "price", data=kept.data)
+    assert as_text.y.dtype == object and as_text.y[0].startswith("$")
+    run = tw.fit(str(tmp_path / "money.csv"), sets=["data.target=price", "train.epochs=2", "train.progress=false"],
+                 save=False, verbose=False)
+    assert run.pre.task == "regression" and "r2" in run.metrics["test"]

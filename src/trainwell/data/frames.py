@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from trainwell.data.column_types import Column, Options, row_label
+from trainwell.data.column_types import Column, Options, parse_numbers, row_label
 from trainwell.data.dialect import Dialect, read_delimited
 from trainwell.data.file_kinds import is_delimited, table_suffix
 from trainwell.data.workbook import WORKBOOKS, read_workbook
@@ -161,6 +161,27 @@ def _drop_missing_targets(df: pd.DataFrame, targets: list[str], path: Path | str
     return kept, [note]
 
 
+def _numbers_written_as_text(df: pd.DataFrame, targets: list[str], data: Any) -> tuple[pd.DataFrame, list[str]]:
+    """Target columns of numbers written as text (``$1,200``, ``12%``, ``(5)``; every value readable) as numbers,
+    with a note: a price column exported with its currency sign is a regression target, not 276 classes.
+    The same reading as a feature column's (data/column_types.py); ``data.parse`` without numbers keeps the text."""
+    if "numbers" not in Options.from_spec(data).parse:
+        return df, []
+    converted = {}
+    for t in targets:
+        s = df[t]
+        if pd.api.types.is_bool_dtype(s) or pd.api.types.is_numeric_dtype(s):
+            continue
+        values = parse_numbers(s)
+        if np.isfinite(values).all():
+            converted[t] = values
+    if not converted:
+        return df, []
+    note = (f"target: {', '.join(converted)} read as numbers from text (separators, currency and percent signs "
+            f"removed; data.parse without numbers keeps the text as class labels)")
+    return df.assign(**converted), [note]
+
+
 def weight_column(df: pd.DataFrame, col: str | None, path: Path | str) -> np.ndarray | None:
     """``data.weight``: the weight column's values, checked (finite, >= 0, not all zero); None without one."""
     if col is None:
@@ -205,7 +226,8 @@ def load_table_file(path: Path, target: str | list[str] | None, onehot: Any = No
     targets = resolve_target(df.columns, target, path)
     weight = getattr(data, "weight", None)
     df, notes = _drop_missing_targets(df, targets, path, data)
-    notes = read_notes + notes
+    df, number_notes = _numbers_written_as_text(df, targets, data)
+    notes = read_notes + notes + number_notes
     features = [c for c in df.columns if c not in targets and c != weight]
     y = _target_values(df, targets, path)
     w = weight_column(df, weight, path)
