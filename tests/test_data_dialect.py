@@ -204,3 +204,35 @@ def test_predictions_of_a_windows_1252_file_are_written_in_windows_1252(cli, tmp
     assert "Köln" in text and "proba_Köln" in text.splitlines()[0] and ";" in text.splitlines()[0]
     with pytest.raises(UnicodeDecodeError):
         raw.decode("utf-8")                         # 0xF6, as Excel wrote it, not UTF-8's two bytes
+
+
+@pytest.mark.parametrize("title, sep, decimal", [("Table 3. Households, 2024\nSource: a survey\n\n", ",", "."),
+                                                 ("Tabelle 3, Haushalte 2024\n", ";", ",")])
+def test_a_title_above_the_header_is_skipped_and_said(tmp_path, title, sep, decimal):
+    """A report's export with a title, a source line or a blank line above its header reads as the bare
+    table (its lines have fewer fields than every row below them), in memory and streamed."""
+    from trainwell.core.spec import Spec
+    from trainwell.data.streaming import prepare_streaming
+    frame = _frame().drop(columns="city")
+    frame.to_csv(tmp_path / "plain.csv", index=False)
+    (tmp_path / "report.csv").write_text(title + frame.to_csv(index=False, sep=sep, decimal=decimal), encoding="utf-8")
+    plain = load_source(str(tmp_path / "plain.csv"), "y")
+    titled = load_source(str(tmp_path / "report.csv"), "y")
+    assert titled.feature_names == plain.feature_names
+    np.testing.assert_array_equal(titled.X, plain.X)
+    header_line = title.count("\n") + 1
+    assert any(f"its header on line {header_line}" in n for n in titled.notes)
+    sets = ["data.target=y", "data.streaming=true", "train.progress=false"]
+    streamed = prepare_streaming(Spec.build(None, sets=[f"data.source={tmp_path / 'report.csv'}", *sets]))
+    twin = prepare_streaming(Spec.build(None, sets=[f"data.source={tmp_path / 'plain.csv'}", *sets]))
+    assert streamed.counts == twin.counts
+    np.testing.assert_array_equal(streamed.pre.scaler.mean, twin.pre.scaler.mean)
+
+
+def test_only_a_title_is_skipped_never_rows_of_the_table(tmp_path):
+    """A ragged row inside the table is not a title: nothing is skipped (pandas then names the row)."""
+    from trainwell.data.dialect import sniff_layout
+    (tmp_path / "ragged.csv").write_text("a,b,y\n1,2,3\n4,5\n6,7,8\n")
+    (tmp_path / "wide_title.csv").write_text("a title, with, many, commas\na,b,y\n1,2,3\n4,5,6\n")
+    assert sniff_layout(tmp_path / "ragged.csv") == (",", 0)
+    assert sniff_layout(tmp_path / "wide_title.csv") == (",", 0)   # more fields than the table: not a title

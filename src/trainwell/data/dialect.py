@@ -30,6 +30,7 @@ from trainwell.data.file_kinds import DELIMITED, TAB_SUFFIXES, head_bytes, is_de
 SEPARATORS = (",", ";", "\t", "|")
 SAMPLE_BYTES = 1 << 16            # the lines the separator is chosen on
 SAMPLE_LINES = 50
+MAX_TITLE_LINES = 10              # rows of a title or notes above a header that are looked past
 SAMPLE_ROWS = 10_000              # rows the decimal mark is decided on when the file is not read whole
 UTF8 = ("utf-8", "utf-8-sig")
 WINDOWS_1252 = "cp1252"          # Excel's "CSV" on a Western European Windows
@@ -46,17 +47,19 @@ class Dialect:
     sep: str = ","
     decimal: str = "."
     encoding: str = "utf-8"
+    skip: int = 0                 # lines above the header (a title, notes)
 
     @property
     def usual(self) -> bool:
-        """Comma-separated UTF-8 with a decimal point: nothing to say about how it was read."""
-        return self.sep == "," and self.decimal == "." and self.encoding in UTF8
+        """Comma-separated UTF-8 with a decimal point, the header first: nothing to say about how it was read."""
+        return self.sep == "," and self.decimal == "." and self.encoding in UTF8 and self.skip == 0
 
     def describe(self) -> str:
         name = {",": "comma", ";": "semicolon", "\t": "tab", "|": "vertical bar"}[self.sep]
         mark = "decimal comma" if self.decimal == "," else "decimal point"
         text = "" if self.encoding in UTF8 else f", {ENCODING_NAMES.get(self.encoding, self.encoding)}"
-        return f"{name}-separated, {mark}{text}"
+        header = f", its header on line {self.skip + 1} (the lines above it skipped)" if self.skip else ""
+        return f"{name}-separated, {mark}{text}{header}"
 
 
 def sniff_encoding(head: bytes) -> str:
@@ -83,22 +86,61 @@ def _head(path: Path) -> tuple[str, str]:
 
 
 def sniff_separator(path: Path, text: str | None = None) -> str:
-    """The separator that splits the file's first lines into the same number (> 1) of fields, the most
-    fields winning; a comma when none does (a one-column file). ``.tsv``/``.tab`` files are tab-separated."""
-    if table_suffix(path) in TAB_SUFFIXES:
-        return "\t"
+    """The separator of the file (``sniff_layout``)."""
+    return sniff_layout(path, text)[0]
+
+
+def sniff_layout(path: Path, text: str | None = None) -> tuple[str, int]:
+    """The separator and the number of lines above the header.
+
+    The separator is the one that splits the file's first lines into the same number (> 1) of fields, the
+    most fields winning; a comma when none does (a one-column file). ``.tsv``/``.tab`` files are
+    tab-separated. Where no separator splits every line alike, a report's export may carry a title, a
+    source line or a blank line above its header (``Table 3. Households, 2024``): then the header is the
+    first of the rows that all have the same number of fields, after at most ``MAX_TITLE_LINES`` rows
+    of fewer fields, as R's ``data.table::fread`` finds it (its ``skip="auto"``)."""
     if text is None:
         text = _head(path)[0]
     lines = text.splitlines()
     if len(lines) > 1 and len(text.encode()) >= SAMPLE_BYTES:
         lines = lines[:-1]                       # the last line may be cut by the sample
-    lines = [ln for ln in lines[:SAMPLE_LINES] if ln.strip()]
-    best, fields = ",", 1
-    for sep in SEPARATORS:
-        counts = {len(row) for row in csv.reader(io.StringIO("\n".join(lines)), delimiter=sep)}
+    lines = lines[:SAMPLE_LINES + MAX_TITLE_LINES]
+    tab = table_suffix(path) in TAB_SUFFIXES
+    rows = {sep: _rows(lines, sep) for sep in (("\t",) if tab else SEPARATORS)}
+    best, fields = ("\t", 0) if tab else (",", 1)
+    for sep, counted in rows.items():
+        counts = {n for _, n in counted[:SAMPLE_LINES]}
         if len(counts) == 1 and (n := counts.pop()) > fields:
             best, fields = sep, n
-    return best
+    if fields > 1:
+        return best, 0
+    titled = [(found[2], found[1], sep, found[0]) for sep, counted in rows.items()
+              if (found := _below_title(counted)) is not None]
+    if titled:
+        _, _, sep, skip = max(titled, key=lambda t: (t[0], t[1]))
+        return sep, skip
+    return best, 0
+
+
+def _rows(lines: list[str], sep: str) -> list[tuple[int, int]]:
+    """(the line a row starts on, its number of fields) for every row with some text."""
+    reader = csv.reader(lines, delimiter=sep)
+    out, start = [], 0
+    for row in reader:
+        if any(field.strip() for field in row):
+            out.append((start, len(row)))
+        start = reader.line_num
+    return out
+
+
+def _below_title(rows: list[tuple[int, int]]) -> tuple[int, int, int] | None:
+    """(lines above the header, fields, rows from the header on) when the first 1..MAX_TITLE_LINES rows
+    have fewer fields than every row after them, which all have the same number (> 1); else None."""
+    for j in range(1, min(MAX_TITLE_LINES, len(rows) - 2) + 1):
+        n = rows[j][1]
+        if n > 1 and all(c == n for _, c in rows[j:]) and all(c < n for _, c in rows[:j]):
+            return rows[j][0], n, len(rows) - j
+    return None
 
 
 def wants_decimal_comma(frame: pd.DataFrame) -> bool:
@@ -129,11 +171,11 @@ def dialect_of(path: Path, rows: int = SAMPLE_ROWS) -> Dialect:
     the file they were made from (``trainwell predict``). ``read_delimited`` makes the same decision on the
     whole table it reads anyway."""
     text, encoding = _head(path)
-    sep = sniff_separator(path, text)
+    sep, skip = sniff_layout(path, text)
     if sep == ",":
-        return Dialect(encoding=encoding)
-    sample = pd.read_csv(path, sep=sep, nrows=rows, encoding=encoding, encoding_errors="replace")
-    return Dialect(sep, "," if wants_decimal_comma(sample) else ".", encoding)
+        return Dialect(encoding=encoding, skip=skip)
+    sample = pd.read_csv(path, sep=sep, nrows=rows, encoding=encoding, encoding_errors="replace", skiprows=skip)
+    return Dialect(sep, "," if wants_decimal_comma(sample) else ".", encoding, skip)
 
 
 def read_delimited(path: Path, **kwargs) -> tuple[pd.DataFrame, Dialect]:
@@ -142,7 +184,8 @@ def read_delimited(path: Path, **kwargs) -> tuple[pd.DataFrame, Dialect]:
     without quoting every number, and is read as written). A file that looked like UTF-8 in its first
     64 KB but is not further on is read again as Windows-1252."""
     text, encoding = _head(path)
-    sep = sniff_separator(path, text)
+    sep, skip = sniff_layout(path, text)
+    kwargs = {"skiprows": skip, **kwargs}
     try:
         frame = pd.read_csv(path, sep=sep, encoding=encoding, **kwargs)
     except UnicodeDecodeError:
@@ -151,8 +194,8 @@ def read_delimited(path: Path, **kwargs) -> tuple[pd.DataFrame, Dialect]:
     if sep != "," and wants_decimal_comma(frame):
         return (pd.read_csv(path, sep=sep, decimal=",", thousands=".", encoding=encoding, encoding_errors="replace",
                             **kwargs),
-                Dialect(sep, ",", encoding))
-    return frame, Dialect(sep, ".", encoding)
+                Dialect(sep, ",", encoding, skip))
+    return frame, Dialect(sep, ".", encoding, skip)
 
 
 def source_dialect(source: str) -> Dialect:

@@ -82,8 +82,9 @@ class StreamSource:
 
     def _csv_read(self, path: Path, block_size: int):
         import pyarrow.csv as pacsv   # lazy: as in __init__
-        encoding = self.dialect(path).encoding
-        return pacsv.ReadOptions(block_size=block_size, encoding="utf8" if encoding in UTF8 else encoding)
+        dialect = self.dialect(path)
+        return pacsv.ReadOptions(block_size=block_size, encoding="utf8" if dialect.encoding in UTF8 else dialect.encoding,
+                                 skip_rows=dialect.skip)
 
     def _csv_parse(self, path: Path):
         import pyarrow.csv as pacsv   # lazy: as in __init__
