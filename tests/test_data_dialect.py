@@ -236,3 +236,26 @@ def test_only_a_title_is_skipped_never_rows_of_the_table(tmp_path):
     (tmp_path / "wide_title.csv").write_text("a title, with, many, commas\na,b,y\n1,2,3\n4,5,6\n")
     assert sniff_layout(tmp_path / "ragged.csv") == (",", 0)
     assert sniff_layout(tmp_path / "wide_title.csv") == (",", 0)   # more fields than the table: not a title
+
+
+def test_a_space_after_every_separator_is_layout_not_data(tmp_path):
+    """UCI's adult.data writes "39, State-gov, 77516": the names and categories are read without the space,
+    so --target income finds its column and a file written without spaces predicts alike."""
+    from trainwell.core.spec import Spec
+    from trainwell.data.streaming import prepare_streaming
+    frame = _frame()
+    frame.to_csv(tmp_path / "plain.csv", index=False)
+    spaced = frame.to_csv(index=False).replace(",", ", ")
+    (tmp_path / "adult.csv").write_text(spaced)
+    plain = load_source(str(tmp_path / "plain.csv"), "y")
+    other = load_source(str(tmp_path / "adult.csv"), "y")
+    assert other.feature_names == plain.feature_names          # "city=Köln", not "city= Köln"
+    np.testing.assert_array_equal(other.X, plain.X)
+    assert any("a space after each separator" in n for n in other.notes)
+    features = load_features(str(tmp_path / "plain.csv"), other.feature_names, "y", onehot=other.columns)
+    np.testing.assert_array_equal(features, plain.X)
+    numeric = frame.drop(columns="city").to_csv(index=False).replace(",", ", ")
+    (tmp_path / "numeric.csv").write_text(numeric)
+    sets = ["data.target=y", "data.streaming=true", "train.progress=false"]
+    streamed = prepare_streaming(Spec.build(None, sets=[f"data.source={tmp_path / 'numeric.csv'}", *sets]))
+    assert streamed.pre.feature_names == ["income", "rate", "kids"]

@@ -48,18 +48,20 @@ class Dialect:
     decimal: str = "."
     encoding: str = "utf-8"
     skip: int = 0                 # lines above the header (a title, notes)
+    spaced: bool = False          # a space after every separator ("39, State-gov, 77516"), not part of the values
 
     @property
     def usual(self) -> bool:
         """Comma-separated UTF-8 with a decimal point, the header first: nothing to say about how it was read."""
-        return self.sep == "," and self.decimal == "." and self.encoding in UTF8 and self.skip == 0
+        return self.sep == "," and self.decimal == "." and self.encoding in UTF8 and self.skip == 0 and not self.spaced
 
     def describe(self) -> str:
         name = {",": "comma", ";": "semicolon", "\t": "tab", "|": "vertical bar"}[self.sep]
         mark = "decimal comma" if self.decimal == "," else "decimal point"
         text = "" if self.encoding in UTF8 else f", {ENCODING_NAMES.get(self.encoding, self.encoding)}"
         header = f", its header on line {self.skip + 1} (the lines above it skipped)" if self.skip else ""
-        return f"{name}-separated, {mark}{text}{header}"
+        spaced = ", a space after each separator (not part of the values)" if self.spaced else ""
+        return f"{name}-separated{spaced}, {mark}{text}{header}"
 
 
 def sniff_encoding(head: bytes) -> str:
@@ -143,6 +145,16 @@ def _below_title(rows: list[tuple[int, int]]) -> tuple[int, int, int] | None:
     return None
 
 
+def spaced_after_separators(path: Path, text: str, sep: str, skip: int) -> bool:
+    """Whether every separator of the header line is followed by a space, as in UCI's ``adult.data``
+    (``age, workclass, fnlwgt``): then the spaces belong to the layout, not to the names and values."""
+    lines = [ln for ln in text.splitlines()[skip:skip + 1]]
+    if not lines or sep == "\t":
+        return False
+    parts = next(csv.reader(lines, delimiter=sep), [])
+    return len(parts) > 1 and all(p.startswith(" ") and p.strip() for p in parts[1:])
+
+
 def wants_decimal_comma(frame: pd.DataFrame) -> bool:
     """True when some text column is mostly numbers with a decimal comma (``0,125``) and no column holds
     numbers with a decimal point, which a comma-decimal file cannot have."""
@@ -172,10 +184,12 @@ def dialect_of(path: Path, rows: int = SAMPLE_ROWS) -> Dialect:
     whole table it reads anyway."""
     text, encoding = _head(path)
     sep, skip = sniff_layout(path, text)
+    spaced = spaced_after_separators(path, text, sep, skip)
     if sep == ",":
-        return Dialect(encoding=encoding, skip=skip)
-    sample = pd.read_csv(path, sep=sep, nrows=rows, encoding=encoding, encoding_errors="replace", skiprows=skip)
-    return Dialect(sep, "," if wants_decimal_comma(sample) else ".", encoding, skip)
+        return Dialect(encoding=encoding, skip=skip, spaced=spaced)
+    sample = pd.read_csv(path, sep=sep, nrows=rows, encoding=encoding, encoding_errors="replace", skiprows=skip,
+                         skipinitialspace=spaced)
+    return Dialect(sep, "," if wants_decimal_comma(sample) else ".", encoding, skip, spaced)
 
 
 def read_delimited(path: Path, **kwargs) -> tuple[pd.DataFrame, Dialect]:
@@ -185,7 +199,8 @@ def read_delimited(path: Path, **kwargs) -> tuple[pd.DataFrame, Dialect]:
     64 KB but is not further on is read again as Windows-1252."""
     text, encoding = _head(path)
     sep, skip = sniff_layout(path, text)
-    kwargs = {"skiprows": skip, **kwargs}
+    spaced = spaced_after_separators(path, text, sep, skip)
+    kwargs = {"skiprows": skip, "skipinitialspace": spaced, **kwargs}
     try:
         frame = pd.read_csv(path, sep=sep, encoding=encoding, **kwargs)
     except UnicodeDecodeError:
@@ -194,8 +209,8 @@ def read_delimited(path: Path, **kwargs) -> tuple[pd.DataFrame, Dialect]:
     if sep != "," and wants_decimal_comma(frame):
         return (pd.read_csv(path, sep=sep, decimal=",", thousands=".", encoding=encoding, encoding_errors="replace",
                             **kwargs),
-                Dialect(sep, ",", encoding, skip))
-    return frame, Dialect(sep, ".", encoding, skip)
+                Dialect(sep, ",", encoding, skip, spaced))
+    return frame, Dialect(sep, ".", encoding, skip, spaced)
 
 
 def source_dialect(source: str) -> Dialect:

@@ -43,7 +43,8 @@ def read_frame(path: Path) -> pd.DataFrame:
         raise UserError(f"{path} has a header but no data rows. Add rows to the file or point the source at another file.")
     if delimited:    # pandas renames a repeated name ("a", "a.1"): read the header as written
         header = pd.read_csv(path, sep=dialect.sep, header=None, nrows=1, dtype=str, keep_default_na=False,
-                             encoding=dialect.encoding, encoding_errors="replace", skiprows=dialect.skip).iloc[0]
+                             encoding=dialect.encoding, encoding_errors="replace", skiprows=dialect.skip,
+                             skipinitialspace=dialect.spaced).iloc[0]
         refuse_duplicate_columns([h for h in header if h != ""], path)   # unnamed columns: pandas numbers them
     df.columns = [str(c) for c in df.columns]
     refuse_duplicate_columns(list(df.columns), path)

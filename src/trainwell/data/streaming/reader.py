@@ -83,8 +83,13 @@ class StreamSource:
     def _csv_read(self, path: Path, block_size: int):
         import pyarrow.csv as pacsv   # lazy: as in __init__
         dialect = self.dialect(path)
-        return pacsv.ReadOptions(block_size=block_size, encoding="utf8" if dialect.encoding in UTF8 else dialect.encoding,
-                                 skip_rows=dialect.skip)
+        encoding = "utf8" if dialect.encoding in UTF8 else dialect.encoding
+        if dialect.spaced:     # "a, b, y": the names without the space, as a file read whole has them
+            names = [str(c) for c in pd.read_csv(path, sep=dialect.sep, nrows=0, skiprows=dialect.skip, skipinitialspace=True,
+                                                 encoding=dialect.encoding, encoding_errors="replace").columns]
+            return pacsv.ReadOptions(block_size=block_size, encoding=encoding, skip_rows=dialect.skip + 1,
+                                     column_names=names)
+        return pacsv.ReadOptions(block_size=block_size, encoding=encoding, skip_rows=dialect.skip)
 
     def _csv_parse(self, path: Path):
         import pyarrow.csv as pacsv   # lazy: as in __init__
