@@ -285,3 +285,17 @@ def test_load_features_orders_columns_and_ignores_extras(tmp_path: Path) -> None
     np.savez(npz, X=np.zeros((4, 3)))
     with pytest.raises(UserError, match="has 3 feature columns but the model was trained on 2"):
         load_features(str(npz), ["a", "b"])
+
+
+def test_a_file_without_a_header_row_is_named_as_such(tmp_path: Path) -> None:
+    """UCI's adult.data has no header: --target finds no column, and the message says the first line is data."""
+    rows = "".join(f"{20 + i % 40}, Private, {30 + i % 20}, {'>50K' if i % 3 == 0 else '<=50K'}\n" for i in range(60))
+    (tmp_path / "adult.data").write_text(rows)
+    with pytest.raises(UserError, match=r'"income" is not in .*first line looks like data.*add one'):
+        load_source(str(tmp_path / "adult.data"), "income")
+    (tmp_path / "adult.csv").write_text("age, workclass, hours, income\n" + rows)
+    table = load_source(str(tmp_path / "adult.csv"), "income")                  # with the header line added
+    assert {"age", "hours", "workclass=Private"} <= set(table.feature_names) and len(table.y) == 60
+    with pytest.raises(UserError) as named:
+        load_source(str(tmp_path / "adult.csv"), "salary")
+    assert "first line looks like data" not in str(named.value)                 # real names: no such hint

@@ -15,7 +15,8 @@ from pathlib import Path
 
 from trainwell.core.errors import UserError
 
-DELIMITED = (".csv", ".tsv", ".tab", ".txt")   # .txt: Excel's "Text (Tab delimited)" and "Unicode Text" exports
+# .txt: Excel's "Text (Tab delimited)" and "Unicode Text" exports; .data: the UCI repository's tables
+DELIMITED = (".csv", ".tsv", ".tab", ".txt", ".data")
 TAB_SUFFIXES = (".tsv", ".tab")
 COMPRESSIONS = (".gz", ".bz2", ".xz", ".zip")       # the ones pandas infers from the name, short of .zst and .tar
 
@@ -34,7 +35,7 @@ def table_suffix(path: Path) -> str:
 
 
 def is_delimited(path: Path) -> bool:
-    """Whether ``path`` names delimited text (.csv, .tsv, .tab, .txt), compressed or not."""
+    """Whether ``path`` names delimited text (.csv, .tsv, .tab, .txt, .data), compressed or not."""
     return table_suffix(path) in DELIMITED
 
 

@@ -90,10 +90,27 @@ def resolve_target(cols: list, target: str | list[str] | None, path: Path) -> li
     for t in names:
         if t not in cols:
             raise UserError(
-                f'Target column "{t}" is not in {path}.{did_you_mean(t, cols)} Columns: {", ".join(cols)}. '
-                f"Pass --target with one of these names."
+                f'Target column "{t}" is not in {path}.{did_you_mean(t, cols)} Columns: {", ".join(map(str, cols))}. '
+                f"Pass --target with one of these names.{_headerless_hint(cols)}"
             )
     return names
+
+
+def _headerless_hint(cols: list) -> str:
+    """When most "names" are numbers, the first line is data (UCI's ``adult.data`` has no header row)."""
+    numbers = sum(1 for c in cols if isinstance(c, (int, float)) or _is_number(str(c)))
+    if len(cols) < 2 or numbers * 2 < len(cols):
+        return ""
+    return (" The file's first line looks like data, not column names: if the file has no header row, add one "
+            "(a first line naming each column, comma-separated, in order; the data set's documentation lists them).")
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text.strip())
+        return True
+    except ValueError:
+        return False
 
 
 def _target_values(df: pd.DataFrame, names: list[str], path: Path) -> np.ndarray:

@@ -14,7 +14,7 @@ import pandas as pd
 from trainwell.data.columns import ColumnEncoder
 from trainwell.core.errors import UserError
 
-FORMATS = ("a .csv (or .tsv, .txt; any may be compressed: .gz, .bz2, .xz, .zip), .parquet or Excel .xlsx table, "
+FORMATS = ("a .csv (or .tsv, .txt, .data; any may be compressed: .gz, .bz2, .xz, .zip), .parquet or Excel .xlsx table, "
            "an .npz archive (keys X and y), or a folder of MNIST-style IDX files")
 
 
