@@ -259,3 +259,14 @@ def test_a_space_after_every_separator_is_layout_not_data(tmp_path):
     sets = ["data.target=y", "data.streaming=true", "train.progress=false"]
     streamed = prepare_streaming(Spec.build(None, sets=[f"data.source={tmp_path / 'numeric.csv'}", *sets]))
     assert streamed.pre.feature_names == ["income", "rate", "kids"]
+
+
+def test_a_header_one_field_short_of_its_rows_is_not_a_title(tmp_path):
+    """R's write.table(sep=",") writes row names without a header field: the header is kept (pandas makes
+    the row names the index), never skipped as if it were a title above the first data row."""
+    from trainwell.data.dialect import sniff_layout
+    rows = "".join(f'"car {i}",{i * 0.5},{i % 4},{i % 2}\n' for i in range(40))
+    (tmp_path / "r.csv").write_text('"mpg","cyl","y"\n' + rows)
+    assert sniff_layout(tmp_path / "r.csv") == (",", 0)
+    frame, _ = read_delimited(tmp_path / "r.csv")
+    assert list(frame.columns) == ["mpg", "cyl", "y"] and len(frame) == 40

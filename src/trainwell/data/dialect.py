@@ -111,7 +111,7 @@ def sniff_layout(path: Path, text: str | None = None) -> tuple[str, int]:
     rows = {sep: _rows(lines, sep) for sep in (("\t",) if tab else SEPARATORS)}
     best, fields = ("\t", 0) if tab else (",", 1)
     for sep, counted in rows.items():
-        counts = {n for _, n in counted[:SAMPLE_LINES]}
+        counts = {n for _, n, _ in counted[:SAMPLE_LINES]}
         if len(counts) == 1 and (n := counts.pop()) > fields:
             best, fields = sep, n
     if fields > 1:
@@ -124,23 +124,35 @@ def sniff_layout(path: Path, text: str | None = None) -> tuple[str, int]:
     return best, 0
 
 
-def _rows(lines: list[str], sep: str) -> list[tuple[int, int]]:
-    """(the line a row starts on, its number of fields) for every row with some text."""
+def _rows(lines: list[str], sep: str) -> list[tuple[int, int, int]]:
+    """(the line a row starts on, its number of fields, how many of them are numbers) for every row with
+    some text."""
     reader = csv.reader(lines, delimiter=sep)
     out, start = [], 0
     for row in reader:
         if any(field.strip() for field in row):
-            out.append((start, len(row)))
+            out.append((start, len(row), sum(1 for field in row if _is_number(field))))
         start = reader.line_num
     return out
 
 
-def _below_title(rows: list[tuple[int, int]]) -> tuple[int, int, int] | None:
+def _is_number(field: str) -> bool:
+    try:
+        float(field)
+        return True
+    except ValueError:
+        return False
+
+
+def _below_title(rows: list[tuple[int, int, int]]) -> tuple[int, int, int] | None:
     """(lines above the header, fields, rows from the header on) when the first 1..MAX_TITLE_LINES rows
-    have fewer fields than every row after them, which all have the same number (> 1); else None."""
+    have fewer fields than every row after them, which all have the same number (> 1), and the first of
+    those reads as names (at most half of it numbers); else None. A header one field short of its rows
+    (R's ``write.table`` with row names) is not a title: the row after it is data, not names."""
     for j in range(1, min(MAX_TITLE_LINES, len(rows) - 2) + 1):
         n = rows[j][1]
-        if n > 1 and all(c == n for _, c in rows[j:]) and all(c < n for _, c in rows[:j]):
+        if n > 1 and all(c == n for _, c, _ in rows[j:]) and all(c < n for _, c, _ in rows[:j]) \
+                and rows[j][2] * 2 <= n:
             return rows[j][0], n, len(rows) - j
     return None
 
