@@ -126,5 +126,9 @@ def test_two_workers_on_postgresql(tmp_path):
     assert len(set(zip(t["optim.lr"], t["model.units"], t["train.batch_size"]))) == 8
     assert set(t["worker"]) == {0, 1}
     study = optuna.load_study(study_name=name, storage=make_storage(url, heartbeat=None))
-    assert len(study.trials) == 8
+    # a worker may create one trial while the other takes the last grid point: it is marked failed and
+    # "skipped", never run (tune/search.py, Objective); every other trial is one of the 8 grid points
+    skipped = [s for s in study.trials if "skipped" in s.user_attrs]
+    assert all(s.state == optuna.trial.TrialState.FAIL and "run_dir" not in s.user_attrs for s in skipped)
+    assert len(study.trials) - len(skipped) == 8 and len(skipped) <= 1
     optuna.delete_study(study_name=name, storage=make_storage(url, heartbeat=None))
