@@ -270,3 +270,27 @@ def test_a_header_one_field_short_of_its_rows_is_not_a_title(tmp_path):
     assert sniff_layout(tmp_path / "r.csv") == (",", 0)
     frame, _ = read_delimited(tmp_path / "r.csv")
     assert list(frame.columns) == ["mpg", "cyl", "y"] and len(frame) == 40
+
+
+def test_currency_and_percent_cells_of_a_comma_decimal_locale_are_numbers(tmp_path):
+    """Excel exports a currency-formatted cell as it shows it: "1.234,50 €", "12,5 %". Such a column is read
+    as numbers with a decimal comma (1234.5, 0.125), the mark stored with the model, so rows that happen to
+    have no decimals at predict time ("2.000 €") are still read as thousands, not as 2.0."""
+    from trainwell.data.columns import ColumnEncoder
+    rng = np.random.default_rng(3)
+    price = rng.uniform(100, 5000, 200).round(2)
+    share = rng.uniform(0, 100, 200).round(1)
+    fmt = lambda v: f"{v:,.2f}".replace(",", "X").replace(".", ",").replace("X", ".")   # noqa: E731 - 1.234,50
+    frame = pd.DataFrame({"Preis": [fmt(v) + " €" for v in price], "Anteil": [f"{v}".replace(".", ",") + " %" for v in share]})
+    frame["y"] = (price > 2500).astype(int)
+    frame.to_csv(tmp_path / "de.csv", sep=";", index=False, encoding="cp1252")
+    table = load_source(str(tmp_path / "de.csv"), "y")
+    names = table.feature_names
+    np.testing.assert_allclose(table.X[:, names.index("Preis")], price, rtol=1e-6)
+    np.testing.assert_allclose(table.X[:, names.index("Anteil")], share / 100, rtol=1e-6)
+    stored = ColumnEncoder.from_json(table.columns.to_json())               # as model.json keeps it
+    later = pd.DataFrame({"Preis": ["2.000 €", "15,5 €"], "Anteil": ["5 %", "7,5 %"], "y": [0, 0]})
+    later.to_csv(tmp_path / "later.csv", sep=";", index=False)
+    X = load_features(str(tmp_path / "later.csv"), names, "y", onehot=stored)
+    np.testing.assert_allclose(X[:, names.index("Preis")], [2000.0, 15.5])
+    np.testing.assert_allclose(X[:, names.index("Anteil")], [0.05, 0.075])

@@ -47,7 +47,11 @@ _INDEX_NAME = re.compile(r"^(unnamed:?\s*\d*|index|idx|id|row|rows|rownames?|row
                          re.IGNORECASE)
 _CURRENCY = "$€£¥₹₩₽¢"
 _THOUSANDS = re.compile(r"(?<=\d)[,'_](?=\d{3}(?:\D|$))")
+_THOUSANDS_POINTS = re.compile(r"(?<=\d)[.'_](?=\d{3}(?:\D|$))")    # 1.234,50 where the decimal mark is a comma
 _STRIP = re.compile(rf"[\s\u00a0\u202f{re.escape(_CURRENCY)}%]")
+# a comma no thousands separator can be: before 1-2 or 4+ final digits (3,20 | 12,5), or after 1.234
+_COMMA_DECIMAL = re.compile(r"(?:\d,(?:\d{1,2}|\d{4,})$)|(?:^[-+]?\d{1,3}(?:\.\d{3})+,\d+$)")
+_POINT_DECIMAL = re.compile(r"\d\.(?:\d{1,2}|\d{4,})$")
 
 
 @dataclass
@@ -63,6 +67,7 @@ class Column:
     categories: list[str] = field(default_factory=list)   # category (fitted): values with an input each
     other: bool = False                         # category (fitted): one more input for every other value
     distinct: int = field(default=0, compare=False)   # category: distinct values when typed (notes only)
+    decimal: str = "."                          # number: the decimal mark of its text ("3,20 €": a comma)
 
     def width(self) -> int:
         return len(self.names())
@@ -84,13 +89,16 @@ class Column:
             d.update(format=self.format, reference=self.reference, time=self.time)
         elif self.kind == "category":
             d.update(categories=list(self.categories), other=self.other)
+        elif self.kind == "number" and self.decimal != ".":
+            d["decimal"] = self.decimal
         return d
 
     @classmethod
     def from_json(cls, d: dict) -> "Column":
         return cls(name=str(d["name"]), kind=str(d["kind"]), why=str(d.get("why", "")), format=d.get("format"),
                    reference=d.get("reference"), time=bool(d.get("time", False)),
-                   categories=[str(v) for v in d.get("categories", [])], other=bool(d.get("other", False)))
+                   categories=[str(v) for v in d.get("categories", [])], other=bool(d.get("other", False)),
+                   decimal=str(d.get("decimal", ".")))
 
 
 @dataclass(frozen=True)
@@ -122,14 +130,27 @@ def as_text(series: pd.Series) -> np.ndarray:
     return out
 
 
-def parse_numbers(text: pd.Series) -> np.ndarray:
+def decimal_mark(text: pd.Series) -> str:
+    """"," when some value writes its decimals after a comma (``3,20 €``, ``12,5 %``, ``1.234,50``) and none
+    after a point; "." otherwise (``$1,200`` is twelve hundred)."""
+    s = pd.Series(text, dtype=object).dropna().astype(str).str.replace(_STRIP, "", regex=True)
+    if s.str.contains(_POINT_DECIMAL).any():
+        return "."
+    return "," if s.str.contains(_COMMA_DECIMAL).any() else "."
+
+
+def parse_numbers(text: pd.Series, decimal: str = ".") -> np.ndarray:
     """Numbers written as text -> float64 (NaN where they do not parse): ``$1,200`` -> 1200,
-    ``12%`` -> 0.12, ``(5)`` -> -5, ``1 234`` -> 1234."""
+    ``12%`` -> 0.12, ``(5)`` -> -5, ``1 234`` -> 1234; with ``decimal=","``, ``1.234,50 €`` -> 1234.5."""
     s = pd.Series(text, dtype=object).astype(str).str.strip()
     negative = s.str.match(r"^\(.*\)$").to_numpy(dtype=bool)
     s = s.str.replace(r"^\((.*)\)$", r"\1", regex=True)
     percent = s.str.contains("%", regex=False).to_numpy(dtype=bool)
-    s = s.str.replace(_THOUSANDS, "", regex=True).str.replace(_STRIP, "", regex=True)
+    if decimal == ",":
+        s = s.str.replace(_THOUSANDS_POINTS, "", regex=True).str.replace(_STRIP, "", regex=True) \
+            .str.replace(",", ".", regex=False)
+    else:
+        s = s.str.replace(_THOUSANDS, "", regex=True).str.replace(_STRIP, "", regex=True)
     v = pd.to_numeric(s, errors="coerce").to_numpy(dtype=np.float64)
     v = np.where(percent, v / 100.0, v)
     return np.where(negative, -v, v)
@@ -208,9 +229,10 @@ def infer_column(s: pd.Series, name: str, options: Options) -> Column:
             return Column(name, "boolean")
     plain = pd.to_numeric(uniques, errors="coerce").notna().to_numpy()
     if "numbers" in options.parse:
-        readable = ~np.isnan(parse_numbers(uniques))
+        decimal = decimal_mark(uniques)
+        readable = ~np.isnan(parse_numbers(uniques, decimal))
         if n[readable].sum() > NUMBER_SHARE * n.sum():
-            return Column(name, "number")
+            return Column(name, "number", decimal=decimal)
     elif n[plain].sum() > NUMBER_SHARE * n.sum():
         return Column(name, "numeric")        # numbers with stray words: missing (or refused when strict)
     if "dates" in options.parse:

@@ -102,7 +102,7 @@ class ColumnEncoder:
                 if pd.api.types.is_bool_dtype(s) or pd.api.types.is_numeric_dtype(s):
                     v = s.to_numpy(dtype=np.float64, na_value=np.nan)
                 else:
-                    v = parse_numbers(s) if c.kind == "number" or "numbers" in self.options.parse else \
+                    v = parse_numbers(s, c.decimal) if c.kind == "number" or "numbers" in self.options.parse else \
                         pd.to_numeric(s.astype(object), errors="coerce").to_numpy(dtype=np.float64)
                     check_parsed(s, v, c.name, path, strict, "a number")
                 typed[c.name] = v

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from trainwell.data.column_types import Column, Options, parse_numbers, row_label
+from trainwell.data.column_types import Column, Options, decimal_mark, parse_numbers, row_label
 from trainwell.data.dialect import Dialect, read_delimited
 from trainwell.data.file_kinds import is_delimited, table_suffix
 from trainwell.data.workbook import WORKBOOKS, read_workbook
@@ -180,7 +180,7 @@ def _drop_missing_targets(df: pd.DataFrame, targets: list[str], path: Path | str
 
 
 def _numbers_written_as_text(df: pd.DataFrame, targets: list[str], data: Any) -> tuple[pd.DataFrame, list[str]]:
-    """Target columns of numbers written as text (``$1,200``, ``12%``, ``(5)``; every value readable) as numbers,
+    """Target columns of numbers written as text (``$1,200``, ``12%``, ``3,20 €``; every value readable) as numbers,
     with a note: a price column exported with its currency sign is a regression target, not 276 classes.
     The same reading as a feature column's (data/column_types.py); ``data.parse`` without numbers keeps the text."""
     if "numbers" not in Options.from_spec(data).parse:
@@ -190,7 +190,7 @@ def _numbers_written_as_text(df: pd.DataFrame, targets: list[str], data: Any) ->
         s = df[t]
         if pd.api.types.is_bool_dtype(s) or pd.api.types.is_numeric_dtype(s):
             continue
-        values = parse_numbers(s)
+        values = parse_numbers(s, decimal_mark(s))
         if np.isfinite(values).all():
             converted[t] = values
     if not converted:
