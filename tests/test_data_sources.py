@@ -291,7 +291,8 @@ def test_a_file_without_a_header_row_is_named_as_such(tmp_path: Path) -> None:
     """UCI's adult.data has no header: --target finds no column, and the message says the first line is data."""
     rows = "".join(f"{20 + i % 40}, Private, {30 + i % 20}, {'>50K' if i % 3 == 0 else '<=50K'}\n" for i in range(60))
     (tmp_path / "adult.data").write_text(rows)
-    with pytest.raises(UserError, match=r'"income" is not in .*first line looks like data.*add one'):
+    with pytest.raises(UserError, match=r'"income" is not in .*first line looks like data.*data\.header=false'
+                                        r'.*column_1 to column_4'):
         load_source(str(tmp_path / "adult.data"), "income")
     (tmp_path / "adult.csv").write_text("age, workclass, hours, income\n" + rows)
     table = load_source(str(tmp_path / "adult.csv"), "income")                  # with the header line added
@@ -299,3 +300,34 @@ def test_a_file_without_a_header_row_is_named_as_such(tmp_path: Path) -> None:
     with pytest.raises(UserError) as named:
         load_source(str(tmp_path / "adult.csv"), "salary")
     assert "first line looks like data" not in str(named.value)                 # real names: no such hint
+
+
+def test_data_header_false_names_the_columns_by_position_from_fit_to_predict(cli, tmp_path: Path) -> None:
+    """data.header=false: the first line is a row, the columns are column_1..column_N, and the trained
+    model reads new header-less files the same way (the flag is stored with its column encoder)."""
+    from trainwell.core.spec import Spec
+    from trainwell.data.columns import ColumnEncoder
+    rng = np.random.default_rng(0)
+    rows = [(float(a), ["red", "blue"][int(a > 0)], int(a + 0.3 * rng.normal() > 0)) for a in rng.normal(size=200)]
+    text = "".join(f"{a:.4f},{c},{y}\n" for a, c, y in rows)
+    (tmp_path / "plain.data").write_text(text)
+    spec = Spec.build(None, sets=[f"data.source={tmp_path / 'plain.data'}", "data.header=false"])
+    table = load_source(str(tmp_path / "plain.data"), "column_3", data=spec.data)
+    assert len(table.y) == 200                                             # the first line is a row, not names
+    assert table.feature_names[0] == "column_1" and "column_2=red" in table.feature_names
+    assert any("has no header line (data.header=false)" in n for n in table.notes)
+    assert ColumnEncoder.from_json(table.columns.to_json()).options.header is False
+    res = cli("fit", str(tmp_path / "plain.data"), "--target", "column_3", "--set", "data.header=false",
+              "--set", "train.epochs=3", "--set", "train.progress=false", "--out", str(tmp_path / "run"))
+    assert res.returncode == 0, res.stderr
+    (tmp_path / "new.data").write_text(text[:text.index("\n", 200) + 1])  # a few rows, no header either
+    res = cli("predict", str(tmp_path / "run"), str(tmp_path / "new.data"), "--out", str(tmp_path / "p.csv"))
+    assert res.returncode == 0, res.stderr
+    assert len(pd.read_csv(tmp_path / "p.csv")) == text[:text.index("\n", 200) + 1].count("\n")
+    res = cli("evaluate", str(tmp_path / "run"), str(tmp_path / "plain.data"), "--target", "column_3")
+    assert res.returncode == 0 and "accuracy" in res.stdout, res.stderr
+    streamed = Spec.build(None, sets=[f"data.source={tmp_path / 'plain.data'}", "data.header=false",
+                                      "data.streaming=true"])
+    from trainwell.data.streaming import wants_streaming
+    with pytest.raises(UserError, match=r"data.header=false.*add a header line"):
+        wants_streaming(streamed)

@@ -57,3 +57,13 @@ def test_without_openpyxl_a_workbook_is_refused_with_the_install_line(tmp_path, 
     monkeypatch.setitem(sys.modules, "openpyxl", None)          # as if the optional extra were not installed
     with pytest.raises(UserError, match=r"pip install 'trainwell\[excel\]'"):
         load_source(str(tmp_path / "book.xlsx"), "y")
+
+
+def test_a_sheet_without_a_header_row_with_data_header_false(tmp_path):
+    from trainwell.core.spec import Spec
+    frame = _frame(50)
+    frame.to_excel(tmp_path / "raw.xlsx", index=False, header=False)
+    spec = Spec.build(None, sets=[f"data.source={tmp_path / 'raw.xlsx'}", "data.header=false"])
+    table = load_source(str(tmp_path / "raw.xlsx"), "column_6", data=spec.data, allow_missing=True)
+    assert len(table.y) == 50 and "column_2" in table.feature_names
+    np.testing.assert_array_equal(table.y, frame["y"].to_numpy())

@@ -109,13 +109,15 @@ class Options:
     drop: tuple[str, ...] | None = None         # None: automatic drops
     max_categories: int = 32
     min_count: int = 5
+    header: bool = True                         # false: the file's first line is data (data.header)
 
     @classmethod
     def from_spec(cls, data) -> "Options":
         if data is None:
             return cls()
         drop = None if data.drop_columns == "auto" else tuple(str(c) for c in data.drop_columns)
-        return cls(tuple(data.parse), drop, int(data.max_categories), int(data.min_count))
+        return cls(tuple(data.parse), drop, int(data.max_categories), int(data.min_count),
+                   bool(getattr(data, "header", True)))
 
 
 # --------------------------------------------------------------------------- reading values

@@ -231,7 +231,8 @@ def source_dialect(source: str) -> Dialect:
     as columns of numbers (a comma-separated file opens there as one column of text)."""
     path = Path(source)
     if is_delimited(path) and path.is_file():
-        return dialect_of(path)
+        found = dialect_of(path)
+        return Dialect(found.sep, found.decimal, found.encoding)   # written plainly: no title, no spaces
     return Dialect()
 
 

@@ -19,18 +19,19 @@ from trainwell.core.errors import UserError, did_you_mean
 TARGET_NAMES = ("target", "y", "label", "class")
 
 
-def read_frame(path: Path) -> pd.DataFrame:
+def read_frame(path: Path, header: bool = True) -> pd.DataFrame:
     """Read a csv/tsv (compressed or not), parquet or Excel file, turning parser failures into one clear
     UserError. A delimited file is read in its own separator, decimal mark and encoding (data/dialect.py);
     other than the usual (comma, point, UTF-8), ``df.attrs["notes"]`` says which, as it names the sheet
-    read from a workbook of several (data/workbook.py)."""
+    read from a workbook of several (data/workbook.py). ``header=False`` (data.header): the first line is
+    data, and the columns are named ``column_1``, ``column_2``, ... (a Parquet file always names them)."""
     delimited = is_delimited(path)
     dialect, notes = Dialect(), []
     try:
         if delimited:
-            df, dialect = read_delimited(path)
+            df, dialect = read_delimited(path) if header else read_delimited(path, header=None)
         elif table_suffix(path) in WORKBOOKS:
-            df, notes = read_workbook(path)
+            df, notes = read_workbook(path, header)
         else:
             df = pd.read_parquet(path)
     except UserError:
@@ -41,7 +42,11 @@ def read_frame(path: Path) -> pd.DataFrame:
         raise UserError(f"Could not read {path}: {exc}. Check that the file is a valid {path.suffix.lstrip('.')} file.") from None
     if len(df) == 0:
         raise UserError(f"{path} has a header but no data rows. Add rows to the file or point the source at another file.")
-    if delimited:    # pandas renames a repeated name ("a", "a.1"): read the header as written
+    if not header and (delimited or table_suffix(path) in WORKBOOKS):
+        df.columns = [f"column_{i + 1}" for i in range(df.shape[1])]
+        notes.append(f"read: {path.name} has no header line (data.header=false): its {df.shape[1]} columns are "
+                     f"column_1 to column_{df.shape[1]}")
+    elif delimited:    # pandas renames a repeated name ("a", "a.1"): read the header as written
         header = pd.read_csv(path, sep=dialect.sep, header=None, nrows=1, dtype=str, keep_default_na=False,
                              encoding=dialect.encoding, encoding_errors="replace", skiprows=dialect.skip,
                              skipinitialspace=dialect.spaced).iloc[0]
@@ -101,8 +106,9 @@ def _headerless_hint(cols: list) -> str:
     numbers = sum(1 for c in cols if isinstance(c, (int, float)) or _is_number(str(c)))
     if len(cols) < 2 or numbers * 2 < len(cols):
         return ""
-    return (" The file's first line looks like data, not column names: if the file has no header row, add one "
-            "(a first line naming each column, comma-separated, in order; the data set's documentation lists them).")
+    return (f" The file's first line looks like data, not column names. If the file has no header line, pass "
+            f"--set data.header=false and name the target by its position, column_1 to column_{len(cols)} "
+            f"(e.g. --target column_{len(cols)}), or add a header line.")
 
 
 def _is_number(text: str) -> bool:
@@ -239,7 +245,8 @@ def table_from_frame(df: pd.DataFrame, y: np.ndarray | None, name: str, path: Pa
 def load_table_file(path: Path, target: str | list[str] | None, onehot: Any = None,
                     allow_missing: bool = False, data: Any = None) -> Table:
     """A .csv / .parquet file as a Table: typed from its rows, or encoded by a trained model's ``onehot``."""
-    df = read_frame(path)
+    enc = encoder_of(onehot)
+    df = read_frame(path, enc.options.header if enc is not None else getattr(data, "header", True))
     read_notes = list(df.attrs.get("notes", []))
     targets = resolve_target(df.columns, target, path)
     weight = getattr(data, "weight", None)
@@ -249,7 +256,6 @@ def load_table_file(path: Path, target: str | list[str] | None, onehot: Any = No
     features = [c for c in df.columns if c not in targets and c != weight]
     y = _target_values(df, targets, path)
     w = weight_column(df, weight, path)
-    enc = encoder_of(onehot)
     if enc is not None:          # evaluating a trained model: its columns and categories
         X = frame_features(df, enc.needed, path, enc, allow_missing)
         return Table(X, y, enc.names(), path.stem, columns=enc, notes=notes, weights=w)

@@ -121,8 +121,8 @@ def load_features(source: str, feature_names: list[str], target: str | list[str]
         return pair[0]
     if path.suffix.lower() == ".npz":
         return npz_features(path, feature_names, allow_missing)
-    df = read_frame(path)
     enc = encoder_of(onehot)
+    df = read_frame(path, enc.options.header if enc is not None else True)
     if enc is not None:
         return frame_features(df, enc.needed, path, enc, allow_missing)
     return frame_features(df, list(feature_names), path, allow_missing=allow_missing)

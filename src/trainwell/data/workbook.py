@@ -18,9 +18,9 @@ from trainwell.core.errors import UserError
 WORKBOOKS = (".xlsx", ".xlsm")
 
 
-def read_workbook(path: Path) -> tuple[pd.DataFrame, list[str]]:
-    """The first sheet of ``path`` as a DataFrame (its first row the header), and a note naming the sheet
-    when the workbook holds several."""
+def read_workbook(path: Path, header: bool = True) -> tuple[pd.DataFrame, list[str]]:
+    """The first sheet of ``path`` as a DataFrame (its first row the header, unless ``header`` is false),
+    and a note naming the sheet when the workbook holds several."""
     try:
         import openpyxl  # noqa: F401 - lazy: only workbooks need it, and it is an optional extra
     except ImportError:
@@ -28,7 +28,7 @@ def read_workbook(path: Path) -> tuple[pd.DataFrame, list[str]]:
                         "pip install 'trainwell[excel]' (or save the sheet as CSV and train on that).") from None
     with pd.ExcelFile(path, engine="openpyxl") as book:
         names = [str(n) for n in book.sheet_names]
-        frame = book.parse(book.sheet_names[0])
+        frame = book.parse(book.sheet_names[0], header=0 if header else None)
     notes = []
     if len(names) > 1:
         others = ", ".join(f'"{n}"' for n in names[1:6]) + (", ..." if len(names) > 6 else "")

@@ -46,17 +46,17 @@ def read_sidecar(model_path: str | Path) -> dict:
     return meta
 
 
-def _frame(X: Any) -> pd.DataFrame | None:
+def _frame(X: Any, header: bool = True) -> pd.DataFrame | None:
     if isinstance(X, (str, Path)):
         from trainwell.data.frames import read_frame   # lazy: pyarrow, only for a file path; CSV / Parquet as fit reads them
-        return read_frame(Path(X))
+        return read_frame(Path(X), header)
     return X if isinstance(X, pd.DataFrame) else None
 
 
 def graph_inputs(meta: dict, X: Any) -> dict[str, np.ndarray]:
     """Raw rows (a DataFrame, a CSV/Parquet path, or a numeric array) -> the graph's inputs."""
     enc = ColumnEncoder.from_json(meta.get("columns"))
-    frame = _frame(X)
+    frame = _frame(X, enc.options.header if enc is not None else True)
     if enc is None:
         if frame is not None and meta["numbers"] and all(n in frame.columns for n in meta["numbers"]):
             frame = frame[meta["numbers"]]                 # by name, in training order

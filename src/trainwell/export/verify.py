@@ -84,7 +84,7 @@ def verify(run, path: Path, fmt: str, meta: dict, X: Any = None, encoder_only: b
     """Compare the exported file with trainwell on held-out rows; UserError (exit 2) when they differ."""
     X = held_out(run) if X is None else X
     if isinstance(X, (str, Path)):
-        X = read_frame(Path(X))
+        X = read_frame(Path(X), run.pre.columns.options.header if run.pre.columns is not None else True)
     if isinstance(X, pd.DataFrame) and run.pre.columns is None:
         X = X[[c for c in X.columns if c in run.pre.feature_names] or list(X.columns)].to_numpy(np.float32)
     want = expected(run, X, encoder_only)

@@ -45,6 +45,12 @@ def wants_streaming(spec: Spec) -> tuple[bool, str]:
     """(stream?, why): ``data.streaming`` true/false, or auto = a folder of table files, or files above a
     quarter of free RAM."""
     mode = spec.data.streaming
+    if not spec.data.header:
+        if mode is True:
+            raise UserError("data.streaming=true reads the column names from the files' first line, and "
+                            "data.header=false says there are none: add a header line to the files, or set "
+                            "data.streaming=false.")
+        return False, ""
     files = stream_files(spec.data.source)
     if mode is False:
         return False, ""
