@@ -28,6 +28,10 @@ def test_detect_synthetic() -> None:
     assert detect_task(rng.integers(0, 5, 100)[:, None]) == "multiclass"  # [N, 1] is one column
     assert detect_task(rng.integers(1000, 2000, 100)) == "regression"   # not class ids
     assert detect_task(np.arange(100) * 7) == "regression"              # sparse, many values
+    assert detect_task(rng.integers(18, 90, 400)) == "regression"       # ages: 72 values on 400 rows
+    assert detect_task(rng.integers(0, 15, 2000)) == "multiclass"       # 15 ids with 130 rows each
+    assert detect_task(rng.integers(0, 25, 200)) == "regression"        # 25 values on 200 rows: a score
+    assert detect_task(rng.integers(1, 30, 4177)) == "multiclass"       # abalone's rings, as AutoGluon reads them
     assert detect_task(np.eye(3)[rng.integers(0, 3, 30)]) == "multiclass"
     assert detect_task(rng.integers(0, 2, (30, 4))) == "multilabel"
     assert detect_task(rng.normal(size=(30, 2))) == "regression"
@@ -125,3 +129,14 @@ def test_make_coder_errors() -> None:
         make_coder(np.array([0, 1, 2]), "multilabel")
     with pytest.raises(UserError, match=r"NaN/infinite.*row 2"):
         make_coder(np.array([0.0, np.nan, 1.0]))
+
+
+def test_an_integer_target_between_ids_and_counts_says_how_to_read_it_the_other_way() -> None:
+    from trainwell.data.labels import other_reading
+    rng = np.random.default_rng(0)
+    ages = rng.integers(18, 90, 400)
+    assert "--set task=multiclass" in other_reading(detect_task(ages), ages)
+    rings = rng.integers(1, 30, 4177)
+    assert "--set task=regression" in other_reading(detect_task(rings), rings)
+    assert other_reading("multiclass", rng.integers(0, 3, 150)) == ""        # three ids: nothing to weigh
+    assert other_reading("regression", rng.normal(size=50)) == ""

@@ -14,6 +14,7 @@ from trainwell.core.errors import UserError, did_you_mean
 
 TASKS = ("auto", "regression", "binary", "multiclass", "multilabel")
 MAX_CLASSES = 100
+FEW_CLASSES = 10            # up to this many integer values, class ids need only 5 rows each (iris, digits)
 
 
 def _is_text(y: np.ndarray) -> bool:
@@ -86,15 +87,31 @@ def detect_task(y: np.ndarray) -> str:
 def integer_task(uniq: np.ndarray, n: int) -> str:
     """The task of integer-valued targets with sorted distinct values ``uniq`` over ``n`` rows.
 
-    Two values: binary; else multiclass when the values are few (at most max(2, min(100, n // 5)))
-    and look like class ids, else regression. Shared by ``detect_task`` and the streaming pass
+    Two values: binary; else multiclass when the values are few (at most max(2, min(100, n // 5)), and
+    beyond 10 values at most a tenth of the rows below 1,000 rows, a twentieth from 1,000: AutoGluon's
+    thresholds in ``infer_problem_type``, https://github.com/autogluon/autogluon, core/utils/utils.py) and
+    look like class ids, else regression: ages 18-89 on 400 rows are a regression target, not 72 classes. Shared by ``detect_task`` and the streaming pass
     (data/streaming/stats.py), which knows only the distinct values (at most ``MAX_CLASSES`` + 1 of them).
     """
     if len(uniq) <= 2:
         return "binary"
     limit = max(2, min(MAX_CLASSES, n // 5))
+    if len(uniq) > FEW_CLASSES:      # many levels: a count or an age unless each level has rows to learn from
+        limit = min(limit, int(n * (0.1 if n < 1000 else 0.05)))
     looks_like_ids = uniq[0] >= 0 and (uniq[-1] - uniq[0] + 1) <= 2 * len(uniq)
     return "multiclass" if len(uniq) <= limit and looks_like_ids else "regression"
+
+
+def other_reading(task: str, y: np.ndarray) -> str:
+    """For an integer target of 11 to 100 values, the key that reads it the other way: there class ids
+    and counts look alike (``integer_task``)."""
+    if task not in ("multiclass", "regression") or y.ndim != 1 or y.dtype.kind not in "iuf":
+        return ""
+    values = np.unique(y[np.isfinite(y)]) if y.dtype.kind == "f" else np.unique(y)
+    if not FEW_CLASSES < len(values) <= MAX_CLASSES or not bool((values == np.round(values)).all()):
+        return ""                    # a few ids, or too many values to be classes: nothing to weigh
+    other = "regression" if task == "multiclass" else "multiclass"
+    return f" from {len(values)} integer values in {len(y)} rows (--set task={other} reads them the other way)"
 
 
 def _py(v: object) -> object:

@@ -17,7 +17,7 @@ from trainwell.data.column_types import Options
 from trainwell.data.columns import ColumnEncoder
 from trainwell.data.frames import frame_features
 from trainwell.data.impute import Imputer
-from trainwell.data.labels import LabelCoder, make_coder
+from trainwell.data.labels import LabelCoder, make_coder, other_reading
 from trainwell.data.layout import choose_scaler
 from trainwell.data.scaling import (QuantileScaler, RobustScaler, Standardizer, add_features, feature_names_after,
                                    scaler_from_json)
@@ -198,7 +198,8 @@ def prepare(table: Table, spec: Spec, inputs: InputLayout) -> Prepared:
     y_all = table.y if table.y_test is None else _concat(table.y, table.y_test)
     coder = make_coder(y_all, spec.task)
     notes.append(f"task: {coder.task}" + (" (detected)" if spec.task == "auto" else " (given)")
-                 + (f", {len(coder.classes)} classes" if coder.task in ("binary", "multiclass") else ""))
+                 + (f", {len(coder.classes)} classes" if coder.task in ("binary", "multiclass") else "")
+                 + (other_reading(coder.task, y_all) if spec.task == "auto" else ""))
     y_enc = coder.encode(table.y)
     strata = y_enc if coder.task in ("binary", "multiclass") else None
     n = table.X.shape[0]
