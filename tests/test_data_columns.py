@@ -39,6 +39,7 @@ def _mixed(n=300, seed=0):
         "user": [f"user-{i:05d}" for i in range(n)],
         "comment": [" ".join(rng.choice(["good", "bad", "slow", "fast", "ok", "late"], 7)) + f" #{i}" for i in range(n)],
         "empty": [None] * n,
+        "blank": np.full(n, np.nan),              # an empty column as read from a CSV: float, every value NaN
         "Unnamed: 0": np.arange(n),
         "day": rng.choice(["Mon", "Tue", "Thu"], n),
     })
@@ -51,7 +52,8 @@ def test_each_column_gets_its_kind():
     assert kinds == {"x": ("numeric", ""), "flag": ("boolean", ""), "price": ("number", ""), "share": ("number", ""),
                      "when": ("date", ""), "city": ("category", ""), "country": ("category", ""),
                      "user": ("dropped", "identifier"), "comment": ("dropped", "free text"),
-                     "empty": ("dropped", "empty"), "Unnamed: 0": ("dropped", "row index"), "day": ("category", "")}
+                     "empty": ("dropped", "empty"), "blank": ("dropped", "empty"), "Unnamed: 0": ("dropped", "row index"),
+                     "day": ("category", "")}
     typed = enc.parse(df)
     np.testing.assert_array_equal(typed["flag"], df["flag"].str.lower().eq("yes").to_numpy(dtype=float))
     np.testing.assert_allclose(typed["price"], df["price"].str.replace("[$,]", "", regex=True).astype(float))

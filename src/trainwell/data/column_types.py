@@ -216,6 +216,8 @@ def infer_column(s: pd.Series, name: str, options: Options) -> Column:
         return Column(name, "date") if "dates" in options.parse else Column(name, "category")
     if pd.api.types.is_numeric_dtype(s):
         v = s.dropna()
+        if auto_drop and len(v) == 0:
+            return Column(name, "dropped", why="empty")
         if auto_drop and len(v) >= IDENTIFIER_MIN_ROWS and _INDEX_NAME.match(name) and v.is_unique \
                 and bool((v == np.round(v)).all()):
             return Column(name, "dropped", why="row index: one distinct integer per row")
