@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from trainwell.core.errors import UserError
+from trainwell.data.scaling import by_columns
 
 
 @dataclass
@@ -44,7 +45,8 @@ class Imputer:
         stat = np.nanmean if how == "mean" else np.nanmedian
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)          # all-NaN columns: filled with 0 below
-            fill = stat(X_train.astype(np.float64), axis=0) if X_train.shape[0] else np.zeros(X_train.shape[1])
+            fill = by_columns(X_train, lambda B: stat(B, axis=0)[None])[0] if X_train.shape[0] \
+                else np.zeros(X_train.shape[1])
         fill = np.where(np.isfinite(fill), fill, 0.0)
         indicators: list[tuple[str, list[int]]] = []
         if how == "auto":
@@ -61,11 +63,15 @@ class Imputer:
         """float32: NaN filled, then one 0/1 column per indicator."""
         X = np.asarray(X, dtype=np.float32)
         nan = np.isnan(X)
-        extra = [nan[:, cols].any(axis=1, keepdims=True) for _, cols in self.indicators]
-        out = np.where(nan, np.asarray(self.fill, dtype=np.float32), X) if nan.any() else X
-        if extra:
-            out = np.hstack([out, *[e.astype(np.float32) for e in extra]])
-        return out.astype(np.float32, copy=False)
+        if not self.indicators and not nan.any():
+            return X
+        d = X.shape[1]
+        out = np.empty((X.shape[0], d + len(self.indicators)), dtype=np.float32)   # one copy, filled in place
+        out[:, :d] = X
+        np.copyto(out[:, :d], np.asarray(self.fill, dtype=np.float32), where=nan)
+        for k, (_, cols) in enumerate(self.indicators):
+            out[:, d + k] = nan[:, cols].any(axis=1)
+        return out
 
     def names(self, inputs: list[str]) -> list[str]:
         return list(inputs) + [name for name, _ in self.indicators]
