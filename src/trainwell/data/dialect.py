@@ -157,10 +157,10 @@ def _below_title(rows: list[tuple[int, int, int]]) -> tuple[int, int, int] | Non
     return None
 
 
-def spaced_after_separators(path: Path, text: str, sep: str, skip: int) -> bool:
+def spaced_after_separators(text: str, sep: str, skip: int) -> bool:
     """Whether every separator of the header line is followed by a space, as in UCI's ``adult.data``
     (``age, workclass, fnlwgt``): then the spaces belong to the layout, not to the names and values."""
-    lines = [ln for ln in text.splitlines()[skip:skip + 1]]
+    lines = text.splitlines()[skip:skip + 1]          # the header line
     if not lines or sep == "\t":
         return False
     parts = next(csv.reader(lines, delimiter=sep), [])
@@ -196,7 +196,7 @@ def dialect_of(path: Path, rows: int = SAMPLE_ROWS) -> Dialect:
     whole table it reads anyway."""
     text, encoding = _head(path)
     sep, skip = sniff_layout(path, text)
-    spaced = spaced_after_separators(path, text, sep, skip)
+    spaced = spaced_after_separators(text, sep, skip)
     if sep == ",":
         return Dialect(encoding=encoding, skip=skip, spaced=spaced)
     sample = pd.read_csv(path, sep=sep, nrows=rows, encoding=encoding, encoding_errors="replace", skiprows=skip,
@@ -211,7 +211,7 @@ def read_delimited(path: Path, **kwargs) -> tuple[pd.DataFrame, Dialect]:
     64 KB but is not further on is read again as Windows-1252."""
     text, encoding = _head(path)
     sep, skip = sniff_layout(path, text)
-    spaced = spaced_after_separators(path, text, sep, skip)
+    spaced = spaced_after_separators(text, sep, skip)
     kwargs = {"skiprows": skip, "skipinitialspace": spaced, **kwargs}
     try:
         frame = pd.read_csv(path, sep=sep, encoding=encoding, **kwargs)

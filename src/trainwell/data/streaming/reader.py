@@ -2,7 +2,8 @@
 
 Nothing here holds more than one record batch: ``ParquetFile.iter_batches`` per row group,
 ``pyarrow.csv.open_csv`` for CSV (https://arrow.apache.org/docs/python/parquet.html), in each file's own
-separator and decimal mark, found from its first lines as for a file read whole (data/dialect.py).
+separator, decimal mark, encoding and header line, found from its first lines as for a file read whole
+(data/dialect.py).
 """
 from __future__ import annotations
 
@@ -70,7 +71,7 @@ class StreamSource:
         self._pa = pa
 
     def dialect(self, path: Path) -> Dialect:
-        """The separator and decimal mark of one CSV file of the source (each file may have its own)."""
+        """How one CSV file of the source is written (each file may have its own): data/dialect.py."""
         if path not in self._dialects:
             self._dialects[path] = dialect_of(path)
         return self._dialects[path]
