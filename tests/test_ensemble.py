@@ -134,3 +134,36 @@ def test_ensemble_run_round_trips_and_beats_its_average_member(tmp_path):
     alone = (members == y[:, None]).mean(0)
     together = (run.predict(X) == y).mean()
     assert together >= alone.mean()
+
+
+def test_penalties_on_a_packed_ensemble_are_the_mean_of_each_members_own():
+    """The default model is a packed ensemble: regularize.l1/l2 and the activity penalties must reach it
+    (they once skipped its layers silently), each member penalised as it would be alone, scaled like the
+    loss (the mean over members)."""
+    from trainwell.core.spec import RegularizeSpec
+    from trainwell.optim.regularizers import activity_penalty, weight_penalty
+    torch.manual_seed(0)
+    model = PackedMLP(_arch("multiclass", k=3)).train()
+    spec = RegularizeSpec(l1=0.01, l2=0.02, bias_l1=0.03, bias_l2=0.04, activity_l1=0.05, activity_l2=0.06)
+    members = [_member(model, i) for i in range(3)]
+    alone = [weight_penalty(m, spec).item() for m in members]
+    assert weight_penalty(model, spec).item() == pytest.approx(np.mean(alone), rel=1e-6)
+
+    x = torch.randn(8, 5)
+    model.record_activity = True
+    model(x)
+    hidden = [[m[:2](x), m[:4](x)] for m in members]        # each member's two hidden outputs
+    want = np.mean([activity_penalty(h, spec).item() for h in hidden])
+    assert activity_penalty(model.activity, spec).item() == pytest.approx(want, rel=1e-5)
+
+
+def test_l2_reaches_the_default_ensemble_and_shrinks_its_weights():
+    X, y = np.random.default_rng(0).normal(size=(200, 4)), np.arange(200) % 2
+    norms = {}
+    for l2 in (0.0, 1.0):
+        run = tw.fit(X=X, y=y, sets=QUIET + [f"regularize.l2={l2}", "optim.lr=0.01", "train.epochs=30",
+                                          "stop.enabled=false", "stop.restore_best=false"],
+                     save=False, verbose=False)
+        assert type(run.model).__name__ == "PackedMLP"
+        norms[l2] = sum(float(b.linear.weight.square().sum()) for b in run.model.blocks)
+    assert norms[1.0] < 0.5 * norms[0.0]

@@ -83,12 +83,20 @@ class PackedMLP(nn.Module):
             PackedBlock(k, widths[i], widths[i + 1], arch["activation"], arch.get("dropout", 0.0))
             for i in range(len(widths) - 1))
         self.out = PackedLinear(k, widths[-1], arch["n_outputs"])
+        # Hidden outputs for the activity penalties (optim/regularizers.py), as MLP records them: each layer's
+        # ``[k * batch, units]``, so a penalty divided by its rows is the mean of the members' own.
+        self.record_activity = False
+        self.activity: list[torch.Tensor] = []
 
     def member_outputs(self, x: torch.Tensor) -> torch.Tensor:
         """Every member's raw output, ``[batch, k, outputs]``."""
         h = x.flatten(1) if x.dim() > 2 else x
+        if self.record_activity:
+            self.activity = []
         for block in self.blocks:
             h = block(h)
+            if self.record_activity:
+                self.activity.append(h.reshape(-1, h.shape[-1]))
         return self.out(h).transpose(0, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -31,26 +31,37 @@ REGULARIZERS: dict[str, str] = {
 _WEIGHTED = (nn.Linear, _ConvNd, nn.RNNBase, nn.Bilinear)
 
 
-def _kernels_and_biases(model: nn.Module) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+def packed_members(module: nn.Module) -> int:
+    """How many members a packed layer (nn/ensemble.py's ``PackedLinear``: kernels ``[k, out, in]``) holds;
+    0 for any other module. Recognised by its ``members`` count so that optim/ needs nothing from nn/."""
+    members = getattr(module, "members", None)
+    return members if isinstance(members, int) and isinstance(getattr(module, "weight", None), nn.Parameter) else 0
+
+
+def _kernels_and_biases(model: nn.Module) -> tuple[list[tuple[torch.Tensor, float]], list[tuple[torch.Tensor, float]]]:
+    """Every penalised layer's kernels and biases. A packed ensemble's trains k members on the mean of their
+    losses, so its tensors count divided by k: each member then gets the penalty it would get alone."""
     kernels: list[torch.Tensor] = []
     biases: list[torch.Tensor] = []
     for module in model.modules():
-        if not isinstance(module, _WEIGHTED):
+        members = packed_members(module)
+        if not (members or isinstance(module, _WEIGHTED)):
             continue
+        scale = 1.0 / members if members else 1.0
         for name, p in module.named_parameters(recurse=False):
             if name.startswith("weight") and p.dim() >= 2:
-                kernels.append(p)
+                kernels.append((p, scale))
             elif name.startswith("bias"):
-                biases.append(p)
+                biases.append((p, scale))
     return kernels, biases
 
 
-def _l1_l2(tensors: list[torch.Tensor], l1: float, l2: float) -> list[torch.Tensor]:
+def _l1_l2(tensors: list[tuple[torch.Tensor, float]], l1: float, l2: float) -> list[torch.Tensor]:
     terms = []
     if l1 and tensors:
-        terms.append(l1 * torch.stack([t.abs().sum() for t in tensors]).sum())
+        terms.append(l1 * torch.stack([t.abs().sum() * scale for t, scale in tensors]).sum())
     if l2 and tensors:
-        terms.append(l2 * torch.stack([t.square().sum() for t in tensors]).sum())
+        terms.append(l2 * torch.stack([t.square().sum() * scale for t, scale in tensors]).sum())
     return terms
 
 
@@ -75,7 +86,7 @@ def activity_penalty(activations: list[torch.Tensor], spec: "RegularizeSpec") ->
     """
     if not (spec.activity_l1 or spec.activity_l2) or not activations:
         return None
-    terms = [torch.stack(_l1_l2([a], spec.activity_l1, spec.activity_l2)).sum() / max(a.shape[0], 1)
+    terms = [torch.stack(_l1_l2([(a, 1.0 / max(a.shape[0], 1))], spec.activity_l1, spec.activity_l2)).sum()
              for a in activations]
     return torch.stack(terms).sum()
 
