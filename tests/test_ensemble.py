@@ -167,3 +167,10 @@ def test_l2_reaches_the_default_ensemble_and_shrinks_its_weights():
         assert type(run.model).__name__ == "PackedMLP"
         norms[l2] = sum(float(b.linear.weight.square().sum()) for b in run.model.blocks)
     assert norms[1.0] < 0.5 * norms[0.0]
+
+
+def test_data_augment_on_a_dense_net_is_refused_with_its_dense_equivalent():
+    """The MLP applies no data.augment; training without it while the spec says otherwise would be a lie."""
+    X, y = np.random.default_rng(0).normal(size=(60, 3)), np.arange(60) % 2
+    with pytest.raises(tw.UserError, match=r"regularize\.noise=0\.5"):
+        tw.fit(X=X, y=y, sets=QUIET + ["data.augment.noise=0.5"], save=False, verbose=False)

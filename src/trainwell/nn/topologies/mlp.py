@@ -21,6 +21,7 @@ from trainwell.nn.topology import Topology
 def dense_arch(spec: Any, prep: Any) -> tuple[dict, list[str]]:
     """The architecture dict of a dense net (mlp, perceptron): widths, init and packed members, with notes."""
     m = spec.model
+    refuse_augment(spec)
     n_inputs = int(np.prod(prep.X_train.shape[1:]))
     n_outputs = prep.pre.coder.n_outputs
     notes = []
@@ -42,6 +43,18 @@ def dense_arch(spec: Any, prep: Any) -> tuple[dict, list[str]]:
             "residual": m.residual, "loss": m.loss, "output_activation": m.output_activation,
             "task": prep.pre.task}
     return arch, notes
+
+
+def refuse_augment(spec: Any) -> None:
+    """``data.augment`` is applied by the conv, recurrent and autoencoder models (nn/cnn.py), whose inputs keep
+    their positions; a dense net would silently train without it, so it is refused with the dense equivalent."""
+    aug = spec.data.augment
+    if aug.shift or aug.noise:
+        noise = f"regularize.noise={aug.noise:g}" if aug.noise else "regularize.noise=0.1"
+        raise UserError(f"data.augment (shift={aug.shift}, noise={aug.noise:g}) is applied by model.type=cnn, rnn "
+                        f"and autoencoder, not by model.type={spec.model.type}, which would train without it. For "
+                        f"Gaussian input noise on a dense net set {noise} instead (and data.augment.shift=0, "
+                        f"data.augment.noise=0); for shifted images use model.type=cnn (docs/topologies/cnn.md).")
 
 
 def packed_members(spec: Any, prep: Any, n_inputs: int, hidden: list[int], n_outputs: int) -> tuple[int, str]:
