@@ -85,3 +85,22 @@ def test_estimator_module_and_device_default(tmp_path):
     clf.fit(X, y)
     assert type(clf.run_.model).__name__ == "Tiny" and clf.score(X, y) > 0.6
     assert tw.Classifier().device == tw.Regressor().device == tw.Spec.build().train.device == "auto"
+
+
+def test_early_stopping_false_keeps_the_last_epochs_weights():
+    """As scikit-learn's MLP: no early stopping means every epoch and the final weights, not the best
+    validation epoch restored (which is what the default does). The fitted model's log-loss on the
+    validation rows is the history's last value, not its minimum."""
+    from sklearn.metrics import log_loss
+
+    from trainwell.data.split import split_indices
+    X, y = load_breast_cancer(return_X_y=True)
+    X, y = X[:300], y[:300]
+    _, val, _, _ = split_indices(len(y), y, [0.9, 0.1, 0.0], seed=0)
+    stopped = tw.Classifier(epochs=120, patience=5).fit(X, y)
+    full = tw.Classifier(epochs=120, patience=5, early_stopping=False).fit(X, y)
+    assert stopped.n_iter_ < 120 and full.n_iter_ == 120
+    for model, epoch in ((stopped, stopped.best_epoch_ - 1), (full, 119)):
+        want = model.history_["val_loss"].iloc[epoch]
+        assert log_loss(y[val], model.predict_proba(X[val])) == pytest.approx(want, rel=1e-4)
+    assert full.history_["val_loss"].iloc[119] > full.history_["val_loss"].min()   # the two are distinguishable

@@ -4,7 +4,8 @@ They follow scikit-learn's conventions (parameters stored verbatim in
 ``__init__``, fitted attributes ending in ``_``, input validation through
 ``validate_data``) and train with trainwell's defaults: scaling, matched init,
 Adam, early stopping on a held-out validation fraction with best weights
-restored. No test split is held out: scoring is the caller's job here.
+restored (``early_stopping=False``: every epoch, the last weights kept, as scikit-learn's MLP).
+No test split is held out: scoring is the caller's job here.
 
 Raw tables work as they do for ``trainwell fit``: a pandas DataFrame with text, boolean or date
 columns and missing values (NaN, None) is typed and encoded column by column (data/columns.py),
@@ -92,7 +93,9 @@ class _Base(BaseEstimator):
             "train": {"epochs": self.epochs, "batch_size": self.batch_size, "device": self.device,
                       "seed": 0 if self.random_state is None else int(self.random_state),
                       "progress": False, "monitor": False},
-            "stop": {"enabled": self.early_stopping, "patience": self.patience},
+            # early_stopping=False: every epoch, and the last epoch's weights kept (as MLPClassifier does); a
+            # best epoch restored from the validation rows would still be early stopping, only later
+            "stop": {"enabled": self.early_stopping, "restore_best": self.early_stopping, "patience": self.patience},
         }
 
     def _validate_X(self, X: Any, reset: bool = False) -> Any:
