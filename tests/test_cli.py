@@ -80,6 +80,21 @@ def test_predict_on_a_file_missing_a_feature_column(cli, labelled_csv, tmp_path)
     assert not (tmp_path / "p.csv").exists()
 
 
+def test_a_warning_reads_as_one_line_without_python_internals(cli, tmp_path):
+    """A value not seen in training is a warning the user acts on: one ``warning:`` line naming the column
+    and the file, not Python's ``path/to/frames.py:165: UserWarning`` and a quoted line of trainwell's code."""
+    rows = "".join(f"{i},{'red' if i % 2 else 'blue'},{i % 2}\n" for i in range(60))
+    train, new = tmp_path / "t.csv", tmp_path / "new.csv"
+    train.write_text("a,colour,y\n" + rows)
+    new.write_text("a,colour\n1,green\n2,blue\n")
+    assert cli("fit", str(train), "--target", "y", "--out", str(tmp_path / "r"), "--set", "train.epochs=2").returncode == 0
+    res = cli("predict", str(tmp_path / "r"), str(new), "--out", str(tmp_path / "p.csv"))
+    assert res.returncode == 0, res.stderr
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("warning: ") and "colour" in lines[0] and "green" in lines[0]
+    assert "UserWarning" not in res.stderr and ".py:" not in res.stderr
+
+
 def test_list_prints_the_catalogue(cli):
     res = cli("list")
     assert res.returncode == 0

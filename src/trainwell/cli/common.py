@@ -7,7 +7,8 @@ import gc
 import os
 import sys
 import threading
-from typing import Annotated, List, Optional
+import warnings
+from typing import Annotated, Any, List, Optional
 
 import typer
 from rich.console import Console
@@ -70,12 +71,21 @@ def run() -> int:
     torch (and with it the OpenMP runtime, which reads the setting once), and pauses the cyclic garbage
     collector while the command imports its libraries (``imports_done``)."""
     os.environ.setdefault(*WAIT_POLICY)
+    warnings.showwarning = show_warning
     _collector["paused"] = gc.isenabled()
     gc.disable()
     try:
         return _run_app()
     finally:
         _resume_collector(freeze=False)     # a command that ended before its imports were done
+
+
+def show_warning(message: Warning | str, category: type, filename: str, lineno: int, file: Any = None,
+                 line: str | None = None) -> None:
+    """A warning as the command's user reads it: one line on stderr, ``warning: what and what to do``, without
+    Python's source file, line number and quoted code (trainwell's warnings say where in the data, not in
+    its code). Only the ``trainwell`` command installs it; a library user's warnings display is untouched."""
+    err.print(f"[yellow]warning:[/yellow] {escape(shorten(str(message), MESSAGE_LIMIT))}")
 
 
 def imports_done() -> None:
