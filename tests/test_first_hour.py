@@ -106,3 +106,14 @@ def test_layer_summary_shapes_and_parameters():
     assert [r["name"] for r in rows] == ["layer", "layer", "out"]
     assert sum(r["parameters"] for r in rows) == sum(p.numel() for p in shared.parameters()) == 20 + 27
     assert shared.training                                   # left as it was
+
+
+def test_layer_summary_of_a_packed_ensemble_marks_the_batch_where_it_is():
+    """A packed ensemble's layers compute [members, batch, units]: N is the second dimension there."""
+    from trainwell.nn.ensemble import PackedMLP
+    model = PackedMLP({"members": 8, "task": "binary", "n_inputs": 12, "hidden": [16], "n_outputs": 1,
+                       "activation": "relu"})
+    rows = layer_rows(model, [12])
+    assert [(r["name"], r["output"], r["parameters"]) for r in rows] == [
+        ("blocks.0.linear", [8, "N", 16], 8 * (12 * 16 + 16)), ("blocks.0.act", [8, "N", 16], 0),
+        ("out", [8, "N", 1], 8 * 17)]
