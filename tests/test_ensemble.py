@@ -174,3 +174,10 @@ def test_data_augment_on_a_dense_net_is_refused_with_its_dense_equivalent():
     X, y = np.random.default_rng(0).normal(size=(60, 3)), np.arange(60) % 2
     with pytest.raises(tw.UserError, match=r"regularize\.noise=0\.5"):
         tw.fit(X=X, y=y, sets=QUIET + ["data.augment.noise=0.5"], save=False, verbose=False)
+
+
+def test_a_network_the_ensemble_cannot_pack_says_why_the_default_ensemble_is_off(capsys):
+    X, y = np.random.default_rng(0).normal(size=(120, 3)), np.arange(120) % 2
+    run = tw.fit(X=X, y=y, sets=QUIET + ["model.batchnorm=true", "train.epochs=2"], save=False, verbose=True)
+    assert type(run.model).__name__ == "MLP"
+    assert "ensemble: off (batch norm (model.batchnorm)" in capsys.readouterr().out

@@ -60,17 +60,33 @@ def refuse_augment(spec: Any) -> None:
 def packed_members(spec: Any, prep: Any, n_inputs: int, hidden: list[int], n_outputs: int) -> tuple[int, str]:
     """``model.ensemble`` for a plain MLP: how many members train at once (nn/ensemble.py), and why."""
     m = spec.model
-    packable = (m.type == "mlp" and not m.batchnorm and not m.residual and m.preset == "none"
-                and not getattr(prep, "streaming", False))
-    if not packable:
+    if m.type != "mlp":
+        return 1, ""
+    unpackable = unpackable_reason(spec, prep)
+    if unpackable:
         if isinstance(m.ensemble, int) and m.ensemble > 1:
             raise UserError(f"model.ensemble={m.ensemble} packs plain MLPs (no batch norm, residual blocks, presets "
-                            "or streaming); this spec has one of those. Set model.ensemble=1, or use "
+                            f"or streaming); this spec has {unpackable}. Set model.ensemble=1, or use "
                             "fit(ensemble=P) / tune --population for other models.")
+        if m.ensemble == "auto":
+            return 1, (f"ensemble: off ({unpackable}: only plain MLPs are packed into an ensemble; in Python, "
+                       f"trainwell.fit(..., ensemble=P) trains P such networks one after another and averages them)")
         return 1, ""
     widths = [n_inputs, *hidden, n_outputs]
     params = sum((a + 1) * b for a, b in zip(widths[:-1], widths[1:]))
     return ensemble_size(m.ensemble, int(prep.X_train.shape[0]), params)
+
+
+def unpackable_reason(spec: Any, prep: Any) -> str | None:
+    """What keeps an MLP out of a packed ensemble, in the user's keys; None for a plain MLP."""
+    m = spec.model
+    for reason, present in (("batch norm (model.batchnorm)", m.batchnorm), ("residual blocks (model.residual)",
+                                                                            m.residual),
+                            (f"the {m.preset} preset (model.preset)", m.preset != "none"),
+                            ("streamed data (data.streaming)", getattr(prep, "streaming", False))):
+        if present:
+            return reason
+    return None
 
 
 def resolve(spec: Any, prep: Any) -> tuple[dict, list[str]]:
