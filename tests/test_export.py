@@ -68,6 +68,9 @@ def test_default_classifier_from_a_raw_csv(tmp_path):
     r = run_cli("predict", "--onnx", str(tmp_path / "model.onnx"), str(tmp_path / "new.csv"), "--out",
                 str(tmp_path / "p.csv"), "--proba")
     assert r.returncode == 0, r.stderr
+    assert "warning: " in r.stderr and "'purple'" in r.stderr      # as trainwell's own predict warns
+    with pytest.warns(UserWarning, match="purple"):
+        Session(tmp_path / "model.onnx").predict(new)
     with pytest.warns(UserWarning):
         assert (pd.read_csv(tmp_path / "p.csv")["prediction"] == run.predict(pd.read_csv(tmp_path / "new.csv"))).all()
 

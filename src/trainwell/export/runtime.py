@@ -17,6 +17,7 @@ Nothing here needs torch at predict time beyond what ``import trainwell`` loads.
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -74,7 +75,10 @@ def graph_inputs(meta: dict, X: Any) -> dict[str, np.ndarray]:
         if c.kind == "category":
             index = {value: j for j, value in enumerate(meta["categories"][c.name])}
             missing = len(c.categories) if c.other else -1
-            codes.append(np.fromiter((index.get(s, missing) for s in v), dtype=np.int64, count=len(v)))
+            code = np.fromiter((index.get(s, missing) for s in v), dtype=np.int64, count=len(v))
+            if missing < 0 and (code < 0).any():
+                warn_unseen(c.name, X, np.asarray(v, dtype=object)[code < 0])
+            codes.append(code)
         elif c.kind == "date":
             numbers.append(dates.date_features(v, c.reference, c.time))
         else:
@@ -84,6 +88,16 @@ def graph_inputs(meta: dict, X: Any) -> dict[str, np.ndarray]:
     if "codes" in meta["inputs"]:
         out["codes"] = np.stack(codes, axis=1) if codes else np.zeros((n, 0), np.int64)
     return out
+
+
+def warn_unseen(column: str, X: Any, values: np.ndarray) -> None:
+    """The warning trainwell's own predict gives (data/columns.py) for categories training never saw: the
+    graph gives those rows all-zero indicators, a guess the user should know about."""
+    where = X if isinstance(X, (str, Path)) else "the input table"
+    unseen = sorted(set(map(str, values)))
+    warnings.warn(f'Feature column "{column}" in {where} has {len(values)} value(s) not seen in training '
+                  f"({', '.join(map(repr, unseen[:5]))}{', ...' if len(unseen) > 5 else ''}); those rows get "
+                  f"all-zero indicators for it.", UserWarning, stacklevel=4)
 
 
 def decode(meta: dict, outputs: dict[str, np.ndarray]) -> np.ndarray:
