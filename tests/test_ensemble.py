@@ -86,7 +86,9 @@ def test_training_loss_is_the_mean_of_the_members_losses_with_each_members_own_g
 
 
 @pytest.mark.parametrize("data,extra", [("digits", []), ("breast_cancer", []), ("diabetes", []),
-                                        ("digits", ["model.dropout=0.2"])])
+                                        ("digits", ["model.dropout=0.2"]),
+                                        ("breast_cancer", ["regularize.l2=0.01", "regularize.l1=0.001",
+                                                           "regularize.bias_l2=0.01", "regularize.bias_l1=0.001"])])
 def test_hand_written_packed_step_equals_autograd(data, extra):
     """The default CPU step of the packed ensemble (train/fast.py) against torch autograd."""
     base = [*QUIET, "train.epochs=4", "stop.enabled=false", "model.ensemble=4", "train.monitor=false", *extra]

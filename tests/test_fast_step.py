@@ -38,7 +38,13 @@ def _max_diff(a: torch.nn.Module, b: torch.nn.Module) -> float:
                                   # one network (model.ensemble=1) takes _loss_grad, not the packed ensemble's
                                   ["model.ensemble=1", "model.hidden=[16, 8]"],
                                   ["model.ensemble=1", "data.source=breast_cancer"],
-                                  ["model.ensemble=1", "data.source=diabetes", "optim.name=momentum"]])   # Adam
+                                  ["model.ensemble=1", "data.source=diabetes", "optim.name=momentum"],
+                                  # the L1/L2 gradients added by hand, one network and the packed ensemble's 1/k,
+                                  # under momentum, which would see a wrong scale
+                                  ["model.ensemble=1", "optim.name=momentum", "regularize.l2=0.01",
+                                   "regularize.l1=0.001", "regularize.bias_l2=0.01", "regularize.bias_l1=0.001"],
+                                  ["optim.name=momentum", "regularize.l2=0.01", "regularize.l1=0.001",
+                                   "regularize.bias_l2=0.01"]])   # Adam
                                   # would not see a gradient off by a constant factor (its step is scale-free)
 def test_default_cpu_step_matches_autograd(sets):
     """The default step (backward=auto, hand-written) ends with autograd's weights and the same history."""
@@ -62,7 +68,8 @@ def test_eligibility():
         return build_state(spec, prep, resolve_architecture(spec, prep)[0], torch.device("cpu"))
     assert eligible(state_for([])) is True
     assert eligible(state_for(["data.source=diabetes"])) is True      # plain regression: written out too
-    for sets in (["train.backward=autograd"], ["model.batchnorm=true"], ["regularize.l2=0.01"],
+    assert eligible(state_for(["regularize.l2=0.01", "regularize.bias_l1=0.01"])) is True   # penalties written out
+    for sets in (["train.backward=autograd"], ["model.batchnorm=true"], ["regularize.activity_l2=0.01"],
                  ["model.activation=elu"], ["regularize.clip_norm=1.0"], ["model.residual=true", "model.hidden=[8, 8]"],
                  ["data.source=diabetes", "model.output_activation=softplus"]):
         st = state_for(sets)

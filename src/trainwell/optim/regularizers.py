@@ -77,6 +77,18 @@ def weight_penalty(model: nn.Module, spec: "RegularizeSpec") -> torch.Tensor | N
     return torch.stack(terms).sum() if len(terms) > 1 else terms[0]
 
 
+def penalty_gradient(p: torch.Tensor, l1: float, l2: float, scale: float = 1.0) -> torch.Tensor | None:
+    """The gradient of ``scale * (l1 sum|p| + l2 sum p^2)``: ``scale (l1 sign(p) + 2 l2 p)``, what autograd
+    gives for ``weight_penalty``'s term on ``p`` (|x|'s gradient at 0 is 0, as torch's); None when both are 0.
+    For the hand-written step (train/fast.py), which has no graph to differentiate."""
+    if not (l1 or l2):
+        return None
+    grad = p.sign().mul_(l1 * scale) if l1 else None
+    if l2:
+        grad = p.mul(2.0 * l2 * scale) if grad is None else grad.add_(p, alpha=2.0 * l2 * scale)
+    return grad
+
+
 def activity_penalty(activations: list[torch.Tensor], spec: "RegularizeSpec") -> torch.Tensor | None:
     """``(activity_l1 sum|a| + activity_l2 sum a^2) / batch`` per layer, summed (Keras).
 

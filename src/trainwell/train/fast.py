@@ -13,7 +13,8 @@ Weights match the autograd step to float tolerance (tests/test_fast_step.py).
 It is the default CPU step (``train.backward: auto``) for plain MLPs (dense
 blocks: linear -> relu / leaky_relu / tanh / sigmoid / linear -> optional dropout;
 no batch norm, no residual) with the default loss of a multiclass, binary or
-regression (mse) head and no ``regularize`` options. Anything else, and any step
+regression (mse) head; of the ``regularize`` options it takes the L1/L2 weight penalties, whose gradients
+it adds (optim/regularizers.py ``penalty_gradient``). Anything else, and any step
 on which a forward hook is armed (the babysitting monitors sample one step per
 epoch through hooks), runs the ordinary autograd step. ``train.backward:
 autograd`` turns it off.
@@ -29,6 +30,7 @@ from torch.optim import optimizer as torch_optimizer
 
 from trainwell.optim.eager import torch_class
 from trainwell.optim.optimizers import for_torch_class
+from trainwell.optim.regularizers import penalty_gradient
 
 ACTIVATION_BACKWARD = {   # d(act)/dz applied to g, from the saved z (pre-activation) and a (output)
     nn.ReLU: lambda g, z, a: torch.ops.aten.threshold_backward(g, a, 0),
@@ -69,9 +71,8 @@ def eligible(state) -> bool:
     model, spec = state.model, state.spec
     if getattr(spec.train, "backward", "auto") != "auto":
         return False
-    reg = spec.regularize
-    if any((reg.l1, reg.l2, reg.bias_l1, reg.bias_l2, reg.activity_l1, reg.activity_l2, reg.noise,
-            reg.clip_norm, reg.clip_value)):
+    reg = spec.regularize      # weight penalties are written out below; activity, noise and clipping are not
+    if any((reg.activity_l1, reg.activity_l2, reg.noise, reg.clip_norm, reg.clip_value)):
         return False
     if state.ctx.forward is not None or type(model).__name__ not in ("MLP", "PackedMLP"):
         return False
@@ -200,6 +201,7 @@ def analytic_step(state, fallback: Callable, with_metric: bool = True) -> Callab
     nan_terms = torch.full((4 if task == "regression" else 2,), float("nan"))
     counts: dict[int, torch.Tensor] = {}
     opt_step = fused_adam_step(opt)
+    add_penalties = penalty_gradients(state.spec.regularize, 1.0 / model.members if packed else 1.0)
     layers = [(lambda h, lin=lin: ops.affine(lin, h), act,
                no_mask if drop is None else   # the same draw nn.Dropout makes, in training mode only
                (lambda a, p=drop.p: F.dropout(torch.ones_like(a), p, True) if model.training else None))
@@ -219,6 +221,8 @@ def analytic_step(state, fallback: Callable, with_metric: bool = True) -> Callab
             for li in range(len(linears) - 1, -1, -1):
                 lin = linears[li]
                 lin.weight.grad, lin.bias.grad = ops.grads(lin, g, inputs[li])
+                if add_penalties is not None:
+                    add_penalties(lin)
                 if li == 0:
                     break
                 g = ops.back(lin, g)
@@ -229,6 +233,21 @@ def analytic_step(state, fallback: Callable, with_metric: bool = True) -> Callab
         return loss, terms
 
     return step
+
+
+def penalty_gradients(reg, scale: float) -> Callable[[nn.Module], None] | None:
+    """Adds ``regularize``'s L1/L2 gradients (optim/regularizers.py) to a layer's fresh weight and bias
+    gradients, as autograd does for the penalty in the loss; None when there is none. ``scale``: 1/k for a
+    packed ensemble, whose penalty is the mean of its members' own."""
+    if not any((reg.l1, reg.l2, reg.bias_l1, reg.bias_l2)):
+        return None
+
+    def add(lin: nn.Module) -> None:
+        for p, l1, l2 in ((lin.weight, reg.l1, reg.l2), (lin.bias, reg.bias_l1, reg.bias_l2)):
+            grad = penalty_gradient(p.detach(), l1, l2, scale)
+            if grad is not None:
+                p.grad.add_(grad)
+    return add
 
 
 def _loss_grad(head, out: torch.Tensor, yb: torch.Tensor, with_metric: bool, nan_terms: torch.Tensor,
