@@ -294,3 +294,17 @@ def test_currency_and_percent_cells_of_a_comma_decimal_locale_are_numbers(tmp_pa
     X = load_features(str(tmp_path / "later.csv"), names, "y", onehot=stored)
     np.testing.assert_allclose(X[:, names.index("Preis")], [2000.0, 15.5])
     np.testing.assert_allclose(X[:, names.index("Anteil")], [0.05, 0.075])
+
+
+def test_a_row_named_in_an_error_is_found_at_that_line_below_the_skipped_title(tmp_path):
+    """Messages name the file's line, counted with the title lines the reader skipped, so an editor's
+    'go to line' lands on the value."""
+    from trainwell.data.column_types import row_label
+    path = tmp_path / "report.csv"
+    lines = ["Sales report 2024", "Source: internal", "", "a,b,y", "1,2,0", "3,x7,1"] + \
+        [f"{i},{i % 5},{i % 2}" for i in range(30)]
+    path.write_text("\n".join(lines) + "\n")
+    assert row_label(path, 1) == "row 2 (line 6 of the file)" and lines[5] == "3,x7,1"
+    plain = tmp_path / "plain.csv"
+    plain.write_text("\n".join(lines[3:]) + "\n")
+    assert row_label(plain, 1) == "row 2 (line 3 of the file)"

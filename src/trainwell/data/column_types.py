@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from trainwell.data.dialect import dialect_of
 from trainwell.data.file_kinds import is_delimited
 from trainwell.data import dates
 from trainwell.core.errors import UserError
@@ -170,9 +171,12 @@ def bool_values(series: pd.Series) -> np.ndarray:
 
 
 def row_label(path: Path | str, i: int) -> str:
-    """Where row i (0-based) sits in the file, as a human would look for it."""
-    if is_delimited(Path(path)):
-        return f"row {i + 1} (line {i + 2} of the file)"
+    """Where row i (0-based) sits in the file, as a human would look for it: below the header line and
+    whatever title lines the reader skipped above it (data/dialect.py), so an editor's line number finds it."""
+    path = Path(path)
+    if is_delimited(path):
+        skip = dialect_of(path).skip if path.is_file() else 0
+        return f"row {i + 1} (line {i + 2 + skip} of the file)"
     return f"row {i + 1}"
 
 
