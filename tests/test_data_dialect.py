@@ -259,6 +259,10 @@ def test_a_space_after_every_separator_is_layout_not_data(tmp_path):
     sets = ["data.target=y", "data.streaming=true", "train.progress=false"]
     streamed = prepare_streaming(Spec.build(None, sets=[f"data.source={tmp_path / 'numeric.csv'}", *sets]))
     assert streamed.pre.feature_names == ["income", "rate", "kids"]
+    labelled = frame.drop(columns="city").assign(y=np.where(frame["income"] > frame["income"].median(), "yes", "no"))
+    (tmp_path / "labelled.csv").write_text(labelled.to_csv(index=False).replace(",", ", "))
+    streamed = prepare_streaming(Spec.build(None, sets=[f"data.source={tmp_path / 'labelled.csv'}", *sets]))
+    assert list(streamed.pre.coder.classes) == ["no", "yes"]              # not " no", " yes"
 
 
 def test_a_header_one_field_short_of_its_rows_is_not_a_title(tmp_path):

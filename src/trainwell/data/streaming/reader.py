@@ -151,10 +151,11 @@ class StreamSource:
         import pyarrow.csv as pacsv   # lazy: as in __init__
         ro, po, co = self._csv_options(path)
         reader = pacsv.open_csv(path, read_options=ro, parse_options=po, convert_options=co)
+        spaced = self.dialect(path).spaced
         offset = 0
         try:
             for rb in reader:
-                yield fi, offset, rb
+                yield fi, offset, without_layout_spaces(rb) if spaced else rb
                 offset += rb.num_rows
         finally:
             reader.close()
@@ -199,3 +200,15 @@ class StreamSource:
         if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
             return np.asarray(col.to_pylist(), dtype=object)
         return col.to_numpy(zero_copy_only=False)
+
+
+def without_layout_spaces(rb: Any) -> Any:
+    """A record batch of a file written "39, State-gov, <=50K" with the space after each separator removed
+    from its text columns, as pandas' ``skipinitialspace`` reads the file whole: the labels are "<=50K" in
+    both, so a streamed model predicts the classes an in-memory one does (pyarrow's reader has no such
+    option; its numbers already parse with the space)."""
+    import pyarrow as pa            # lazy: as in __init__
+    import pyarrow.compute as pc    # lazy: as in __init__
+    columns = [pc.utf8_ltrim(c, characters=" ") if pa.types.is_string(c.type) or pa.types.is_large_string(c.type)
+               else c for c in rb.columns]
+    return pa.RecordBatch.from_arrays(columns, schema=rb.schema)
