@@ -42,6 +42,7 @@ class DataSpec(_Section):
     drop_columns: Union[Literal["auto"], list[str]] = "auto"   # auto: identifiers, free text, empty columns; or these names
     drop_missing_target: bool = True        # rows without a target: dropped (counted), or refused when false
     header: bool = True                     # false: the first line is data; columns are named column_1, column_2, ...
+    sheet: Optional[Union[str, int]] = None  # workbooks: the sheet to read, by name or position (1 = first); None: the first
     target_transform: Literal["auto", "log", "none"] = "auto"   # regression: auto = log1p when >= 0 and skewness > 2
     clip_predictions: bool = True           # regression: predictions clipped to the training target range (+-5%)
     weight: Optional[str] = None            # a column of per-row weights (training rows resampled in proportion)

@@ -25,6 +25,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -111,6 +112,7 @@ class Options:
     max_categories: int = 32
     min_count: int = 5
     header: bool = True                         # false: the file's first line is data (data.header)
+    sheet: str | int | None = None              # a workbook's sheet (data.sheet); None: the first
 
     @classmethod
     def from_spec(cls, data) -> "Options":
@@ -118,7 +120,21 @@ class Options:
             return cls()
         drop = None if data.drop_columns == "auto" else tuple(str(c) for c in data.drop_columns)
         return cls(tuple(data.parse), drop, int(data.max_categories), int(data.min_count),
-                   bool(getattr(data, "header", True)))
+                   bool(getattr(data, "header", True)), getattr(data, "sheet", None))
+
+    @property
+    def reading(self) -> dict:
+        """How a table file is read (``read_frame``'s keywords): a trained model reads new files as it read
+        the training file, with the same header line and sheet."""
+        return {"header": self.header, "sheet": self.sheet}
+
+
+def reading_of(options: Options | None, data: Any = None) -> dict:
+    """``read_frame``'s keywords: a trained model's (``options``) when there is one, else the spec's ``data``
+    section, else the defaults (a header line, the first sheet)."""
+    if options is not None:
+        return options.reading
+    return {"header": bool(getattr(data, "header", True)), "sheet": getattr(data, "sheet", None)}
 
 
 # --------------------------------------------------------------------------- reading values

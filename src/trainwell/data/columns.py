@@ -198,7 +198,8 @@ class ColumnEncoder:
         return {"columns": [c.to_json() for c in self.columns],
                 "options": {"parse": list(o.parse), "drop": None if o.drop is None else list(o.drop),
                             "max_categories": o.max_categories, "min_count": o.min_count,
-                            **({} if o.header else {"header": False})}}
+                            **({} if o.header else {"header": False}),
+                            **({} if o.sheet is None else {"sheet": o.sheet})}}
 
     @classmethod
     def from_json(cls, d: dict | None) -> "ColumnEncoder | None":
@@ -206,7 +207,8 @@ class ColumnEncoder:
             return None
         o = d.get("options") or {}
         options = Options(tuple(o.get("parse", PARSE)), None if o.get("drop") is None else tuple(o["drop"]),
-                          int(o.get("max_categories", 32)), int(o.get("min_count", 5)), bool(o.get("header", True)))
+                          int(o.get("max_categories", 32)), int(o.get("min_count", 5)), bool(o.get("header", True)),
+                          o.get("sheet"))
         return cls([Column.from_json(c) for c in d["columns"]], options)
 
     @classmethod

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from trainwell.data.column_types import Column, Options, decimal_mark, parse_numbers, row_label
+from trainwell.data.column_types import Column, Options, decimal_mark, parse_numbers, reading_of, row_label
 from trainwell.data.dialect import Dialect, read_delimited
 from trainwell.data.file_kinds import is_delimited, table_suffix
 from trainwell.data.workbook import WORKBOOKS, read_workbook
@@ -19,19 +19,20 @@ from trainwell.core.errors import UserError, did_you_mean
 TARGET_NAMES = ("target", "y", "label", "class")
 
 
-def read_frame(path: Path, header: bool = True) -> pd.DataFrame:
+def read_frame(path: Path, header: bool = True, sheet: str | int | None = None) -> pd.DataFrame:
     """Read a csv/tsv (compressed or not), parquet or Excel file, turning parser failures into one clear
     UserError. A delimited file is read in its own separator, decimal mark and encoding (data/dialect.py);
     other than the usual (comma, point, UTF-8), ``df.attrs["notes"]`` says which, as it names the sheet
     read from a workbook of several (data/workbook.py). ``header=False`` (data.header): the first line is
-    data, and the columns are named ``column_1``, ``column_2``, ... (a Parquet file always names them)."""
+    data, and the columns are named ``column_1``, ``column_2``, ... (a Parquet file always names them).
+    ``sheet`` (data.sheet): a workbook's sheet by name or position; other files have none to choose."""
     delimited = is_delimited(path)
     dialect, notes = Dialect(), []
     try:
         if delimited:
             df, dialect = read_delimited(path) if header else read_delimited(path, header=None)
         elif table_suffix(path) in WORKBOOKS:
-            df, notes = read_workbook(path, header)
+            df, notes = read_workbook(path, header, sheet)
         else:
             df = pd.read_parquet(path)
     except UserError:
@@ -242,11 +243,20 @@ def table_from_frame(df: pd.DataFrame, y: np.ndarray | None, name: str, path: Pa
                  notes=list(notes or []), weights=weights)
 
 
+def refuse_sheet_outside_workbook(path: Path, enc: Any, data: Any) -> None:
+    """``data.sheet`` names a sheet of a workbook; on a file without sheets it would be silently ignored."""
+    sheet = getattr(data, "sheet", None)
+    if enc is None and sheet is not None and table_suffix(path) not in WORKBOOKS:
+        raise UserError(f"data.sheet={sheet} chooses a sheet of an Excel workbook (.xlsx, .xlsm), but {path.name} "
+                        f"is not one. Remove data.sheet, or point data.source at the workbook.")
+
+
 def load_table_file(path: Path, target: str | list[str] | None, onehot: Any = None,
                     allow_missing: bool = False, data: Any = None) -> Table:
     """A .csv / .parquet file as a Table: typed from its rows, or encoded by a trained model's ``onehot``."""
     enc = encoder_of(onehot)
-    df = read_frame(path, enc.options.header if enc is not None else getattr(data, "header", True))
+    refuse_sheet_outside_workbook(path, enc, data)
+    df = read_frame(path, **reading_of(enc.options if enc is not None else None, data))
     read_notes = list(df.attrs.get("notes", []))
     targets = resolve_target(df.columns, target, path)
     weight = getattr(data, "weight", None)

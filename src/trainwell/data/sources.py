@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from trainwell.data.column_types import reading_of
 from trainwell.data.frames import encoder_of, frame_features, load_table_file, read_frame
 from trainwell.data.idx import idx_pair, load_idx_folder
 from trainwell.data.npz import load_npz, npz_features
@@ -122,7 +123,7 @@ def load_features(source: str, feature_names: list[str], target: str | list[str]
     if path.suffix.lower() == ".npz":
         return npz_features(path, feature_names, allow_missing)
     enc = encoder_of(onehot)
-    df = read_frame(path, enc.options.header if enc is not None else True)
+    df = read_frame(path, **reading_of(enc.options if enc is not None else None))
     if enc is not None:
         return frame_features(df, enc.needed, path, enc, allow_missing)
     return frame_features(df, list(feature_names), path, allow_missing=allow_missing)

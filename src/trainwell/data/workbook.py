@@ -1,4 +1,4 @@
-"""Excel workbooks (.xlsx, .xlsm): the first sheet as a table.
+"""Excel workbooks (.xlsx, .xlsm): a sheet as a table (the first, or ``data.sheet``).
 
 Practitioners keep their tables in spreadsheets. Saving one as CSV first costs time and the types Excel
 already knows (dates, numbers, true/false), and in a European locale it changes the separator and the
@@ -18,9 +18,10 @@ from trainwell.core.errors import UserError
 WORKBOOKS = (".xlsx", ".xlsm")
 
 
-def read_workbook(path: Path, header: bool = True) -> tuple[pd.DataFrame, list[str]]:
-    """The first sheet of ``path`` as a DataFrame (its first row the header, unless ``header`` is false),
-    and a note naming the sheet when the workbook holds several."""
+def read_workbook(path: Path, header: bool = True, sheet: str | int | None = None) -> tuple[pd.DataFrame, list[str]]:
+    """A sheet of ``path`` as a DataFrame (its first row the header, unless ``header`` is false), and a note
+    naming the sheet when the workbook holds several. ``sheet`` (data.sheet): a sheet's name, or its
+    position as Excel's tabs show it (1 = the first); None: the first."""
     try:
         import openpyxl  # noqa: F401 - lazy: only workbooks need it, and it is an optional extra
     except ImportError:
@@ -28,10 +29,25 @@ def read_workbook(path: Path, header: bool = True) -> tuple[pd.DataFrame, list[s
                         "pip install 'trainwell[excel]' (or save the sheet as CSV and train on that).") from None
     with pd.ExcelFile(path, engine="openpyxl") as book:
         names = [str(n) for n in book.sheet_names]
-        frame = book.parse(book.sheet_names[0], header=0 if header else None)
+        at = chosen_sheet(names, sheet, path)
+        frame = book.parse(book.sheet_names[at], header=0 if header else None)
     notes = []
     if len(names) > 1:
-        others = ", ".join(f'"{n}"' for n in names[1:6]) + (", ..." if len(names) > 6 else "")
-        notes.append(f'read: sheet "{names[0]}" of {path.name}, the first of {len(names)} ({others} not read: '
-                     f"save a sheet as its own workbook or CSV to train on it)")
+        others = ", ".join(f'"{n}"' for n in (names[:at] + names[at + 1:])[:5]) + (", ..." if len(names) > 6 else "")
+        notes.append(f'read: sheet "{names[at]}" of {path.name}, {at + 1} of {len(names)} ({others} not read; '
+                     f"data.sheet=NAME reads another)")
     return frame, notes
+
+
+def chosen_sheet(names: list[str], sheet: str | int | None, path: Path) -> int:
+    """The 0-based index of ``sheet`` among ``names``: a name first (a sheet may be called "2024"), then a
+    position counted from 1; a UserError listing the sheets when neither matches."""
+    if sheet is None:
+        return 0
+    if str(sheet) in names:
+        return names.index(str(sheet))
+    if isinstance(sheet, int) and not isinstance(sheet, bool) and 1 <= sheet <= len(names):
+        return sheet - 1
+    listed = ", ".join(f'{i + 1}: "{n}"' for i, n in enumerate(names[:20])) + (", ..." if len(names) > 20 else "")
+    raise UserError(f"data.sheet={sheet} is not a sheet of {path.name}; it has {len(names)} ({listed}). Set "
+                    f"data.sheet to one of these names, or to its position counted from 1.")

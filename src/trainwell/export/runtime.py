@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from trainwell.data import dates
+from trainwell.data.column_types import reading_of
 from trainwell.data.columns import ColumnEncoder
 from trainwell.core.errors import UserError
 
@@ -47,17 +48,17 @@ def read_sidecar(model_path: str | Path) -> dict:
     return meta
 
 
-def _frame(X: Any, header: bool = True) -> pd.DataFrame | None:
+def _frame(X: Any, reading: dict) -> pd.DataFrame | None:
     if isinstance(X, (str, Path)):
         from trainwell.data.frames import read_frame   # lazy: pyarrow, only for a file path; CSV / Parquet as fit reads them
-        return read_frame(Path(X), header)
+        return read_frame(Path(X), **reading)
     return X if isinstance(X, pd.DataFrame) else None
 
 
 def graph_inputs(meta: dict, X: Any) -> dict[str, np.ndarray]:
     """Raw rows (a DataFrame, a CSV/Parquet path, or a numeric array) -> the graph's inputs."""
     enc = ColumnEncoder.from_json(meta.get("columns"))
-    frame = _frame(X, enc.options.header if enc is not None else True)
+    frame = _frame(X, reading_of(enc.options if enc is not None else None))
     if enc is None:
         if frame is not None and meta["numbers"] and all(n in frame.columns for n in meta["numbers"]):
             frame = frame[meta["numbers"]]                 # by name, in training order

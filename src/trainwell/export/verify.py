@@ -18,6 +18,7 @@ import torch
 
 from trainwell.data.loading import load_table   # the loading path of fit: the same rows, typed the same way
 from trainwell.data.pipeline import prepare
+from trainwell.data.column_types import reading_of
 from trainwell.data.frames import read_frame   # CSV / Parquet rows given with --data
 from trainwell.core.errors import UserError
 from trainwell.nn.topologies import topology
@@ -84,7 +85,7 @@ def verify(run, path: Path, fmt: str, meta: dict, X: Any = None, encoder_only: b
     """Compare the exported file with trainwell on held-out rows; UserError (exit 2) when they differ."""
     X = held_out(run) if X is None else X
     if isinstance(X, (str, Path)):
-        X = read_frame(Path(X), run.pre.columns.options.header if run.pre.columns is not None else True)
+        X = read_frame(Path(X), **reading_of(run.pre.columns.options if run.pre.columns is not None else None))
     if isinstance(X, pd.DataFrame) and run.pre.columns is None:
         X = X[[c for c in X.columns if c in run.pre.feature_names] or list(X.columns)].to_numpy(np.float32)
     want = expected(run, X, encoder_only)
