@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -78,3 +79,48 @@ def test_each_topology_resolves_builds_and_fits_the_head(name, tmp_path):
 def test_an_unknown_model_type_names_the_known_ones():
     with pytest.raises(UserError, match=r'model.type=cnnn is not .* Did you mean "cnn"\?.*mlp'):
         tw.fit("iris", sets=["model.type=cnnn", "train.epochs=1"], save=False, verbose=False)
+
+
+CHANGED = {"hidden": "[7]", "activation": "tanh", "dropout": "0.3", "batchnorm": "true", "residual": "true",
+           "preset": "self_normalizing", "ensemble": "4"}
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_a_key_a_topology_ignores_changes_nothing_and_is_named(name, tmp_path):
+    """``Topology.ignores`` is true: each key listed there, set away from its default, builds the very same
+    network as the default (or is refused outright), and fit names it in one warning instead of training
+    as if it acted."""
+    base = [f"model.type={name}"]
+    if name == "custom":
+        (tmp_path / "tiny.py").write_text(MODULE)
+        base.append(f"model.module={tmp_path / 'tiny.py'}:Tiny")
+
+    def network(extra):
+        spec, prep = load_prepared(spec_for("digits", None, base + extra, {}))
+        return repr(build_model(dict(resolve_architecture(spec, prep)[0])))
+
+    plain = network([])
+    assert set(topology(name).ignores) <= set(CHANGED)
+    for key in topology(name).ignores:
+        setting = f"model.{key}={CHANGED[key]}"
+        try:
+            with pytest.warns(UserWarning, match=rf"model\.{key}=.* not read by model\.type={name} .*no effect"):
+                assert network([setting]) == plain, setting
+        except UserError:
+            assert name == "perceptron", setting     # it refuses hidden layers, dropout, batch norm, residual
+
+
+def test_another_types_key_on_an_mlp_is_named_with_the_types_that_read_it(cli, tmp_path):
+    """``model.channels`` on the default MLP trains the same MLP; the CLI says so in one line and names the
+    types that read it. A default fit, and a key set to its default value, warn of nothing."""
+    res = cli("fit", "iris", "--set", "model.channels=[16,32]", "--set", "model.cell=gru",
+              "--set", "train.epochs=2", "--out", str(tmp_path / "run"))
+    assert res.returncode == 0, res.stderr
+    line = [ln for ln in res.stderr.splitlines() if "not read" in ln]
+    assert line == ["warning: model.channels=[16, 32] is not read by model.type=mlp and has no effect on this run: "
+                    "only model.type=autoencoder or cnn reads channels. Set model.type to the type meant, or remove "
+                    "the setting (`trainwell list` describes the types; docs/spec.md)."], res.stderr
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        tw.fit("iris", sets=["train.epochs=2", "model.ensemble=auto", "model.type=cnn", "model.ensemble=1"],
+               save=False, verbose=False)

@@ -47,6 +47,8 @@ class Topology:
     ``spec_changes(spec) -> (sections, notes)``: settings the topology cannot train without
     (applied after the data is known). ``inputs``: how ``data/`` shapes and scales its rows.
     ``model_keys(model) -> keys``: the ``model.*`` keys only it reads (the report shows those).
+    ``ignores``: the shared ``model.*`` keys it does not read (a recurrent net has no residual blocks), so a
+    value set there is reported instead of silently doing nothing (``unread_model_keys``).
     """
 
     name: str
@@ -58,6 +60,7 @@ class Topology:
     spec_changes: Callable[[Any], tuple[dict[str, dict], list[str]]] = no_spec_changes
     inputs: InputLayout = field(default_factory=InputLayout)
     model_keys: Callable[[dict], tuple[str, ...]] = no_model_keys
+    ignores: tuple[str, ...] = ()
 
 
 def base_arch(spec: Any, prep: Any) -> tuple[dict, list[str]]:

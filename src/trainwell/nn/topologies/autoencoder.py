@@ -58,4 +58,5 @@ TOPOLOGY = Topology(
     resolve=resolve, build=Autoencoder, describe=describe, defaults=batch_128,
     inputs=InputLayout(shaped=True, pixels=True, auto_scale="channel", table_scale=None, reconstructs=True),
     model_keys=model_keys,
+    ignores=("dropout", "batchnorm", "residual", "preset", "ensemble"),
 )

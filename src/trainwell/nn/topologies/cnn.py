@@ -48,4 +48,5 @@ TOPOLOGY = Topology(
     resolve=resolve, build=CNN, describe=describe, defaults=defaults,
     inputs=InputLayout(shaped=True, pixels=False, auto_scale="channel", table_scale=None),
     model_keys=lambda model: CONV_KEYS,
+    ignores=("residual", "preset", "ensemble"),
 )

@@ -65,4 +65,5 @@ TOPOLOGY = Topology(
     resolve=resolve, build=build_custom, describe=describe,
     inputs=InputLayout(shaped=True, pixels=False, auto_scale="standard", table_scale=None),
     model_keys=lambda model: ("module", "module_kwargs"),
+    ignores=("hidden", "activation", "dropout", "batchnorm", "residual", "preset", "ensemble"),
 )

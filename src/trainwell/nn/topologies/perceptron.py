@@ -38,5 +38,6 @@ TOPOLOGY = Topology(
     resolve=resolve, build=lambda arch: Perceptron(arch["n_inputs"], arch["n_outputs"]),
     describe=lambda arch: f"{arch['n_inputs']}-{arch['n_outputs']}",
     spec_changes=perceptron_spec_changes,
+    ignores=("hidden", "activation", "dropout", "batchnorm", "residual", "ensemble"),   # step units, one layer
     inputs=InputLayout(table_scale="standard", table_why="the perceptron's inputs"),
 )

@@ -51,4 +51,5 @@ TOPOLOGY = Topology(
     resolve=resolve, build=RNN, describe=describe, defaults=defaults,
     inputs=InputLayout(shaped=True, pixels=False, auto_scale="channel", axes="sequence", table_scale=None),
     model_keys=lambda model: ("cell", "layers", "hidden_size", "bidirectional"),
+    ignores=("batchnorm", "residual", "preset", "ensemble"),
 )
