@@ -1,12 +1,15 @@
 """Each optimizer's update equals its formula, computed by hand in numpy (float64)."""
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
 
 from trainwell.core.errors import UserError
-from trainwell.optim.optimizers import OPTIMIZERS, EMAMomentum, MemberHyper, make_optimizer
+from trainwell.core.unread import KeysRead
+from trainwell.optim.optimizers import OPTIMIZERS, EMAMomentum, MemberHyper, make_optimizer, warn_unread_optim
 from trainwell.core.spec import OptimSpec
 
 W0 = np.array([0.5, -1.2, 2.0, 0.03])
@@ -280,3 +283,49 @@ def test_default_search_draws_the_lr_from_the_documented_ranges():
         tree = default_space(Spec.build(None, sets=[f"optim.name={name}"]))
         assert tree["optim.lr"] == {"log": [1e-5, hi]}, name
     assert default_space(Spec.build(None), grid=True)["optim.lr"] == [1e-4, 1e-3, 1e-2]
+
+
+CHANGED_OPTIM = {"momentum": 0.5, "beta1": 0.8, "beta2": 0.99, "rho": 0.7, "eps": 1e-6, "weight_decay": 0.01}
+
+
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+def test_a_key_an_optimizer_does_not_read_changes_nothing_and_is_named(name):
+    """What ``warn_unread_optim`` calls unread is unread: the optimizer built with that key changed takes the
+    very same steps (weights after eight steps equal, bit for bit), and it is named in a warning; a key it
+    does read changes the steps and is not named."""
+    def steps(**changed):
+        torch.manual_seed(0)
+        w = torch.nn.Parameter(torch.randn(5))
+        keys = KeysRead(OptimSpec(name=name, lr=0.05, **changed))
+        opt = make_optimizer([w], keys)
+        for t in range(8):              # RAdam reads beta2 once its rectification starts (step 6)
+            opt.zero_grad()
+            ((w - t) ** 2).sum().backward()
+            opt.step()
+        return w.detach().clone(), keys
+
+    plain, keys = steps()
+    for key, value in CHANGED_OPTIM.items():
+        changed, changed_keys = steps(**{key: value})
+        if key in keys.read:
+            assert not torch.equal(changed, plain), (name, key)
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")
+                warn_unread_optim(changed_keys)
+        else:
+            assert torch.equal(changed, plain), (name, key)
+            with pytest.warns(UserWarning, match=rf"optim\.{key}={value:g} is not read by optim\.name={name} .*"
+                                                 rf"no effect.* reads {key}"):
+                warn_unread_optim(changed_keys)
+
+
+def test_momentum_set_for_adam_points_at_beta1(cli, tmp_path):
+    """The common slip: ``optim.momentum`` with the default Adam. The CLI names it in one line, with the
+    optimizers that read it and the key that is Adam's momentum."""
+    res = cli("fit", "iris", "--set", "optim.momentum=0.95", "--set", "train.epochs=2", "--out", str(tmp_path / "r"))
+    assert res.returncode == 0, res.stderr
+    assert [ln for ln in res.stderr.splitlines() if "not read" in ln] == [
+        "warning: optim.momentum=0.95 is not read by optim.name=adam and has no effect on this run: only "
+        "optim.name=momentum, momentum_ema or nesterov reads momentum (the momentum of optim.name=adam is "
+        "optim.beta1). Set optim.name to the one meant, or remove the setting (`trainwell list` describes the "
+        "choices; docs/spec.md)."], res.stderr

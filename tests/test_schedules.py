@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import pytest
 import torch
 
 from trainwell.core.errors import UserError
-from trainwell.optim.schedules import SCHEDULES, make_schedule
+from trainwell.core.unread import KeysRead
+from trainwell.optim.schedules import SCHEDULES, make_schedule, warn_unread_schedule
 from trainwell.core.spec import ScheduleSpec
 
 MU0 = 0.1
@@ -237,3 +239,44 @@ def test_plateau_with_patience_1_cuts_after_every_bad_epoch_and_onecycle_takes_2
           [onecycle_by_hand(t, 2, 0.3) for t in range(2)])
     with pytest.raises(UserError, match="at least 2 steps"):
         setup(ScheduleSpec(name="onecycle"), epochs=1, steps_per_epoch=1)
+
+
+CHANGED_SCHEDULE = {"step_size": 3, "gamma": 0.3, "decay_rate": 0.2, "decay_steps": 4, "decay_t": 3.0,
+                    "boundaries": [4, 9], "values": [0.2, 0.1, 0.05], "factor": 0.2, "patience": 2, "max_lr": 0.5,
+                    "warmup_steps": 7}
+
+
+def trajectory(spec) -> tuple[list[float], KeysRead]:
+    """The lr at each of 20 one-step epochs (a validation value that stops improving after 3), and the keys read."""
+    keys = KeysRead(spec)
+    p = torch.nn.Parameter(torch.zeros(2))
+    opt = torch.optim.SGD([p], lr=MU0)
+    sched = make_schedule(opt, keys, epochs=20, steps_per_epoch=1)
+    out = []
+    for t in range(20):
+        out.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step_batch()
+        sched.step_epoch(1.0 / (1 + min(t, 3)))
+    return out, keys
+
+
+@pytest.mark.parametrize("name", sorted(SCHEDULES))
+def test_a_key_a_schedule_does_not_read_changes_nothing_and_is_named(name):
+    """What ``warn_unread_schedule`` calls unread is unread: the schedule built with that key changed gives the
+    same learning rate at every step, and the key is named in a warning with the schedules that read it; a key
+    it reads changes the learning rates and is not named."""
+    base = {"name": name, "boundaries": [5, 10], "values": [0.1, 0.05, 0.01]} if name == "piecewise" else {"name": name}
+    plain, _ = trajectory(ScheduleSpec(**base))
+    for key, value in CHANGED_SCHEDULE.items():
+        changed, keys = trajectory(ScheduleSpec(**{**base, key: value}))
+        if key in keys.read:
+            assert changed != plain, (name, key)
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")
+                warn_unread_schedule(keys)
+        else:
+            assert changed == plain, (name, key)
+            with pytest.warns(UserWarning, match=rf"schedule\.{key}=.* is not read by schedule\.name={name} .*no "
+                                                 rf"effect.* reads {key}\b"):
+                warn_unread_schedule(keys)

@@ -118,8 +118,8 @@ def test_another_types_key_on_an_mlp_is_named_with_the_types_that_read_it(cli, t
     assert res.returncode == 0, res.stderr
     line = [ln for ln in res.stderr.splitlines() if "not read" in ln]
     assert line == ["warning: model.channels=[16, 32] is not read by model.type=mlp and has no effect on this run: "
-                    "only model.type=autoencoder or cnn reads channels. Set model.type to the type meant, or remove "
-                    "the setting (`trainwell list` describes the types; docs/spec.md)."], res.stderr
+                    "only model.type=autoencoder or cnn reads channels. Set model.type to the one meant, or remove "
+                    "the setting (`trainwell list` describes the choices; docs/spec.md)."], res.stderr
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         tw.fit("iris", sets=["train.epochs=2", "model.ensemble=auto", "model.type=cnn", "model.ensemble=1"],

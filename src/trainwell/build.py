@@ -24,8 +24,9 @@ from trainwell.core.errors import UserError
 from trainwell.nn.heads import EPOCH_METRIC, make_head
 from trainwell.nn.models import initialize
 from trainwell.nn.topologies import build_model, resolve_architecture, topology, topology_defaults
-from trainwell.optim.optimizers import make_optimizer
-from trainwell.optim.schedules import make_schedule
+from trainwell.core.unread import KeysRead
+from trainwell.optim.optimizers import make_optimizer, warn_unread_optim
+from trainwell.optim.schedules import make_schedule, warn_unread_schedule
 from trainwell.core.spec import Spec
 from trainwell.train.batch_size import resolve_batch
 from trainwell.train.distributed import Distributed
@@ -200,7 +201,8 @@ def build_state(spec: Spec, prep: Prepared, arch: dict, device: torch.device) ->
     as_t = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(device)  # noqa: E731
     data = prep.tensors(device) if hasattr(prep, "tensors") else Tensors(as_t(prep.X_train), as_t(prep.y_train), as_t(prep.X_val), as_t(prep.y_val),
                    as_t(prep.X_test), as_t(prep.y_test))
-    optimizer = make_optimizer(model.parameters(), spec.optim, device_type=device.type)
+    optim_keys = KeysRead(spec.optim)          # what the optimizer reads (a changed key it does not: a warning)
+    optimizer = make_optimizer(model.parameters(), optim_keys, device_type=device.type)  # type: ignore[arg-type]
     gen = torch.Generator(device=device)
     gen.manual_seed(spec.train.seed)
     stop = spec.stop
@@ -214,6 +216,9 @@ def build_state(spec: Spec, prep: Prepared, arch: dict, device: torch.device) ->
     stopper = stopper_for(stop, monitor, int(stop.patience))   # as a population member's (train/population.py)
     state = TrainState(spec=spec, model=model, head=head, optimizer=optimizer, schedule=None,  # type: ignore[arg-type]
                        data=data, stopper=stopper, generator=gen)
-    state.schedule = make_schedule(optimizer, spec.schedule, epochs=spec.train.epochs,
+    schedule_keys = KeysRead(spec.schedule)
+    state.schedule = make_schedule(optimizer, schedule_keys, epochs=spec.train.epochs,  # type: ignore[arg-type]
                                    steps_per_epoch=state.steps_per_epoch)
+    warn_unread_optim(optim_keys)
+    warn_unread_schedule(schedule_keys)
     return state

@@ -39,11 +39,13 @@ from typing import Any
 import torch
 
 from trainwell.core.errors import choose
+from trainwell.core.unread import KeysRead, changed_keys, warn_unread
 from trainwell.optim.eager import eager
 from trainwell.optim.ema_momentum import EMAMomentum
 from trainwell.core.spec import OptimSpec
 
-__all__ = ["OPTIMIZERS", "EMAMomentum", "MemberHyper", "Optimizer", "for_torch_class", "make_optimizer", "optimizer"]
+__all__ = ["OPTIMIZERS", "EMAMomentum", "MemberHyper", "Optimizer", "for_torch_class", "make_optimizer", "optimizer",
+           "warn_unread_optim"]
 
 
 @dataclass(frozen=True)
@@ -223,3 +225,22 @@ def make_optimizer(params: Iterable[Any], spec: "OptimSpec", *,
                    device_type: str = "cpu") -> torch.optim.Optimizer:
     """The torch optimizer that implements ``spec.name`` with the spec's hyperparameters."""
     return optimizer(spec.name).build(params, spec, device_type)
+
+
+def warn_unread_optim(keys: KeysRead) -> None:
+    """Name the ``optim.*`` keys changed from their default that the chosen optimizer did not read while it was
+    built from ``keys`` (``optim.momentum`` with Adam, whose momentum is ``optim.beta1``)."""
+    spec = keys.section
+    unread = {k: v for k, v in changed_keys(spec).items() if k not in keys.read}
+    if not unread:
+        return
+    readers: dict[str, list[str]] = {}
+    for entry in OPTIMIZERS.values():
+        probe = KeysRead(spec)
+        entry.arguments(probe)
+        for k in probe.read:
+            readers.setdefault(k, []).append(entry.name)
+    field = optimizer(spec.name).momentum_field
+    note = (f" (the momentum of optim.name={spec.name} is optim.{field})"
+            if "momentum" in unread and field not in (None, "momentum") else "")
+    warn_unread("optim", "name", spec.name, unread, readers, note)

@@ -14,6 +14,8 @@ import torch
 from torch.optim import lr_scheduler as lrs
 
 from trainwell.core.errors import UserError, choose
+from trainwell.core.unread import KeysRead, changed_keys, warn_unread
+from trainwell.optim.eager import eager
 from trainwell.core.spec import ScheduleSpec
 
 SCHEDULES: dict[str, str] = {
@@ -157,3 +159,24 @@ def make_schedule(optimizer: torch.optim.Optimizer, spec: "ScheduleSpec", *,
         W = max(spec.warmup_steps, 1)
         sched = lrs.LambdaLR(optimizer, lambda t: min(1.0, (t + 1) / W))
     return LRSchedule(name, per, sched, optimizer)
+
+
+def warn_unread_schedule(keys: KeysRead) -> None:
+    """Name the ``schedule.*`` keys changed from their default that the chosen schedule did not read while it
+    was built from ``keys`` (``schedule.step_size`` with the plateau schedule), with the schedules that read
+    each: every schedule is built once on a one-number optimizer from the same spec, noting what it reads."""
+    spec = keys.section
+    unread = {k: v for k, v in changed_keys(spec).items() if k not in keys.read}
+    if not unread:
+        return
+    readers: dict[str, list[str]] = {}
+    for name in SCHEDULES:
+        probe = KeysRead(spec.model_copy(update={"name": name}))
+        try:
+            make_schedule(eager(torch.optim.SGD)([torch.zeros(1, requires_grad=True)], lr=1e-3), probe,
+                          epochs=2, steps_per_epoch=2)
+        except UserError:          # e.g. piecewise without boundaries: what it read before refusing still counts
+            pass
+        for k in probe.read:
+            readers.setdefault(k, []).append(name)
+    warn_unread("schedule", "name", spec.name, unread, readers)

@@ -8,14 +8,13 @@ package's folder; nothing outside the package is imported.
 from __future__ import annotations
 
 import importlib
-import json
 import pkgutil
-import warnings
 from typing import Any
 
 from torch import nn
 
 from trainwell.core.errors import UserError, did_you_mean
+from trainwell.core.unread import changed_keys, warn_unread
 from trainwell.nn.fold import fold_batchnorm
 from trainwell.nn.topology import Topology
 from trainwell.core.spec import Spec
@@ -55,44 +54,26 @@ def topology_defaults(spec: Any) -> tuple[Any, list[str]]:
 def unread_model_keys(model: Any) -> dict[str, list[str]]:
     """The ``model.*`` keys set away from their default that ``model.type`` does not read, each with the
     types that do read it: another type's own keys (``channels`` on an MLP) and the shared keys the type
-    ignores (``residual`` on a recurrent net). A value equal to the default changes nothing either way."""
-    kind, fields = topology(model.type), type(model).model_fields
-    as_dict = model.model_dump()
+    ignores (``residual`` on a recurrent net)."""
+    kind, as_dict = topology(model.type), model.model_dump()
     own_keys = {name: set(t.model_keys(as_dict)) for name, t in TOPOLOGIES.items()}
     anyone_own = set().union(*own_keys.values())
     unread = {}
-    for key in sorted(model.model_fields_set):
-        value = getattr(model, key)
-        if key not in fields or value == fields[key].get_default(call_default_factory=True):
-            continue
+    for key, value in changed_keys(model).items():
         if key == "ensemble" and value == 1:       # one network: what every type but the MLP trains anyway
             continue
-        other_type_key = key in anyone_own and key not in own_keys[kind.name]
-        if other_type_key or key in kind.ignores:
+        if (key in anyone_own and key not in own_keys[kind.name]) or key in kind.ignores:
             unread[key] = [name for name, t in TOPOLOGIES.items()
                            if key in own_keys[name] or (key not in anyone_own and key not in t.ignores)]
     return unread
-
-
-def warn_unread_model_keys(model: Any) -> None:
-    """One warning naming the settings that would silently do nothing on this model type."""
-    unread = unread_model_keys(model)
-    if not unread:
-        return
-    settings = ", ".join(f"model.{k}={json.dumps(getattr(model, k))}" for k in unread)
-    readers = "; ".join(f"only model.type={' or '.join(names)} reads {k}" for k, names in unread.items())
-    one = len(unread) == 1
-    warnings.warn(f"{settings} {'is' if one else 'are'} not read by model.type={model.type} and {'has' if one else 'have'} "
-                  f"no effect on this run: {readers}. Set model.type to the type meant, or remove the "
-                  f"setting{'' if one else 's'} (`trainwell list` describes the types; docs/spec.md).",
-                  UserWarning, stacklevel=2)
 
 
 def resolve_architecture(spec: Any, prep: Any) -> tuple[dict, list[str]]:
     """The architecture dict of ``spec.model`` on the prepared data (``auto`` choices made, a note for each),
     with the one-line summary of its topology where it has one."""
     kind = topology(spec.model.type)
-    warn_unread_model_keys(spec.model)
+    unread = unread_model_keys(spec.model)
+    warn_unread("model", "type", spec.model.type, {k: getattr(spec.model, k) for k in unread}, unread)
     arch, notes = kind.resolve(spec, prep)
     if kind.describe is not None:
         arch["summary"] = kind.describe(arch)
