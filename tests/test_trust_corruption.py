@@ -81,7 +81,7 @@ def _answer(name: str, output: str, d: Path, w: Path) -> str:
 FILES = ["model.json", "model.safetensors", "spec.yaml", "history.csv", "metrics.json", "diagnosis.json",
          "diagnostics.csv", "data.json", "test_predictions.csv", "curves.svg", "report.html",
          "checkpoints/last/state.json", "checkpoints/last/state.safetensors", "checkpoints/best/state.json",
-         "checkpoints/best/state.safetensors"]
+         "checkpoints/best/state.safetensors", "seen_rows.safetensors"]
 JSON = st.recursive(st.none() | st.booleans() | st.integers(-10**12, 10**12) | st.floats(allow_nan=False)
                     | st.text(max_size=8), lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=5), c,
                                                                                                max_size=3), max_leaves=6)

@@ -101,6 +101,7 @@ def fit(data: str | dict | None = None, X: Any = None, y: Any = None, spec: Spec
             ckpt.train(state, callbacks)
     seconds = time.perf_counter() - t0
     run = Run(state.model, arch, prep.pre, spec, pd.DataFrame(state.history), directory=None)
+    run.seen_rows = getattr(prep, "seen_rows", None)     # streamed data keeps none (data/fingerprints.py)
     run.sample_inputs = (state.data.X_test if state.data.X_test.shape[0] else state.data.X_val)[:8].cpu()
     if state.stopped_because == "nan":
         raise_diverged(run, built, monitor, tracker, run_dir if save else None)

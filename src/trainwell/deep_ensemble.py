@@ -70,6 +70,7 @@ def member_run(result: MemberResult, prep: Prepared, device: torch.device, secon
     """
     data = device_tensors(prep, device)
     run = Run(result.model, result.arch, prep.pre, result.spec, pd.DataFrame(result.history), directory=None)
+    run.seen_rows = getattr(prep, "seen_rows", None)
     run.metrics = {"task": prep.pre.task, "best_epoch": result.stopper.best_epoch, "epochs_run": result.epochs_run,
                    "stopped_because": result.stopped_because,
                    "seconds": result.seconds if seconds is None else seconds,
@@ -116,6 +117,7 @@ def fit_ensemble(spec: Spec, members: int, X=None, y=None, device: str | None = 
     frames = pd.concat([pd.DataFrame(r.history) for r in results])
     history = frames.groupby("epoch", as_index=False).mean(numeric_only=True)
     run = Run(ensemble, {**arch, "ensemble": members}, prep.pre, spec, history, directory=None)
+    run.seen_rows = getattr(prep, "seen_rows", None)
     run.metrics = {"task": prep.pre.task, "ensemble": members,
                    "best_epoch": max(r.stopper.best_epoch for r in results),
                    "epochs_run": max(r.epochs_run for r in results),

@@ -41,7 +41,7 @@ def evaluate(
             X, y = (table.X_test, table.y_test) if table.X_test is not None else (table.X, table.y)
             if y is None:
                 raise UserError(f"{data} has no target column to score against. Pass --target COLUMN.")
-            scores = run.evaluate(X, y)
+            scores = run.evaluate(X, y, where=data)
             source = data
     except UserError as exc:
         fail(exc)

@@ -15,6 +15,7 @@ from trainwell.core.inputs import InputLayout
 from trainwell.data.categorical import OneHot
 from trainwell.data.column_types import Options
 from trainwell.data.columns import ColumnEncoder
+from trainwell.data.fingerprints import SeenRows
 from trainwell.data.frames import frame_features
 from trainwell.data.impute import Imputer
 from trainwell.data.labels import LabelCoder, make_coder, other_reading
@@ -91,6 +92,20 @@ class Preprocessor:
         """Raw features -> network input. A DataFrame is read by column name (typed, one-hot encoded,
         dates expanded as in training); an array must hold the encoded input columns in order, or,
         for a model trained on a table with text columns, the raw columns in training order."""
+        X = self.encode_X(X)
+        if self.impute is not None and X.ndim == 2:   # data.impute: the training split's median / mean (+ indicators)
+            X = self.imputer.transform(X)
+        if not np.isfinite(X).all():
+            raise UserError("Input features contain NaN or inf values; drop or impute them before predicting.")
+        if self.features:
+            X = add_features(X, self.features)
+        if self.scaler is not None:
+            X = self.scaler.transform(X)
+        return np.ascontiguousarray(X, dtype=np.float32)
+
+    def encode_X(self, X: Any) -> np.ndarray:
+        """Raw features -> the encoded float32 matrix, before imputation and scaling (what the training rows'
+        fingerprints are taken of, data/fingerprints.py)."""
         X = np.asarray(self._frame(X))
         if X.dtype == object or not np.issubdtype(X.dtype, np.number) and X.dtype != bool:
             raise UserError("Input features must be numeric; encode or drop non-numeric columns before predicting.")
@@ -103,15 +118,7 @@ class Preprocessor:
                 f"Input has shape {list(X.shape[1:])} per row but the model was trained on {expected}. "
                 f"Pass the same feature columns, in the same order, as at training time."
             )
-        if self.impute is not None and X.ndim == 2:   # data.impute: the training split's median / mean (+ indicators)
-            X = self.imputer.transform(X)
-        if not np.isfinite(X).all():
-            raise UserError("Input features contain NaN or inf values; drop or impute them before predicting.")
-        if self.features:
-            X = add_features(X, self.features)
-        if self.scaler is not None:
-            X = self.scaler.transform(X)
-        return np.ascontiguousarray(X, dtype=np.float32)
+        return X
 
     def encode_y(self, y: Any) -> np.ndarray:
         codes = self.coder.encode(np.asarray(y))
@@ -179,6 +186,7 @@ class Prepared:
     notes: list[str] = field(default_factory=list)
     raw_test: tuple[np.ndarray, np.ndarray] | None = None
     test_rows: np.ndarray | None = None    # the test split's row numbers in the loaded table (export verification)
+    seen_rows: SeenRows | None = None      # fingerprints of the training and validation rows (data/fingerprints.py)
 
 
 def prepare(table: Table, spec: Spec, inputs: InputLayout) -> Prepared:
@@ -214,6 +222,7 @@ def prepare(table: Table, spec: Spec, inputs: InputLayout) -> Prepared:
         notes.append(note)
     X_all, columns, feature_names, groups = _encode_columns(table, spec, tr, notes)
     X_tr, X_va = X_all[tr], X_all[va]
+    seen = SeenRows.of(X_tr, X_va)
     if table.X_test is not None:
         X_te, y_te_raw = table.X_test, table.y_test
         y_te = coder.encode(table.y_test)
@@ -260,7 +269,7 @@ def prepare(table: Table, spec: Spec, inputs: InputLayout) -> Prepared:
     raw_X_te = table.X_test if table.X_test is not None else X_all[te]
     return Prepared(pre, *(np.ascontiguousarray(a, dtype=a.dtype) for a in (X_tr, y_tr, X_va, y_va, X_te, y_te)),
                     name=table.name, notes=notes, raw_test=(raw_X_te, y_te_raw),
-                    test_rows=te if table.X_test is None else None)
+                    test_rows=te if table.X_test is None else None, seen_rows=seen)
 
 
 def prepare_reconstruction(table: Table, spec: Spec, inputs: InputLayout) -> Prepared:

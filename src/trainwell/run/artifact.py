@@ -8,6 +8,7 @@ pickle: tensors go to ``model.safetensors``, everything else to JSON/YAML/CSV.
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ import torch
 from safetensors.torch import save as save_tensors
 
 from trainwell.core.io import atomic_write, json_safe
+from trainwell.data.fingerprints import SeenRows, seen_rows_warning
 from trainwell.data.pipeline import Preprocessor
 from trainwell.core.errors import UserError
 from trainwell.export import export as export_run
@@ -24,12 +26,16 @@ from trainwell.nn.autoencoder import reconstruction_metrics
 from trainwell.nn.custom import copy_module
 from trainwell.nn.fold import fold_batchnorm
 from trainwell.nn.heads import Head, make_head
-from trainwell.run.manifest import seal
+from trainwell.run.manifest import SEEN_ROWS, seal
 from trainwell.core.spec import Spec
 from trainwell.train.calibration import temperature_of
 from trainwell.train.metrics import classification_metrics, regression_metrics
 
 PREDICT_CHUNK = 8192
+
+
+class SeenRowsWarning(UserWarning):
+    """Rows being scored are rows the model was trained or early-stopped on (data/fingerprints.py)."""
 
 
 class Run:
@@ -46,6 +52,7 @@ class Run:
         self.metrics = metrics or {}
         self.directory = directory
         self.diagnosis = diagnosis or {"findings": []}
+        self.seen_rows: SeenRows | None = None     # the training and validation rows' fingerprints (evaluate warns)
         self.head: Head = make_head(pre.task, arch.get("loss", "auto"), arch.get("output_activation", "auto"),
                                      arch.get("members", 1), temperature_of(arch), arch.get("class_weight"))
 
@@ -105,8 +112,10 @@ class Run:
             return self.pre.coder.decode(out.argmax(-1))
         return self.pre.coder.decode((out >= 0.5).astype(np.int64))
 
-    def evaluate(self, X: Any, y: Any) -> dict:
-        """All metrics of the task on raw (X, y)."""
+    def evaluate(self, X: Any, y: Any, where: str = "the data") -> dict:
+        """All metrics of the task on raw (X, y); a warning when rows of X are rows the model learned from
+        (data/fingerprints.py). ``where`` names X in that warning."""
+        self.warn_seen_rows(X, where)
         out = self._outputs(X).cpu().numpy()
         if self.pre.task == "reconstruction":   # y is ignored: the target is the input itself
             return reconstruction_metrics(self.pre.transform_X(X), out)
@@ -114,6 +123,16 @@ class Run:
         if self.pre.task == "regression":
             return regression_metrics(codes, self.pre.decode_regression(out))
         return classification_metrics(self.pre.task, codes, out)
+
+    def warn_seen_rows(self, X: Any, where: str) -> None:
+        """Warn when some rows of X have the features of training or validation rows: scores on them overstate
+        how the model does on new data."""
+        if self.seen_rows is None or self.pre.task == "reconstruction":
+            return
+        message = seen_rows_warning(self.seen_rows, self.pre.encode_X(X), where,
+                                    str(self.directory) if self.directory is not None else "RUN")
+        if message:
+            warnings.warn(message, SeenRowsWarning, stacklevel=3)
 
     def fold(self) -> "Run":
         """A copy of this Run with batch norm folded in, for inference (docs/practices/normalization.md).
@@ -123,7 +142,9 @@ class Run:
         """
         model = fold_batchnorm(self.model).eval()
         arch = {**self.arch, "batchnorm_folded": True}
-        return Run(model, arch, self.pre, self.spec, self.history, dict(self.metrics), None, self.diagnosis)
+        folded = Run(model, arch, self.pre, self.spec, self.history, dict(self.metrics), None, self.diagnosis)
+        folded.seen_rows = self.seen_rows
+        return folded
 
     @torch.no_grad()
     def encode(self, X: Any) -> np.ndarray:
@@ -161,6 +182,8 @@ class Run:
         if not self.history.empty:
             atomic_write(d / "history.csv", self.history.to_csv(index=False))
         atomic_write(d / "metrics.json", json.dumps(json_safe(self.metrics), indent=2))
+        if self.seen_rows is not None:
+            atomic_write(d / SEEN_ROWS, self.seen_rows.to_bytes())
         self.seal(d)
         self.directory = d
         return d

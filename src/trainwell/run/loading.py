@@ -16,13 +16,14 @@ import torch
 from pydantic import ValidationError
 from safetensors.torch import load as parse_tensors
 
+from trainwell.data.fingerprints import SeenRows
 from trainwell.data.pipeline import Preprocessor, prepare
 from trainwell.data.sources import load_source
 from trainwell.core.errors import UserError
 from trainwell.nn.custom import construct, trusted_class
 from trainwell.nn.topologies import build_model, topology
 from trainwell.run.artifact import Run
-from trainwell.run.manifest import Architecture, read_verified
+from trainwell.run.manifest import SEEN_ROWS, Architecture, read_verified
 from trainwell.core.spec import Spec
 from trainwell.train.checkpoint.codec import decode, history_rows
 from trainwell.train.checkpoint.store import CheckpointStore, CorruptCheckpoint, warner
@@ -59,7 +60,10 @@ def load(directory: str | Path, device: str = "cpu", checkpoint: str | None = No
         if "metrics.json" in blobs else {}
     diagnosis = _parse(d / "diagnosis.json", lambda: _object(json.loads(blobs["diagnosis.json"]))) \
         if "diagnosis.json" in blobs else None
-    return Run(model, arch, pre, spec, history, metrics, d, diagnosis)
+    run = Run(model, arch, pre, spec, history, metrics, d, diagnosis)
+    if SEEN_ROWS in blobs:
+        run.seen_rows = _parse(d / SEEN_ROWS, lambda: SeenRows.from_bytes(blobs[SEEN_ROWS]))
+    return run
 
 
 def _not_a_run(d: Path) -> None:

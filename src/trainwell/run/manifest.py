@@ -26,8 +26,10 @@ MANIFEST = "model.json"
 REQUIRED = ("model.safetensors", "spec.yaml")
 # every file a load (predict, evaluate, diagnose, report, trainwell.load) reads; the report's own
 # figures (lr.png, gradient_flow.png, ...) and report.html are outputs it rewrites, so they are not listed
+SEEN_ROWS = "seen_rows.safetensors"    # the training and validation rows' fingerprints (data/fingerprints.py)
 SEALED = (*REQUIRED, "history.csv", "metrics.json", "diagnosis.json", "diagnostics.csv", "data.json",
-          "test_predictions.csv", "curves.svg", "curves.png", "reconstructions.png", "module.py")   # curves.png: older runs
+          "test_predictions.csv", "curves.svg", "curves.png", "reconstructions.png", "module.py",
+          SEEN_ROWS)   # curves.png: older runs
 MAX_WIDTH = 1 << 24          # no layer of a saved network is wider; the tensors' shapes are checked too
 SHA = r"^[0-9a-f]{64}$"
 
