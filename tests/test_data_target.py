@@ -169,3 +169,19 @@ def test_a_price_target_written_with_its_currency_sign_is_a_regression_target(tm
     run = tw.fit(str(tmp_path / "money.csv"), sets=["data.target=price", "train.epochs=2", "train.progress=false"],
                  save=False, verbose=False)
     assert run.pre.task == "regression" and "r2" in run.metrics["test"]
+
+
+def test_a_target_written_with_spaces_around_it_in_the_header_is_found(tmp_path, cli):
+    """A header cell `` price `` (spaces around the name): ``--target " price "`` reaches the reader as
+    ``price`` (the --set value is YAML, which trims it), and the one column equal to it once stripped is the
+    target; two such columns stay an error naming both."""
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"x": rng.normal(size=120), " price ": rng.normal(size=120)})
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    res = cli("fit", str(tmp_path / "t.csv"), "--target", " price ", "--set", "train.epochs=1", "--out",
+              str(tmp_path / "r"))
+    assert res.returncode == 0 and "task: regression" in res.stdout, res.stderr
+    assert json.loads((tmp_path / "r" / "model.json").read_text())["architecture"]["n_inputs"] == 1
+    frame.assign(**{"price  ": frame["x"]}).to_csv(tmp_path / "two.csv", index=False)
+    res = cli("fit", str(tmp_path / "two.csv"), "--target", "price", "--out", str(tmp_path / "r2"))
+    assert res.returncode == 2 and 'Target column "price" is not in' in res.stderr, res.stderr

@@ -93,6 +93,7 @@ def resolve_target(cols: list, target: str | list[str] | None, path: Path) -> li
     names = [target] if isinstance(target, str) else list(target)
     if not names:
         raise UserError(f"The target list for {path} is empty. Pass --target COLUMN with at least one column.")
+    names = [_spaced(t, cols) for t in names]
     for t in names:
         if t not in cols:
             raise UserError(
@@ -100,6 +101,15 @@ def resolve_target(cols: list, target: str | list[str] | None, path: Path) -> li
                 f"Pass --target with one of these names.{_headerless_hint(cols)}"
             )
     return names
+
+
+def _spaced(name: Any, cols: list) -> Any:
+    """The column a target name means when the header writes it with spaces around it (`` t ``, which a
+    ``--set data.target=`` value cannot carry through YAML): the one column equal to it once both are stripped."""
+    if name in cols or not isinstance(name, str):
+        return name
+    same = [c for c in cols if isinstance(c, str) and c.strip() == name.strip()]
+    return same[0] if len(same) == 1 else name
 
 
 def _headerless_hint(cols: list) -> str:

@@ -5,6 +5,7 @@ network's input at predict time; it round-trips through JSON (no pickle).
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +18,7 @@ from trainwell.data.column_types import Options
 from trainwell.data.columns import ColumnEncoder
 from trainwell.data.fingerprints import SeenRows
 from trainwell.data.frames import frame_features
+from trainwell.data.leakage import LeakageWarning, leak_warning, target_leaks
 from trainwell.data.impute import Imputer
 from trainwell.data.labels import LabelCoder, make_coder, other_reading
 from trainwell.data.layout import choose_scaler
@@ -223,6 +225,7 @@ def prepare(table: Table, spec: Spec, inputs: InputLayout) -> Prepared:
     X_all, columns, feature_names, groups = _encode_columns(table, spec, tr, notes)
     X_tr, X_va = X_all[tr], X_all[va]
     seen = SeenRows.of(X_tr, X_va)
+    _warn_leaks(X_tr, y_enc[tr], groups, coder.task, columns, table.name, spec.train.seed, notes)
     if table.X_test is not None:
         X_te, y_te_raw = table.X_test, table.y_test
         y_te = coder.encode(table.y_test)
@@ -323,6 +326,18 @@ def _encode_columns(table: Table, spec: Spec, tr: np.ndarray, notes: list[str]):
         raise UserError(f"{table.name} has no usable feature column left: {'; '.join(columns.describe(typed))}. "
                         f"Keep some with data.drop_columns=[] or add input columns.")
     return X_all, columns, columns.names(), columns.groups()
+
+
+def _warn_leaks(X_tr: np.ndarray, y_tr: np.ndarray, groups: list[str] | None, task: str, columns: Any, name: str,
+                seed: int, notes: list[str]) -> None:
+    """Name the feature columns that reproduce the target on the training rows (data/leakage.py): a warning,
+    and a note kept in data.json."""
+    found = target_leaks(X_tr, y_tr, list(groups or []), task, seed)
+    if not found:
+        return
+    dropped = [c.name for c in columns.columns if c.kind == "dropped"] if columns is not None else []
+    notes.append("possible leakage: " + "; ".join(f"{col} ({why})" for col, why in found.items()))
+    warnings.warn(leak_warning(found, name, dropped), LeakageWarning, stacklevel=4)
 
 
 def _resample(tr: np.ndarray, va: np.ndarray, w: np.ndarray, seed: int):
