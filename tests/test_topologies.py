@@ -124,3 +124,19 @@ def test_another_types_key_on_an_mlp_is_named_with_the_types_that_read_it(cli, t
         warnings.simplefilter("error")
         tw.fit("iris", sets=["train.epochs=2", "model.ensemble=auto", "model.type=cnn", "model.ensemble=1"],
                save=False, verbose=False)
+
+
+@pytest.mark.parametrize("sets,named", [
+    (["data.target_transform=log", "data.clip_predictions=false"], "data.target_transform=\"log\", "
+                                                                   "data.clip_predictions=false are not read by task=binary"),
+    (["train.monitor=false", "train.monitor_every=3"], "train.monitor_every=3 is not read by train.monitor=false"),
+])
+def test_a_setting_another_key_rules_out_changes_nothing_and_is_named(sets, named):
+    """A regression-only data key on a classifier, the monitors' sampling with the monitors off: the model is the
+    very same (weights equal bit for bit) and one warning names the keys and what would read them."""
+    base = ["data.source=breast_cancer", "train.epochs=2", "model.ensemble=1"]
+    plain = tw.fit(sets=base + sets[:1] if sets[0].startswith("train.monitor=") else base, save=False, verbose=False)
+    with pytest.warns(UserWarning, match=re.escape(named)):
+        changed = tw.fit(sets=base + sets, save=False, verbose=False)
+    for a, b in zip(plain.model.state_dict().values(), changed.model.state_dict().values()):
+        assert torch.equal(a, b)

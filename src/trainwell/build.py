@@ -24,7 +24,7 @@ from trainwell.core.errors import UserError
 from trainwell.nn.heads import EPOCH_METRIC, make_head
 from trainwell.nn.models import initialize
 from trainwell.nn.topologies import build_model, resolve_architecture, topology, topology_defaults
-from trainwell.core.unread import KeysRead
+from trainwell.core.unread import KeysRead, warn_unread_conditional
 from trainwell.optim.optimizers import make_optimizer, warn_unread_optim
 from trainwell.optim.schedules import make_schedule, warn_unread_schedule
 from trainwell.core.spec import Spec
@@ -57,6 +57,7 @@ def assemble(spec: Spec, X: Any = None, y: Any = None, *, val_rows: Any = None, 
     dist = dist or Distributed()
     spec, prep, early = prepare_data(spec, X, y, val_rows=val_rows, rank=dist.rank, world=dist.world,
                                      streaming=streaming)
+    warn_unread_conditional(spec, prep.pre.task)       # e.g. data.target_transform on a classifier
     arch, arch_notes = resolve_architecture(spec, prep)
     arch_notes += add_class_weight(arch, spec, prep)      # data.class_weight: a class-weighted loss
     if module is not None and not isinstance(module, (str, type)):

@@ -39,18 +39,18 @@ class KeysRead:
         return getattr(self.section, key)
 
 
-def warn_unread(prefix: str, choice: str, chosen: str, unread: dict[str, Any], readers: dict[str, list[str]],
+def warn_unread(prefix: str, chooser: str, chosen: str, unread: dict[str, Any], readers: dict[str, list[str]],
                 note: str = "") -> None:
-    """One warning: ``{prefix}.{key}={value}`` (each key of ``unread``) is not read by ``{prefix}.{choice}={chosen}``
-    and has no effect; ``readers`` names the choices that do read each key; ``note`` adds a pointer (Adam's
-    momentum is ``optim.beta1``)."""
+    """One warning: ``{prefix}.{key}={value}`` (each key of ``unread``) is not read when ``{chooser}={chosen}``
+    (``model.type=mlp``, ``task=multiclass``) and has no effect; ``readers`` names the values of ``chooser``
+    that do read each key; ``note`` adds a pointer (Adam's momentum is ``optim.beta1``)."""
     if not unread:
         return
     one = len(unread) == 1
     settings = ", ".join(f"{prefix}.{k}={json.dumps(v)}" for k, v in unread.items())
-    who = "; ".join(f"only {prefix}.{choice}={_either(readers.get(k) or ['none'])} reads {k}" for k in unread)
-    warnings.warn(f"{settings} {'is' if one else 'are'} not read by {prefix}.{choice}={chosen} and "
-                  f"{'has' if one else 'have'} no effect on this run: {who}{note}. Set {prefix}.{choice} to the one "
+    who = "; ".join(f"only {chooser}={_either(readers.get(k) or ['none'])} reads {k}" for k in unread)
+    warnings.warn(f"{settings} {'is' if one else 'are'} not read by {chooser}={chosen} and "
+                  f"{'has' if one else 'have'} no effect on this run: {who}{note}. Set {chooser} to the one "
                   f"meant, or remove the setting{'' if one else 's'} (`trainwell list` describes the choices; "
                   f"docs/spec.md).", UserWarning, stacklevel=3)
 
@@ -58,3 +58,22 @@ def warn_unread(prefix: str, choice: str, chosen: str, unread: dict[str, Any], r
 def _either(names: list[str]) -> str:
     """``a``, ``a or b``, ``a, b or c``."""
     return " or ".join([", ".join(names[:-1]), names[-1]] if len(names) > 1 else names)
+
+
+# settings read only under one value of another key: (section, keys, the deciding key, the value that reads them)
+CONDITIONAL = (
+    ("data", ("target_transform", "clip_predictions"), "task", "regression"),
+    ("train", ("monitor_every",), "train.monitor", "true"),
+)
+
+
+def warn_unread_conditional(spec: Any, task: str) -> None:
+    """The settings of ``CONDITIONAL`` changed from their default where the deciding key rules them out
+    (``data.target_transform`` on a classifier, ``train.monitor_every`` with the monitors off)."""
+    decided = {"task": task, "train.monitor": json.dumps(bool(spec.train.monitor))}
+    for section, keys, chooser, reads in CONDITIONAL:
+        if decided[chooser] == reads:
+            continue
+        changed = changed_keys(getattr(spec, section))
+        unread = {k: changed[k] for k in keys if k in changed}
+        warn_unread(section, chooser, decided[chooser], unread, {k: [reads] for k in unread})

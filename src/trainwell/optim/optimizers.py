@@ -243,4 +243,4 @@ def warn_unread_optim(keys: KeysRead) -> None:
     field = optimizer(spec.name).momentum_field
     note = (f" (the momentum of optim.name={spec.name} is optim.{field})"
             if "momentum" in unread and field not in (None, "momentum") else "")
-    warn_unread("optim", "name", spec.name, unread, readers, note)
+    warn_unread("optim", "optim.name", spec.name, unread, readers, note)

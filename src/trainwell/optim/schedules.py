@@ -179,4 +179,4 @@ def warn_unread_schedule(keys: KeysRead) -> None:
             pass
         for k in probe.read:
             readers.setdefault(k, []).append(name)
-    warn_unread("schedule", "name", spec.name, unread, readers)
+    warn_unread("schedule", "schedule.name", spec.name, unread, readers)

@@ -73,7 +73,7 @@ def resolve_architecture(spec: Any, prep: Any) -> tuple[dict, list[str]]:
     with the one-line summary of its topology where it has one."""
     kind = topology(spec.model.type)
     unread = unread_model_keys(spec.model)
-    warn_unread("model", "type", spec.model.type, {k: getattr(spec.model, k) for k in unread}, unread)
+    warn_unread("model", "model.type", spec.model.type, {k: getattr(spec.model, k) for k in unread}, unread)
     arch, notes = kind.resolve(spec, prep)
     if kind.describe is not None:
         arch["summary"] = kind.describe(arch)
