@@ -153,3 +153,27 @@ def test_default_declines_a_temperature_whose_validation_gain_does_not_reach_the
     assert not cal["applied"] and run.head.temperature == 1.0
     assert cal["test_accuracy_before"] == cal["test_accuracy_after"]
     assert run.metrics["test"]["loss"] == pytest.approx(cal["test_log_loss_before"], rel=1e-4)
+
+
+@pytest.mark.parametrize("task", ["binary", "multiclass", "multilabel"])
+def test_the_temperatures_of_several_row_subsets_fitted_together_are_each_ones_own(task):
+    """``fit_temperatures`` fits one T per row subset in one batched Newton iteration; each equals the T of
+    its rows alone, and the NLL's derivative in 1/T is zero there (to what float64 resolves)."""
+    from trainwell.train.calibration import _nll_derivatives, fit_temperatures
+    gen = torch.Generator().manual_seed(3)
+    n, k = 300, {"binary": 1, "multiclass": 5, "multilabel": 3}[task]
+    z = torch.randn(n, k, generator=gen, dtype=torch.float64) * 3
+    if task == "multiclass":
+        y = torch.multinomial(torch.softmax(z / 2, -1), 1, generator=gen).squeeze(1)
+    else:
+        y = (torch.rand(n, k, generator=gen, dtype=torch.float64) < torch.sigmoid(z * 0.6)).double()
+    if task == "binary":
+        z, y = z[:, 0], y[:, 0]
+    rows = torch.rand(4, n, generator=gen) < torch.tensor([[1.0], [0.8], [0.5], [0.2]])
+    together = fit_temperatures(z, y, task, rows)
+    for i in range(4):
+        alone = fit_temperatures(z[rows[i]], y[rows[i]], task, torch.ones(1, int(rows[i].sum()), dtype=torch.bool))
+        assert float(together[i]) == pytest.approx(float(alone[0]), rel=1e-9)
+        weights = rows[i:i + 1].double() / rows[i].sum()
+        grad, curvature = _nll_derivatives(z.double(), y, task, 1 / together[i:i + 1], weights)
+        assert abs(float(grad[0])) <= 1e-9 * float(curvature[0])
