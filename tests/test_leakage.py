@@ -69,9 +69,16 @@ def test_a_copy_of_the_label_is_named_by_fit_and_the_suggested_setting_drops_it(
     assert setting == "data.drop_columns=['decision_code']"
     notes = json.loads((tmp_path / "r1" / "data.json").read_text())["notes"]
     assert "possible leakage: decision_code (each of its 2 values belongs to one class)" in notes
+    # the doctor repeats it at the end, where the user reads the verdict, and keeps it in diagnosis.json
+    assert ("WARNING target_leakage: Possible target leakage: decision_code (each of its 2 values belongs to one "
+            "class)") in " ".join(res.stdout.split()), res.stdout
+    findings = json.loads((tmp_path / "r1" / "diagnosis.json").read_text())["findings"]
+    leak = [f for f in findings if f["id"] == "target_leakage"]
+    assert leak and leak[0]["evidence"] == {"columns": {"decision_code": "each of its 2 values belongs to one class"}}
+    assert setting in leak[0]["remedy"]
     res = cli("fit", str(tmp_path / "hmda.csv"), "--target", "deny", "--set", "train.epochs=1", "--set", setting,
               "--out", str(tmp_path / "r2"))
-    assert res.returncode == 0 and "target away" not in res.stderr, res.stderr
+    assert res.returncode == 0 and "target away" not in res.stderr and "target_leakage" not in res.stdout, res.stderr
 
 
 @pytest.mark.parametrize("entry", json.loads((TABULAR / "suite.json").read_text()), ids=lambda e: e["file"])

@@ -200,7 +200,8 @@ def score(run: Run, built: Assembly, monitor: Any, seconds: float, console: Cons
             calibrate_run(run, state.data, spec.train.calibrate)
         run.metrics = {"task": prep.pre.task, "best_epoch": best, "epochs_run": state.epoch,
                        "stopped_because": state.stopped_because, "seconds": seconds,
-                       **split_metrics(run, prep, state), **({"calibration": cal} if cal else {})}
+                       **split_metrics(run, prep, state), **({"calibration": cal} if cal else {}),
+                       **({"leakage": prep.leakage} if getattr(prep, "leakage", None) else {})}
         attach(run, state, prep, monitor)                      # run.diagnosis: the doctor's findings
     if cal_note:
         console.print(f"[dim]·[/dim] {cal_note}")

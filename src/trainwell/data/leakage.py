@@ -113,14 +113,18 @@ class LeakageWarning(UserWarning):
     """A feature column reproduces the target on the training rows (data/leakage.py)."""
 
 
-def leak_warning(found: dict[str, str], where: str, dropped: list[str] = ()) -> str:
-    """One paragraph naming the columns, the evidence and how to drop them (``dropped``: the columns dropped
-    already, which a ``data.drop_columns`` list must name again to stay dropped)."""
+def drop_setting(found: dict[str, str], dropped: list[str] = ()) -> str:
+    """The ``data.drop_columns`` setting that drops the named columns (``dropped``: the columns dropped already,
+    which a ``data.drop_columns`` list must name again to stay dropped)."""
+    return f"data.drop_columns=[{', '.join(repr(name) for name in [*dropped, *found])}]"
+
+
+def leak_warning(found: dict[str, str], where: str, setting: str) -> str:
+    """One paragraph naming the columns, the evidence and the setting that drops them."""
     listed = "; ".join(f"{name} ({why})" for name, why in found.items())
-    names = ", ".join(repr(name) for name in [*dropped, *found])
     one = len(found) == 1
     return (f"{'A column' if one else f'{len(found)} columns'} of {where} give{'s' if one else ''} the target away on "
             f"the training rows: {listed}. A copy of the target, or a value recorded after the outcome, makes a model "
             f"that scores well on this split and fails on the rows it is meant for (leakage: Kaufman et al. 2012, "
             f"https://doi.org/10.1145/2382577.2382579). If {'it' if one else 'they'} will not be known when "
-            f"predicting, drop {'it' if one else 'them'}: --set \"data.drop_columns=[{names}]\" (docs/data.md).")
+            f"predicting, drop {'it' if one else 'them'}: --set \"{setting}\" (docs/data.md).")

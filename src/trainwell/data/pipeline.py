@@ -18,7 +18,7 @@ from trainwell.data.column_types import Options
 from trainwell.data.columns import ColumnEncoder
 from trainwell.data.fingerprints import SeenRows
 from trainwell.data.frames import frame_features
-from trainwell.data.leakage import LeakageWarning, leak_warning, target_leaks
+from trainwell.data.leakage import LeakageWarning, drop_setting, leak_warning, target_leaks
 from trainwell.data.impute import Imputer
 from trainwell.data.labels import LabelCoder, make_coder, other_reading
 from trainwell.data.layout import choose_scaler
@@ -189,6 +189,7 @@ class Prepared:
     raw_test: tuple[np.ndarray, np.ndarray] | None = None
     test_rows: np.ndarray | None = None    # the test split's row numbers in the loaded table (export verification)
     seen_rows: SeenRows | None = None      # fingerprints of the training and validation rows (data/fingerprints.py)
+    leakage: dict = field(default_factory=dict)   # columns that give the target away (data/leakage.py), for the doctor
 
 
 def prepare(table: Table, spec: Spec, inputs: InputLayout) -> Prepared:
@@ -225,7 +226,7 @@ def prepare(table: Table, spec: Spec, inputs: InputLayout) -> Prepared:
     X_all, columns, feature_names, groups = _encode_columns(table, spec, tr, notes)
     X_tr, X_va = X_all[tr], X_all[va]
     seen = SeenRows.of(X_tr, X_va)
-    _warn_leaks(X_tr, y_enc[tr], groups, coder.task, columns, table.name, spec.train.seed, notes)
+    leaks = _warn_leaks(X_tr, y_enc[tr], groups, coder.task, columns, table.name, spec.train.seed, notes)
     if table.X_test is not None:
         X_te, y_te_raw = table.X_test, table.y_test
         y_te = coder.encode(table.y_test)
@@ -272,7 +273,7 @@ def prepare(table: Table, spec: Spec, inputs: InputLayout) -> Prepared:
     raw_X_te = table.X_test if table.X_test is not None else X_all[te]
     return Prepared(pre, *(np.ascontiguousarray(a, dtype=a.dtype) for a in (X_tr, y_tr, X_va, y_va, X_te, y_te)),
                     name=table.name, notes=notes, raw_test=(raw_X_te, y_te_raw),
-                    test_rows=te if table.X_test is None else None, seen_rows=seen)
+                    test_rows=te if table.X_test is None else None, seen_rows=seen, leakage=leaks)
 
 
 def prepare_reconstruction(table: Table, spec: Spec, inputs: InputLayout) -> Prepared:
@@ -329,15 +330,17 @@ def _encode_columns(table: Table, spec: Spec, tr: np.ndarray, notes: list[str]):
 
 
 def _warn_leaks(X_tr: np.ndarray, y_tr: np.ndarray, groups: list[str] | None, task: str, columns: Any, name: str,
-                seed: int, notes: list[str]) -> None:
+                seed: int, notes: list[str]) -> dict:
     """Name the feature columns that reproduce the target on the training rows (data/leakage.py): a warning,
-    and a note kept in data.json."""
+    a note kept in data.json, and what the doctor reports (``{"columns": {name: why}, "setting": ...}``)."""
     found = target_leaks(X_tr, y_tr, list(groups or []), task, seed)
     if not found:
-        return
+        return {}
     dropped = [c.name for c in columns.columns if c.kind == "dropped"] if columns is not None else []
+    setting = drop_setting(found, dropped)
     notes.append("possible leakage: " + "; ".join(f"{col} ({why})" for col, why in found.items()))
-    warnings.warn(leak_warning(found, name, dropped), LeakageWarning, stacklevel=4)
+    warnings.warn(leak_warning(found, name, setting), LeakageWarning, stacklevel=4)
+    return {"columns": found, "setting": setting}
 
 
 def _resample(tr: np.ndarray, va: np.ndarray, w: np.ndarray, seed: int):

@@ -274,6 +274,21 @@ def check_depth(arch: dict) -> list[dict]:
     return []
 
 
+def check_leakage(metrics: dict) -> list[dict]:
+    """Feature columns that reproduced the target on the training rows (data/leakage.py): the scores of this run
+    may not hold on the rows the model is meant for."""
+    leakage = metrics.get("leakage") or {}
+    columns = leakage.get("columns") or {}
+    if not columns:
+        return []
+    listed = "; ".join(f"{name} ({why})" for name, why in columns.items())
+    return [finding("target_leakage", "warning",
+                    f"Possible target leakage: {listed}, so these scores may not hold on new data (Kaufman et al. "
+                    f"2012, https://doi.org/10.1145/2382577.2382579)", {"columns": columns},
+                    f"If {'it' if len(columns) == 1 else 'they'} will not be known when predicting, train again "
+                    f"without: --set \"{leakage.get('setting', 'data.drop_columns=[...]')}\" (docs/data.md)")]
+
+
 def majority_error(metrics: dict) -> float | None:
     """The training error of always predicting the most frequent class (from the training confusion
     matrix; None without one): the error any classifier that learned something beats."""
@@ -352,6 +367,7 @@ def diagnose_parts(history: pd.DataFrame | None, diagnostics: pd.DataFrame | Non
     findings += check_fit(history, stopped_because, early)
     findings += check_depth(arch)
     findings += check_bias_variance(metrics, bayes_error, bayes_given)
+    findings += check_leakage(metrics)
     result: dict[str, Any] = {"findings": findings}
     tr = metrics.get("train", {}).get("accuracy")
     va = metrics.get("val", {}).get("accuracy")
