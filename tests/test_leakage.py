@@ -27,15 +27,19 @@ def test_each_rule_names_its_column_and_only_it():
     affine copy: each named with its evidence. The same columns with the rows shuffled, and an honest
     feature, are not."""
     rng = np.random.default_rng(0)
-    y = rng.integers(0, 3, N)
+    score = rng.lognormal(0, 1, N)
+    y = np.digitize(score, [0.8, 2.0])                          # the label made from the score by thresholds
     honest = y + rng.normal(0, 1.0, N)                          # informative, not decisive
     recoded = np.array([7.0, 2.0, 5.0])[y]                      # the label under other codes
-    separated = y * 10 + rng.uniform(0, 9, N)                   # each class in its own range
-    X = np.stack([honest, recoded, separated], axis=1).astype(np.float32)
-    found = target_leaks(X, y, _names(3), "multiclass")
+    apart = y * 10 + rng.uniform(0, 5, N)                       # each class in its own range, far apart
+    X = np.stack([honest, recoded, score, apart], axis=1).astype(np.float32)
+    found = target_leaks(X, y, _names(4), "multiclass")
     assert found == {"x1": "each of its 3 values belongs to one class",
-                     "x2": "every class in its own range of values, ranges that do not overlap"}
-    assert target_leaks(X[rng.permutation(N)], y, _names(3), "multiclass") == {}
+                     "x2": "every class in its own range of values, ranges that touch (a threshold on it gives "
+                           "the class)"}
+    assert target_leaks(X[rng.permutation(N)], y, _names(4), "multiclass") == {}
+    many = (y * 7 + rng.integers(0, 7, N)).astype(np.float32)  # 21 values, each in one class: a feature, not a code
+    assert target_leaks(many[:, None], y, ["many"], "multiclass") == {}
 
     binary = rng.integers(0, 2, N)
     after = np.where(binary == 1, rng.uniform(100, 900, N), np.nan).astype(np.float32)   # known only after a default
@@ -50,6 +54,18 @@ def test_each_rule_names_its_column_and_only_it():
     onehot = np.eye(4, dtype=np.float32)[np.array([0, 1, 2, 3])[binary * 2 + rng.integers(0, 2, N)]]
     assert target_leaks(onehot, binary, ["grade"] * 4, "binary") == {"grade": "each of its 4 values belongs to one class"}
     assert target_leaks(X[:20], price[:20], ["a", "b"], "regression") == {}     # too few rows to judge
+
+
+def test_a_strong_feature_far_from_the_other_class_is_not_named():
+    """Iris's setosa against versicolor: the petals alone separate them, by a wide margin. A real feature, so
+    nothing is named; the same petal length with the label made by a threshold on it is named."""
+    from sklearn.datasets import load_iris
+    X, y = load_iris(return_X_y=True)
+    X, y = X[y < 2].astype(np.float32), y[y < 2]
+    names = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
+    assert target_leaks(X, y, names, "binary") == {}
+    made = (X[:, 2] > 4.2).astype(np.int64)                    # within versicolor: the classes touch
+    assert list(target_leaks(X, made, names, "binary")) == ["petal_length"]
 
 
 def test_a_copy_of_the_label_is_named_by_fit_and_the_suggested_setting_drops_it(tmp_path, cli):

@@ -164,9 +164,9 @@ def test_estimator_writes_nothing_unless_asked(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     X, y = datasets.load_iris(return_X_y=True)
     tw_cls = __import__("trainwell").Classifier
-    clf = tw_cls(hidden=(8,), epochs=3, ensemble=1).fit(X, y)
+    clf = tw_cls(hidden=(8,), epochs=100, ensemble=1).fit(X, y)
     assert list(tmp_path.iterdir()) == []              # no run directory, checkpoint or report by default
-    assert clf.score(X, y) > 0.3
+    assert clf.score(X, y) > 0.8                       # a trained model (3 epochs of 5 steps are still the init)
     tw_cls(hidden=(8,), epochs=3, ensemble=1, report=str(tmp_path / "r")).fit(X, y)
     assert (tmp_path / "r" / "report.html").exists() and (tmp_path / "r" / "model.safetensors").exists()
 

@@ -12,9 +12,11 @@ A raw column is named when, on the training rows alone, one of these holds:
 
 - regression: a number whose correlation with the target is at least 0.999 in absolute value;
 - classification: its values (a number, or a text column's category) each belong to a single class while
-  it takes at most a fifth as many distinct values as there are rows (a copy or a recoding of the label);
-- classification: a number that puts every class in its own range of values, ranges that do not overlap
-  (one threshold separates two classes perfectly);
+  it takes at most two values per class (a copy or a recoding of the label, not a feature with many values
+  that happens to be pure);
+- classification: a number that puts every class in its own range of values, ranges that touch: the gaps
+  between them are within 20 typical spacings of the values (interquartile range / rows), as where the label
+  was made by thresholding the number; classes far apart (iris's setosa by its petals) are a strong feature;
 - classification: whether the value is missing tells the class (missing in every row of some classes,
   present in every row of the others).
 
@@ -29,6 +31,8 @@ MIN_ROWS = 30
 SAMPLE_ROWS = 5_000
 MIN_CORRELATION = 0.999
 MAX_VALUE_SHARE = 0.2     # a column judged by its values takes at most this many distinct values per row
+VALUES_PER_CLASS = 2      # ... and at most this many per class: a code for the label, not a strong feature
+GAP_SPACINGS = 20         # classes' ranges closer than this many typical spacings (IQR / rows): a threshold
 
 
 def target_leaks(X: np.ndarray, y: np.ndarray, groups: list[str], task: str, seed: int = 0) -> dict[str, str]:
@@ -87,6 +91,8 @@ def _values_decide(codes: np.ndarray, y: np.ndarray) -> str | None:
     if n_codes < 2 or n_codes > MAX_VALUE_SHARE * len(codes) or y.min() == y.max():
         return None
     used = len(np.unique(codes))
+    if used > VALUES_PER_CLASS * len(np.unique(y)):      # many values, each in one class: a strong feature, not a code
+        return None
     pairs = len(np.unique(codes * n_classes + y))
     return f"each of its {used} values belongs to one class" if pairs == used and used > 1 else None
 
@@ -98,8 +104,14 @@ def _ranges_decide(x: np.ndarray, y: np.ndarray) -> str | None:
     if len(x) < MIN_ROWS or len(classes) < 2:
         return None
     ranges = sorted((float(x[y == c].min()), float(x[y == c].max())) for c in classes)
-    disjoint = all(high < low for (_, high), (low, _) in zip(ranges, ranges[1:]))
-    return "every class in its own range of values, ranges that do not overlap" if disjoint else None
+    gaps = [low - high for (_, high), (low, _) in zip(ranges, ranges[1:])]
+    if min(gaps) <= 0:
+        return None
+    q1, q3 = np.percentile(x, [25, 75])
+    spacing = (q3 - q1) / len(x) if q3 > q1 else float(np.ptp(x)) / len(x)
+    if max(gaps) > GAP_SPACINGS * spacing:      # classes apart by a wide margin: a strong feature, not a threshold
+        return None
+    return "every class in its own range of values, ranges that touch (a threshold on it gives the class)"
 
 
 def _missing_decides(missing: np.ndarray, y: np.ndarray) -> str | None:
