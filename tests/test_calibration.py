@@ -177,3 +177,18 @@ def test_the_temperatures_of_several_row_subsets_fitted_together_are_each_ones_o
         weights = rows[i:i + 1].double() / rows[i].sum()
         grad, curvature = _nll_derivatives(z.double(), y, task, 1 / together[i:i + 1], weights)
         assert abs(float(grad[0])) <= 1e-9 * float(curvature[0])
+
+
+def test_a_temperature_never_flattens_the_labels_into_ties():
+    """Logits that point away from the labels (a network a few steps from its init can be worse than none):
+    the NLL falls as T grows without end. T stops at the edge of its range, where float32 probabilities still
+    order the classes as the logits do, so the predicted labels are unchanged (an unbounded T of 5e9 rounded
+    them into exact ties, all predicted as the first class)."""
+    from trainwell.train.calibration import S_RANGE
+    gen = torch.Generator().manual_seed(0)
+    z = torch.randn(150, 3, generator=gen) * 2
+    y = z.argmin(1)                                     # always wrong, confidently
+    T = fit_temperature(z, y, "multiclass")
+    assert T == pytest.approx(1 / S_RANGE[0])
+    scaled = torch.softmax((z / T).float(), -1)
+    assert torch.equal(scaled.argmax(1), z.argmax(1))

@@ -65,31 +65,33 @@ def fit_temperature(logits: torch.Tensor, y: torch.Tensor, task: str) -> float:
 
 def fit_temperatures(logits: torch.Tensor, y: torch.Tensor, task: str, rows: torch.Tensor) -> torch.Tensor:
     """One ``T`` per row subset (``rows``: ``[K, n]`` booleans), each minimizing the mean NLL of its rows'
-    ``logits / T``, found together: Newton's method on ``s = 1/T``, in which the NLL is convex (its second
-    derivative is the variance of the logits under the model's own probabilities), each step halved until
-    the NLL falls. The K fits (the full split and the five folds of the keep rule) cost one small batched
+    ``logits / T``, found together. The NLL is convex in ``s = 1/T`` (its second derivative is the variance of
+    the logits under the model's own probabilities), so its derivative rises through zero once: each subset
+    keeps a bracket ``[lo, hi]`` of ``s`` around that zero and steps by Newton's method where the step stays
+    inside it, by halving the bracket (geometrically) where it would not (a safeguarded Newton iteration,
+    Press et al., *Numerical Recipes*, 3rd ed., section 9.4). A subset whose NLL still falls at the edge of
+    ``S_RANGE`` (a validation split the network separates perfectly, or one it gets wrong on purpose) takes
+    that edge. The K fits (the full split and the five folds of the keep rule) cost one small batched
     computation instead of K runs of a general optimizer."""
     z, t = logits.detach().double().cpu(), y.detach().cpu()
     weights = rows.double() / rows.sum(1, keepdim=True).clamp_min(1)
-    s = torch.ones(rows.shape[0], dtype=torch.float64)
-    loss = _mean_nll(z, t, task, s, weights)
-    settled = torch.zeros_like(s, dtype=torch.bool)
-    for _ in range(100):
-        grad, curvature = _nll_derivatives(z, t, task, s, weights)
-        step = torch.where(curvature > 0, grad / curvature.clamp_min(1e-300), grad.sign() * s)
-        settled |= (step.abs() <= 1e-9 * s) | (s - step).clamp(*S_RANGE).eq(s)   # below what the NLL can resolve
-        step = torch.where(settled, torch.zeros_like(s), step)
-        if settled.all():
+    k = rows.shape[0]
+    lo, hi = torch.full((k,), S_RANGE[0], dtype=torch.float64), torch.full((k,), S_RANGE[1], dtype=torch.float64)
+    falls_at_lo = _nll_derivatives(z, t, task, lo, weights)[0] < 0
+    falls_at_hi = _nll_derivatives(z, t, task, hi, weights)[0] < 0
+    s = torch.where(~falls_at_lo, lo, torch.where(falls_at_hi, hi, torch.ones(k, dtype=torch.float64)))
+    active = falls_at_lo & ~falls_at_hi
+    for _ in range(200):
+        if not active.any():
             break
-        for _ in range(30):                                   # halve each subset's step until its NLL falls
-            trial = (s - step).clamp(*S_RANGE)
-            trial_loss = _mean_nll(z, t, task, trial, weights)
-            worse = trial_loss > loss
-            if not worse.any():
-                break
-            step = torch.where(worse, step / 2, step)
-        settled |= worse                                      # no step lowers the NLL any more
-        s, loss = torch.where(worse, s, trial), torch.where(worse, loss, trial_loss)
+        grad, curvature = _nll_derivatives(z, t, task, s, weights)
+        lo, hi = torch.where(active & (grad < 0), s, lo), torch.where(active & (grad > 0), s, hi)
+        newton = s - grad / curvature.clamp_min(1e-300)
+        step = torch.where((newton > lo) & (newton < hi), newton, (lo * hi).sqrt())
+        flat = (grad * s).abs() <= 1e-14           # doubling s would move the NLL by less than this: done
+        settled = flat | ((step - s).abs() <= 1e-13 * s) | (hi <= lo * (1 + 1e-13))
+        s = torch.where(active & ~flat, step, s)
+        active &= ~settled
     return 1.0 / s
 
 
@@ -107,10 +109,6 @@ def _per_row(z: torch.Tensor, t: torch.Tensor, task: str, s: torch.Tensor) -> tu
     u = s[:, None, None] * zz
     p = torch.sigmoid(u)
     return ((F.softplus(u) - tt * u).mean(-1), ((p - tt) * zz).mean(-1), (p * (1 - p) * zz * zz).mean(-1))
-
-
-def _mean_nll(z, t, task, s, weights) -> torch.Tensor:
-    return (weights * _per_row(z, t, task, s)[0]).sum(1)
 
 
 def _nll_derivatives(z, t, task, s, weights) -> tuple[torch.Tensor, torch.Tensor]:
