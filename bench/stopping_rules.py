@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import sys
 import time
 from pathlib import Path
@@ -154,13 +153,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--splits", type=int, default=10)
     p.add_argument("--out", type=Path)
     args = p.parse_args(argv)
-    rows = []
-    for entry in bench.load_suite([t for t in args.tables.split(",") if t]):
-        for s, _, train, test, _ in bench.outer_splits(entry, 0, args.splits):
-            rows.append(dict(split=s, **one_split(entry, train, test)))
-            print(json.dumps(rows[-1]), flush=True)
-            if args.out:
-                args.out.write_text(json.dumps(dict(args=vars(args) | {"out": str(args.out)}, rows=rows), indent=1))
+    rows = bench.each_split(args, one_split)
     frame = pd.DataFrame(rows)
     rules = ["default", "one_se"] + [f"paired_{z:g}" for z in Z_VALUES] + [f"avg_{w}" for w in WINDOWS]
     means = frame.groupby("table", sort=False)[rules + ["cpu_s"]].mean()

@@ -80,6 +80,21 @@ def outer_splits(entry: dict, seed: int, n: int):
         yield s, seed + s, train, test, len(frame) - len(kept)
 
 
+def each_split(args, measure) -> list[dict]:
+    """``measure(entry, train, test)`` on every outer split of ``args.tables`` (comma-separated) for
+    ``args.splits`` splits: one JSON line printed per split, all rows rewritten to ``args.out`` after
+    each, so a long in-process experiment (bench/tabular_crossfit.py, bench/stopping_rules.py) can be
+    watched and is never lost."""
+    rows: list[dict] = []
+    for entry in load_suite([t for t in args.tables.split(",") if t]):
+        for s, _, train, test, _ in outer_splits(entry, 0, args.splits):
+            rows.append(dict(split=s, **measure(entry, train, test)))
+            print(json.dumps(rows[-1]), flush=True)
+            if args.out:
+                args.out.write_text(json.dumps(dict(args=vars(args) | {"out": str(args.out)}, rows=rows), indent=1))
+    return rows
+
+
 def _split(frame: pd.DataFrame, stratify, seed: int):
     from sklearn.model_selection import train_test_split
     return train_test_split(frame, test_size=0.2, random_state=seed, stratify=stratify)

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import math
 import sys
 import time
@@ -154,13 +153,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--fold-seed", type=int, default=0)
     p.add_argument("--out", type=Path)
     args = p.parse_args(argv)
-    rows = []
-    for entry in bench.load_suite([t for t in args.tables.split(",") if t]):
-        for s, _, train, test, _ in bench.outer_splits(entry, 0, args.splits):
-            rows.append(dict(split=s, **crossfit_split(entry, train, test, args)))
-            print(json.dumps(rows[-1]), flush=True)
-            if args.out:
-                args.out.write_text(json.dumps(dict(args=vars(args) | {"out": str(args.out)}, rows=rows), indent=1))
+    rows = bench.each_split(args, lambda entry, train, test: crossfit_split(entry, train, test, args))
     print(pd.DataFrame(rows).groupby("table")[["joint", "own", "joint_loss", "own_loss", "cpu_s"]].mean().round(3).to_string())
 
 
