@@ -18,6 +18,10 @@ from typing import Any, Iterator, Protocol
 import torch
 
 EVAL_CHUNK = 8192            # rows per evaluation forward pass
+# Up to this size the epoch's rows are gathered in its order once and each batch is a view of that copy:
+# one gather per epoch instead of two per step (a small table's step is per-operation overhead). Above
+# it, each batch is gathered on its own so that training never holds a second copy of a large table.
+EPOCH_GATHER_BYTES = 64 * 2**20
 
 # (inputs, targets, rows that count toward the epoch sums, loss weight or None) of one training step
 Batch = tuple[torch.Tensor, torch.Tensor, int, "float | None"]
@@ -86,6 +90,13 @@ class Tensors:
                       shard: tuple[int, int] | None) -> Iterator[Batch]:
         """Index slices of ``order``; data-parallel ranks take every world-th row of each global batch."""
         X, y, n = self.X_train, self.y_train, self.X_train.shape[0]
+        if shard is None and X.nbytes + y.nbytes <= EPOCH_GATHER_BYTES:
+            rest = order[start * batch_size:]
+            X_epoch, y_epoch = X[rest], y[rest]
+            for first in range(0, rest.shape[0], batch_size):
+                xb = X_epoch[first:first + batch_size]
+                yield xb, y_epoch[first:first + batch_size], xb.shape[0], None
+            return
         if shard is None:
             for first in range(start * batch_size, n, batch_size):
                 idx = order[first:first + batch_size]

@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from trainwell.nn.activations import make_activation
+from trainwell.nn.softmax import log_softmax_classes
 
 
 class PackedLinear(nn.Module):
@@ -47,13 +48,18 @@ class PackedLinear(nn.Module):
         return [(self.weight[i], self.bias[i]) for i in range(self.members)]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``x``: ``[k, batch, in]`` (or ``[batch, in]``, shared by all members) -> ``[k, batch, out]``."""
-        if x.dim() == 2:
-            x = x.unsqueeze(0).expand(self.members, -1, -1)
-        return torch.baddbmm(self.bias.unsqueeze(1), x, self.weight.transpose(1, 2))
+        return packed_linear(x, self.weight, self.bias)
 
     def extra_repr(self) -> str:
         return f"members={self.members}, in_features={self.in_features}, out_features={self.out_features}"
+
+
+def packed_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """``x``: ``[k, batch, in]`` (or ``[batch, in]``, shared by all members) -> ``[k, batch, out]``, member i
+    through ``weight[i]`` (``[out, in]``) and ``bias[i]``: one batched matmul for all members."""
+    if x.dim() == 2:
+        x = x.unsqueeze(0).expand(weight.shape[0], -1, -1)
+    return torch.baddbmm(bias.unsqueeze(1), x, weight.transpose(1, 2))
 
 
 class PackedBlock(nn.Module):
@@ -114,7 +120,7 @@ def combine_members(out: torch.Tensor, task: str) -> torch.Tensor:
     """
     log_k = math.log(out.shape[1])
     if task == "multiclass":
-        return torch.logsumexp(torch.log_softmax(out, dim=-1), dim=1) - log_k
+        return torch.logsumexp(log_softmax_classes(out), dim=1) - log_k
     if task in ("binary", "multilabel"):
         log_p = torch.logsumexp(nn.functional.logsigmoid(out), dim=1) - log_k
         log_q = torch.logsumexp(nn.functional.logsigmoid(-out), dim=1) - log_k

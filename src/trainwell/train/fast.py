@@ -28,6 +28,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.optim import optimizer as torch_optimizer
 
+from trainwell.nn.ensemble import packed_linear
+from trainwell.nn.softmax import log_softmax_classes
 from trainwell.optim.eager import torch_class
 from trainwell.optim.optimizers import for_torch_class
 from trainwell.optim.regularizers import penalty_gradient
@@ -38,6 +40,21 @@ ACTIVATION_BACKWARD = {   # d(act)/dz applied to g, from the saved z (pre-activa
     nn.Sigmoid: lambda g, z, a: torch.ops.aten.sigmoid_backward(g, a),
     nn.Identity: lambda g, z, a: g,
 }
+
+
+ACTIVATION_FORWARD = {    # the same kernels the modules call, without nn.Module's call machinery
+    nn.ReLU: torch.relu,
+    nn.Tanh: torch.tanh,
+    nn.Sigmoid: torch.sigmoid,
+    nn.Identity: lambda z: z,
+}
+
+
+def activation_function(act: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``act``'s forward as a plain function (hooks on it are checked before every step)."""
+    if isinstance(act, nn.LeakyReLU):
+        return lambda z, s=act.negative_slope: F.leaky_relu(z, s)
+    return ACTIVATION_FORWARD[type(act)]
 
 
 def forward_keeping(h: torch.Tensor, layers: list) -> tuple[list, list, list, list]:
@@ -164,8 +181,8 @@ class _Packed:
     (the first layer's input [batch, in] is shared by the k members)."""
 
     @staticmethod
-    def affine(lin, h):
-        return lin(h)
+    def affine(lin, h):            # PackedLinear.forward without nn.Module's call machinery (hooks: checked per step)
+        return packed_linear(h, lin.weight, lin.bias)
 
     @staticmethod
     def grads(lin, g, h):
@@ -199,10 +216,10 @@ def analytic_step(state, fallback: Callable, with_metric: bool = True) -> Callab
     hooked = [m for m in model.modules()]
     task = head.task
     nan_terms = torch.full((4 if task == "regression" else 2,), float("nan"))
-    counts: dict[int, torch.Tensor] = {}
+    constants: dict = {}
     opt_step = fused_adam_step(opt)
     add_penalties = penalty_gradients(state.spec.regularize, 1.0 / model.members if packed else 1.0)
-    layers = [(lambda h, lin=lin: ops.affine(lin, h), act,
+    layers = [(lambda h, lin=lin: ops.affine(lin, h), activation_function(act),
                no_mask if drop is None else   # the same draw nn.Dropout makes, in training mode only
                (lambda a, p=drop.p: F.dropout(torch.ones_like(a), p, True) if model.training else None))
               for lin, act, drop in zip(linears, acts, drops)]
@@ -215,9 +232,9 @@ def analytic_step(state, fallback: Callable, with_metric: bool = True) -> Callab
             inputs, zs, outs, masks = forward_keeping(xb.flatten(1) if xb.dim() > 2 else xb, layers)
             out = ops.affine(linears[-1], inputs[-1])
             if packed:
-                loss, terms, g = _packed_loss_grad(head, out, yb, with_metric, nan_terms, counts)
+                loss, terms, g = _packed_loss_grad(head, out, yb, with_metric, nan_terms, constants)
             else:
-                loss, terms, g = _loss_grad(head, out, yb, with_metric, nan_terms, counts)
+                loss, terms, g = _loss_grad(head, out, yb, with_metric, nan_terms, constants)
             for li in range(len(linears) - 1, -1, -1):
                 lin = linears[li]
                 lin.weight.grad, lin.bias.grad = ops.grads(lin, g, inputs[li])
@@ -251,20 +268,20 @@ def penalty_gradients(reg, scale: float) -> Callable[[nn.Module], None] | None:
 
 
 def _loss_grad(head, out: torch.Tensor, yb: torch.Tensor, with_metric: bool, nan_terms: torch.Tensor,
-               counts: dict[int, torch.Tensor]):
+               constants: dict):
     """The batch loss, the epoch-metric terms and dL/d(out) of one network's [batch, outputs] output."""
     task, B = head.task, out.shape[0]
     terms = nan_terms
     if task == "multiclass":
-        logp = torch.log_softmax(out, -1)
+        logp = log_softmax_classes(out)
         loss = F.nll_loss(logp, yb)
         if with_metric:   # [correct, count], as Head.metric_terms, in two fewer kernels
-            count = counts.get(B)
+            count = constants.get(B)
             if count is None:
-                count = counts[B] = logp.new_tensor(B)
+                count = constants[B] = logp.new_tensor(B)
             terms = torch.stack([torch.eq(logp.argmax(-1), yb).sum(dtype=out.dtype), count])
         g = logp.exp_()
-        g[torch.arange(B), yb] -= 1.0
+        g.scatter_add_(1, yb.view(B, 1), _minus_ones(out, constants))
         return loss, terms, g.div_(B)
     if task == "binary":
         z = out.squeeze(-1)
@@ -279,7 +296,7 @@ def _loss_grad(head, out: torch.Tensor, yb: torch.Tensor, with_metric: bool, nan
 
 
 def _packed_loss_grad(head, out: torch.Tensor, yb: torch.Tensor, with_metric: bool, nan_terms: torch.Tensor,
-                      counts: dict[int, torch.Tensor] | None = None):
+                      constants: dict | None = None):
     """``_loss_grad`` for k members' [k, batch, outputs] output: the loss value is the mean of the members'
     losses and each member's gradient that of its own loss (as Head.loss_fn); the metric terms score the
     averaged ensemble.
@@ -292,12 +309,13 @@ def _packed_loss_grad(head, out: torch.Tensor, yb: torch.Tensor, with_metric: bo
     own = with_metric and head.task in ("multiclass", "binary") and head.class_weight is None
     terms = head.metric_terms(out.transpose(0, 1), yb) if with_metric and not own else nan_terms
     if head.task == "multiclass":
-        logp = torch.log_softmax(out, -1)
-        loss = -logp.gather(2, yb.view(1, B, 1).expand(k, B, 1)).mean()
+        logp = log_softmax_classes(out)
+        rows = yb.view(1, B, 1).expand(k, B, 1)
+        loss = -logp.gather(2, rows).mean()
         g = logp.exp_()
         if own:
-            terms = _correct_and_count(torch.eq(g.sum(0).argmax(-1), yb), out, counts)
-        g[:, torch.arange(B), yb] -= 1.0
+            terms = _correct_and_count(torch.eq(g.sum(0).argmax(-1), yb), out, constants)
+        g.scatter_add_(2, rows, _minus_ones(out, constants))      # p - 1 at each row's class, in one kernel
         return loss, terms, g.div_(B)
     if head.task == "binary":
         z = out.squeeze(-1)
@@ -305,18 +323,30 @@ def _packed_loss_grad(head, out: torch.Tensor, yb: torch.Tensor, with_metric: bo
         loss = F.binary_cross_entropy_with_logits(z, target)
         p = torch.sigmoid(z)
         if own:
-            terms = _correct_and_count(torch.eq(p.sum(0) > 0.5 * k, yb > 0.5), out, counts)
+            terms = _correct_and_count(torch.eq(p.sum(0) > 0.5 * k, yb > 0.5), out, constants)
         return loss, terms, ((p - target) / B).unsqueeze(-1)
     diff = out - yb
     return diff.square().mean(), terms, diff.mul_(2.0 * k / diff.numel())
 
 
-def _correct_and_count(hits: torch.Tensor, out: torch.Tensor, counts: dict[int, torch.Tensor] | None) -> torch.Tensor:
+def _minus_ones(out: torch.Tensor, cache: dict | None) -> torch.Tensor:
+    """A tensor of -1 shaped as ``out`` with its last dimension 1 (``[k, batch, 1]`` or ``[batch, 1]``), made
+    once per shape."""
+    shape = (*out.shape[:-1], 1)
+    ones = None if cache is None else cache.get(shape)
+    if ones is None:
+        ones = out.new_full(shape, -1.0)
+        if cache is not None:
+            cache[shape] = ones
+    return ones
+
+
+def _correct_and_count(hits: torch.Tensor, out: torch.Tensor, constants: dict | None) -> torch.Tensor:
     """[correct, count] of one batch's boolean hits, the count tensor made once per batch size."""
     B = hits.shape[0]
-    count = None if counts is None else counts.get(B)
+    count = None if constants is None else constants.get(B)
     if count is None:
         count = out.new_tensor(float(B))
-        if counts is not None:
-            counts[B] = count
+        if constants is not None:
+            constants[B] = count
     return torch.stack([hits.sum(dtype=out.dtype), count])

@@ -20,6 +20,7 @@ from torch import nn
 
 from trainwell.nn.activations import make_activation
 from trainwell.nn.heads import Head
+from trainwell.nn.softmax import log_softmax_classes
 from trainwell.optim.optimizers import MemberHyper, optimizer
 from trainwell.train.fast import ACTIVATION_BACKWARD, no_mask, forward_keeping
 
@@ -134,7 +135,7 @@ class StackedMLP:
         out = torch.baddbmm(v[2 * last + 1], inputs[-1], v[2 * last])
         P, B = out.shape[0], out.shape[1]
         if head.task == "multiclass":
-            logp = torch.log_softmax(out, -1)
+            logp = log_softmax_classes(out)
             losses = -logp.gather(-1, y.unsqueeze(-1)).squeeze(-1).mean(1)
             g = logp.exp_()
             g.scatter_add_(-1, y.unsqueeze(-1), g.new_full((1, 1, 1), -1.0).expand(P, B, 1))
