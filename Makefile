@@ -12,6 +12,9 @@ $(BIN)/python:
 $(VENV)/.installed: $(BIN)/python pyproject.toml
 	$(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q -e .
+	# the bytecode a wheel install compiles (pip's default); an editable install leaves it to the first
+	# run, and an environment with PYTHONDONTWRITEBYTECODE would recompile every module on every command
+	$(BIN)/python -m compileall -q src/trainwell
 	touch $@
 
 $(VENV)/.installed-test: $(VENV)/.installed
