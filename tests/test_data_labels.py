@@ -115,9 +115,9 @@ def test_numbers_read_as_text_still_match() -> None:
 
 
 def test_make_coder_errors() -> None:
-    with pytest.raises(UserError, match=r"needs at least two classes; found only 'a'"):
+    with pytest.raises(UserError, match=r"needs at least two classes; found only one, 'a', in every row"):
         make_coder(np.array(["a", "a", "a"]))
-    with pytest.raises(UserError, match=r"needs at least two classes; found only 4"):
+    with pytest.raises(UserError, match=r"needs at least two classes; found only one, 4, in every row"):
         make_coder(np.array([4, 4, 4]), "multiclass")
     with pytest.raises(UserError, match=r"regression but the target holds text labels \(e\.g\. 'cat'\).*--task"):
         make_coder(np.array(["cat", "dog"]), "regression")

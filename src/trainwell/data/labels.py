@@ -266,8 +266,9 @@ def make_coder(y: np.ndarray, task: str = "auto", names: list[str] | None = None
         onehot = False
     if len(present) < 2:
         raise UserError(
-            f"A {task} task needs at least two classes; found only {_py(present[0])!r} in every row. "
-            f"Check the target column, or use data that contains more than one class."
+            f"A {task} task needs at least two classes; found only one, {_py(present[0])!r}, in every row of "
+            f"the target, which leaves nothing to learn. Check that the target column is the one meant, "
+            f"or use data that contains more than one class."
         )
     if task == "binary" and len(classes) > 2:
         shown = ", ".join(repr(c) for c in classes[:10]) + (" ..." if len(classes) > 10 else "")
