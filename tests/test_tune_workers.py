@@ -58,7 +58,7 @@ def test_killed_worker_trial_is_retried(tmp_path):
     space = tmp_path / "space.yaml"
     space.write_text("optim.lr: [0.003]\nmodel.units: [32, 48, 64]\n")
     study_dir = tmp_path / "study"
-    sets = ["train.epochs=40", "stop.patience=100"]
+    sets = ["train.epochs=150", "stop.patience=150"]     # about a second a trial: the kill lands inside one
     args = ["digits", "--space", str(space), "--sampler", "grid", "--trials", "3", "--heartbeat", "1",
             "--threads", "1", "--out", str(study_dir), *[x for s in sets for x in ("--set", s)]]
     victim = subprocess.Popen([sys.executable, "-m", "trainwell", "tune", *args],
@@ -82,6 +82,11 @@ def test_killed_worker_trial_is_retried(tmp_path):
     finally:
         if victim.poll() is None:
             victim.kill()
+    # the trial the worker was in when it died (the one seen starting may have finished during the sleep)
+    in_flight = [t for t in optuna.load_study(study_name="digits", storage=storage).get_trials(deepcopy=False)
+                 if t.state.name == "RUNNING"]
+    assert len(in_flight) == 1, "the worker was killed between trials"
+    running = in_flight[0]
     res = tw.tune("digits", space=str(space), sampler="grid", trials=3, heartbeat=1, threads=1, out=study_dir,
                   sets=sets, verbose=False)
     study = optuna.load_study(study_name="digits", storage=storage)
