@@ -164,7 +164,8 @@ def calibrate_run(run, data, setting: str) -> tuple[str | None, dict | None]:
         return "calibration: none (no validation rows to fit a temperature on)", None
     z_val, y_val = _logits(run.model, data.X_val), data.y_val
     T = fit_temperature(z_val, y_val, task)
-    before, after = (float(nll(z_val.double().cpu() / t, y_val.cpu(), task)) for t in (1.0, T))
+    # max(0, .): a perfectly separated split's log-loss rounds to -0.0, which would print as "-0.0000"
+    before, after = (max(0.0, float(nll(z_val.double().cpu() / t, y_val.cpu(), task))) for t in (1.0, T))
     record = {"method": "temperature", "temperature": T, "val_log_loss_before": before, "val_log_loss_after": after}
     splits = [("val", z_val.double().cpu(), y_val.cpu())]
     if data.X_test.shape[0]:
