@@ -216,7 +216,7 @@ def analytic_step(state, fallback: Callable, with_metric: bool = True) -> Callab
     hooked = [m for m in model.modules()]
     task = head.task
     nan_terms = torch.full((4 if task == "regression" else 2,), float("nan"))
-    constants: dict = {}
+    constants: dict = {}         # tensors made once per batch shape: the row counts, the -1 columns of the gradient
     opt_step = fused_adam_step(opt)
     add_penalties = penalty_gradients(state.spec.regularize, 1.0 / model.members if packed else 1.0)
     layers = [(lambda h, lin=lin: ops.affine(lin, h), activation_function(act),
