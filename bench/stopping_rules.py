@@ -1,6 +1,7 @@
 """Which epoch to restore when the validation split is small: rules compared on bench/tabular.py's outer splits.
 
     .venv/bin/python bench/stopping_rules.py [--tables SwissLabor,OJ] [--splits 10] [--out FILE.json]
+                                             [--ceiling] [--set section.key=value ...]
 
 The default restores the epoch of least validation loss (train/early_stopping.py). On a table of a few
 hundred rows the validation split holds a few dozen rows, and the epoch it ranks first is partly the
@@ -22,6 +23,15 @@ validation losses; every rule then restores its epoch and is scored on the outer
 change nothing but which epoch is restored, so their differences are paired on the same runs.
 Prints one JSON line per table and split and a mean per table; ``--out`` writes them as JSON
 (bench/results/stopping_rules.json: SwissLabor and OJ, 10 splits; docs/tabular.md shows them).
+
+``--ceiling`` asks a different question: could *any* choice of epoch do better? It trains the whole
+200-epoch budget (``stop.enabled=false``; the epochs before the default would stop are the same), scores
+every epoch on the outer test rows, and reports per table: ``default`` (the epoch the default rule
+restores, its patience replayed on the recorded losses), ``ceiling`` (the epoch of best *test* score in
+each split: no rule can do better, since it peeks at the test rows) and ``fixed`` (the one epoch number
+best on average over the splits, and its mean score). If the ceiling is below a peer's score, the gap
+is in what the network learns, not in when it is stopped. ``--set`` changes the recipe (in both
+modes), e.g. to see the trajectory of scikit-learn's training recipe run by trainwell.
 """
 from __future__ import annotations
 
@@ -40,7 +50,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import tabular as bench  # noqa: E402  (bench/tabular.py: the suite, the outer splits, the scores)
 
 import trainwell as tw  # noqa: E402
+from trainwell.train.early_stopping import resolve_patience  # noqa: E402
 
+SETS: list[str] = []      # --set: changes to the recipe, for both modes
 Z_VALUES = (0.5, 1.0, 2.0)
 WINDOWS = (5, 10, 20)
 
@@ -55,6 +67,7 @@ class KeepEpochs:
     @torch.no_grad()
     def on_epoch_end(self, state) -> None:
         self.states.append(copy.deepcopy(state.model.state_dict()))
+        self.steps_per_epoch = state.steps_per_epoch
         self.X_val, self.y_val, self.task = state.data.X_val, state.data.y_val, state.head.task
         self.row_losses.append(row_losses(state.model, self.task, self.X_val, self.y_val))
 
@@ -122,7 +135,7 @@ def one_split(entry: dict, train: pd.DataFrame, test: pd.DataFrame) -> dict:
     keep = KeepEpochs()
     start = time.process_time()
     run = tw.fit(X=train.drop(columns=[target]).reset_index(drop=True), y=train[target].to_numpy(),
-                 sets=["train.calibrate=none", "train.monitor=false", "train.progress=false"],
+                 sets=["train.calibrate=none", "train.monitor=false", "train.progress=false", *SETS],
                  save=False, verbose=False, callbacks=[keep])
     losses = np.stack(keep.row_losses)                    # [epochs, validation rows]
     last = len(losses) - 1
@@ -147,12 +160,48 @@ def one_split(entry: dict, train: pd.DataFrame, test: pd.DataFrame) -> dict:
     return row
 
 
+def ceiling_split(entry: dict, train: pd.DataFrame, test: pd.DataFrame) -> dict:
+    """The default's whole trajectory on one split: each epoch's test score and the default's pick."""
+    target, regression = entry["target"], entry["task"] == "regression"
+    keep = KeepEpochs()
+    run = tw.fit(X=train.drop(columns=[target]).reset_index(drop=True), y=train[target].to_numpy(),
+                 sets=["train.calibrate=none", "train.monitor=false", "train.progress=false", "stop.enabled=false",
+                       *SETS],
+                 save=False, verbose=False, callbacks=[keep])
+    mean_loss = np.stack(keep.row_losses).mean(1)
+    scores = test_scores(run, keep.states, test.drop(columns=[target]), test[target], regression,
+                         set(range(len(mean_loss))))
+    patience = resolve_patience(run.spec.stop.patience, keep.steps_per_epoch)
+    best = 0
+    for epoch in range(len(mean_loss)):        # the default rule, replayed: least loss, patience epochs' wait
+        best = epoch if mean_loss[epoch] < mean_loss[best] else best
+        if epoch - best >= patience:
+            break
+    by_epoch = [scores[e] for e in range(len(mean_loss))]
+    return dict(table=bench.table_name(entry), default=by_epoch[best], default_epoch=best + 1,
+                ceiling=max(by_epoch), ceiling_epoch=int(np.argmax(by_epoch)) + 1, by_epoch=by_epoch)
+
+
+def print_ceiling(rows: list[dict]) -> None:
+    for table in dict.fromkeys(r["table"] for r in rows):
+        mine = [r for r in rows if r["table"] == table]
+        curve = np.mean([r["by_epoch"][:min(len(m["by_epoch"]) for m in mine)] for r in mine], axis=0)
+        print(f"{table}: default {np.mean([r['default'] for r in mine]):.4f}, ceiling "
+              f"{np.mean([r['ceiling'] for r in mine]):.4f}, best fixed epoch {int(np.argmax(curve)) + 1} "
+              f"{curve.max():.4f} ({len(mine)} splits)")
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--tables", default="SwissLabor,OJ")
     p.add_argument("--splits", type=int, default=10)
     p.add_argument("--out", type=Path)
+    p.add_argument("--ceiling", action="store_true", help="score every epoch of the whole budget instead")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="sets")
     args = p.parse_args(argv)
+    SETS[:] = args.sets
+    if args.ceiling:
+        return print_ceiling(bench.each_split(args, ceiling_split))
     rows = bench.each_split(args, one_split)
     frame = pd.DataFrame(rows)
     rules = ["default", "one_se"] + [f"paired_{z:g}" for z in Z_VALUES] + [f"avg_{w}" for w in WINDOWS]
