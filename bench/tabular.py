@@ -3,6 +3,7 @@
     python bench/tabular.py [--tables Carseats,Housing] [--tools trainwell,sklearn_mlp,lightgbm,realmlp,linear]
                             [--splits 3] [--seed 0] [--out bench/results/tabular.json] [--reuse]
                             [--tw-set section.key=value ...] [--tw-python PATH] [--timeout 1800]
+                            [--data FOLDER]
 
 Tables: ``../shared/data/tabular/suite.json`` (file, target, task). For each table and outer split s
 (random_state seed+s) rows whose target is missing are dropped for every tool alike (and counted), an
@@ -52,6 +53,12 @@ GAP = 0.005          # trainwell must be within this of scikit-learn's MLP on ev
 # spinning inflated LightGBM's CPU seconds 6-25x on a 320-row table (torch's threads spin the same way).
 # Passive waiting makes CPU seconds measure work, for every tool alike; it changes no model.
 ENV = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}
+
+
+def set_data(folder: Path) -> None:
+    """Benchmark the suite in ``folder`` (its suite.json and CSVs) instead of the shared one."""
+    global DATA
+    DATA = Path(folder)
 
 
 def table_name(entry: dict) -> str:
@@ -325,7 +332,11 @@ def parse(argv: list[str] | None):
     p.add_argument("--tw-python", default=str(ROOT / ".venv" / "bin" / "python"))
     p.add_argument("--peer-python", default=str(HERE / ".venv" / "bin" / "python"))
     p.add_argument("--timeout", type=float, default=1800, help="seconds per process before it is killed")
+    p.add_argument("--data", type=Path, default=DATA,
+                   help="a folder with suite.json and its CSVs (default: the shared suite); "
+                        "bench/rdatasets_suite.py writes one of tables the defaults were never chosen on")
     args = p.parse_args(argv)
+    set_data(args.data)
     args.tools = [t for t in args.tools.split(",") if t]
     if set(args.tools) - set(TOOLS):
         p.error(f"unknown tool(s) {sorted(set(args.tools) - set(TOOLS))}; known: {list(TOOLS)}")

@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from trainwell.data.labels import LabelCoder, detect_task, make_coder
+from trainwell.data.labels import LabelCoder, detect_task, make_coder, other_reading
 from trainwell.data.sources import load_source
 from trainwell.core.errors import UserError
 
@@ -32,6 +32,21 @@ def test_detect_synthetic() -> None:
     assert detect_task(rng.integers(0, 15, 2000)) == "multiclass"       # 15 ids with 130 rows each
     assert detect_task(rng.integers(0, 25, 200)) == "regression"        # 25 values on 200 rows: a score
     assert detect_task(rng.integers(1, 30, 4177)) == "multiclass"       # abalone's rings, as AutoGluon reads them
+    assert detect_task(rng.integers(0, 60, 4406)) == "multiclass"       # 60 consecutive ids
+
+
+def test_a_count_with_a_long_tail_is_regression_not_classes() -> None:
+    """Doctor visits (NMES1988: 0-89, 60 values in 4,406 rows) passed every class-id test but one: a
+    count's tail leaves gaps between its values, ids encoded from labels do not."""
+    rng = np.random.default_rng(0)
+    visits = rng.negative_binomial(1, 0.15, 4406)                        # mean 5.7, most rows 0-3
+    values = np.unique(visits)
+    assert 10 < len(values) <= 100 and values[-1] - values[0] + 1 > len(values)   # gaps in the tail
+    assert values[-1] - values[0] + 1 <= 2 * len(values)               # ... which the old rule allowed
+    assert detect_task(visits) == "regression"
+    assert "--set task=multiclass" in other_reading("regression", visits)
+    ids = np.arange(len(values))[np.searchsorted(values, visits)]       # the same rows as consecutive ids
+    assert detect_task(ids) == "multiclass"
     assert detect_task(np.eye(3)[rng.integers(0, 3, 30)]) == "multiclass"
     assert detect_task(rng.integers(0, 2, (30, 4))) == "multilabel"
     assert detect_task(rng.normal(size=(30, 2))) == "regression"

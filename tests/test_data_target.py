@@ -49,7 +49,7 @@ def test_log_is_chosen_on_the_training_split_and_inverted_exactly(tmp_path):
     np.testing.assert_allclose(prep.y_train[:, 0], z, rtol=1e-4, atol=1e-5)
     # inverted exactly: original units back (float32 round trip)
     y = df["price"].to_numpy()
-    back = prep.pre.decode_regression(prep.pre.encode_y(y), clip=False)
+    back = prep.pre.decode_regression(prep.pre.encode_y(y), prediction=False)
     np.testing.assert_allclose(back[:, 0], y, rtol=2e-5)
     # the clip range: the training range widened by 5 % (not below 0: every target is >= 0)
     lo, hi = y_tr.min(), y_tr.max()
@@ -57,7 +57,7 @@ def test_log_is_chosen_on_the_training_split_and_inverted_exactly(tmp_path):
     assert prep.pre.target.high[0] == pytest.approx(hi + 0.05 * (hi - lo))
     huge = prep.pre.target_scaler.transform(np.array([[50.0]]))      # far beyond anything seen
     assert prep.pre.decode_regression(huge)[0, 0] == pytest.approx(prep.pre.target.high[0], rel=1e-6)
-    assert prep.pre.decode_regression(huge, clip=False)[0, 0] > 1e10
+    assert prep.pre.decode_regression(huge, prediction=False)[0, 0] > 1e10
 
 
 def test_a_fitted_run_predicts_in_original_units_and_round_trips(tmp_path):

@@ -31,6 +31,7 @@ from trainwell.run.rundir import claims_run_dir, next_run_dir
 from trainwell.core.spec import Spec
 from trainwell.track.mlflow import tracker_for
 from trainwell.train.calibration import calibrate_run
+from trainwell.train.smearing import smear_run
 from trainwell.train.distributed import Distributed
 from trainwell.train.population_resume import saved_members
 from trainwell.train.progress import epoch_log, fit_console, note, step_note, summary_table
@@ -196,15 +197,17 @@ def score(run: Run, built: Assembly, monitor: Any, seconds: float, console: Cons
     state, prep, spec = built.state, built.prep, built.spec
     best = state.stopper.best_epoch
     with threads_for(state.model, state.batch_size, built.device):   # scoring a small net: one thread, as in training
-        cal_note, cal = (None, None) if getattr(prep, "streaming", False) else \
-            calibrate_run(run, state.data, spec.train.calibrate)
+        streaming = getattr(prep, "streaming", False)
+        cal_note, cal = (None, None) if streaming else calibrate_run(run, state.data, spec.train.calibrate)
+        smear_note = None if streaming else smear_run(run, state.data, spec.data.smearing)
         run.metrics = {"task": prep.pre.task, "best_epoch": best, "epochs_run": state.epoch,
                        "stopped_because": state.stopped_because, "seconds": seconds,
                        **split_metrics(run, prep, state), **({"calibration": cal} if cal else {}),
                        **({"leakage": prep.leakage} if getattr(prep, "leakage", None) else {})}
         attach(run, state, prep, monitor)                      # run.diagnosis: the doctor's findings
-    if cal_note:
-        console.print(f"[dim]·[/dim] {cal_note}")
+    for line in (cal_note, smear_note):
+        if line:
+            console.print(f"[dim]·[/dim] {line}")
     restored = f"; restored epoch {best}" if spec.stop.restore_best and best > 0 else ""
     note(console, f"stopped at epoch {state.epoch}: {state.stopped_because}{restored} ({seconds:.1f} s)")
 

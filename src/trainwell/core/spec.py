@@ -45,6 +45,7 @@ class DataSpec(_Section):
     sheet: Optional[Union[str, int]] = None  # workbooks: the sheet to read, by name or position (1 = first); None: the first
     target_transform: Literal["auto", "log", "none"] = "auto"   # regression: auto = log1p when >= 0 and skewness > 2
     clip_predictions: bool = True           # regression: predictions clipped to the training target range (+-5%)
+    smearing: bool = True                   # regression, logged target: predictions estimate the mean (Duan 1983)
     weight: Optional[str] = None            # a column of per-row weights (training rows resampled in proportion)
     # classification: per-class loss weights, "balanced" (n / (classes x n_class)) or {class name: weight}
     class_weight: Optional[Union[Literal["balanced"], dict[str, float]]] = None

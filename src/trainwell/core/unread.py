@@ -62,7 +62,7 @@ def _either(names: list[str]) -> str:
 
 # settings read only under one value of another key: (section, keys, the deciding key, the value that reads them)
 CONDITIONAL = (
-    ("data", ("target_transform", "clip_predictions"), "task", "regression"),
+    ("data", ("target_transform", "clip_predictions", "smearing"), "task", "regression"),
     ("train", ("monitor_every",), "train.monitor", "true"),
 )
 

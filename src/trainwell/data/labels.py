@@ -90,15 +90,22 @@ def integer_task(uniq: np.ndarray, n: int) -> str:
     Two values: binary; else multiclass when the values are few (at most max(2, min(100, n // 5)), and
     beyond 10 values at most a tenth of the rows below 1,000 rows, a twentieth from 1,000: AutoGluon's
     thresholds in ``infer_problem_type``, https://github.com/autogluon/autogluon, core/utils/utils.py) and
-    look like class ids, else regression: ages 18-89 on 400 rows are a regression target, not 72 classes. Shared by ``detect_task`` and the streaming pass
-    (data/streaming/stats.py), which knows only the distinct values (at most ``MAX_CLASSES`` + 1 of them).
+    look like class ids, else regression: ages 18-89 on 400 rows are a regression target, not 72 classes.
+
+    Looking like class ids: non-negative, and up to 10 values at least half of the range min..max in
+    use (ratings 1-10 with a few levels unused). Beyond 10 values, every integer from min to max must be
+    present: labels encoded as ids are consecutive, while a count's long tail leaves gaps (doctor visits
+    0-89 take 60 values in 4,406 rows, the highest ones a row each; read as 60 classes, the model
+    predicted the most common counts and scored R² below 0). Shared by ``detect_task`` and the streaming
+    pass (data/streaming/stats.py), which knows only the distinct values (at most ``MAX_CLASSES`` + 1).
     """
     if len(uniq) <= 2:
         return "binary"
     limit = max(2, min(MAX_CLASSES, n // 5))
     if len(uniq) > FEW_CLASSES:      # many levels: a count or an age unless each level has rows to learn from
         limit = min(limit, int(n * (0.1 if n < 1000 else 0.05)))
-    looks_like_ids = uniq[0] >= 0 and (uniq[-1] - uniq[0] + 1) <= 2 * len(uniq)
+    span = uniq[-1] - uniq[0] + 1
+    looks_like_ids = uniq[0] >= 0 and (span <= 2 * len(uniq) if len(uniq) <= FEW_CLASSES else span == len(uniq))
     return "multiclass" if len(uniq) <= limit and looks_like_ids else "regression"
 
 

@@ -130,14 +130,14 @@ class Preprocessor:
             codes = self.target_scaler.transform(codes)
         return codes
 
-    def decode_regression(self, values: np.ndarray, clip: bool = True) -> np.ndarray:
+    def decode_regression(self, values: np.ndarray, prediction: bool = True) -> np.ndarray:
         """Network-scale regression outputs -> original target units (expm1 where the target was
-        logged). ``clip``: predictions kept within the training range (data.clip_predictions);
-        pass ``clip=False`` for true targets."""
+        logged). A ``prediction`` gets the smearing shift and is kept within the training range
+        (data.smearing, data.clip_predictions); pass ``prediction=False`` for true targets."""
         if self.target_scaler is not None:
             values = self.target_scaler.inverse(values)
         if self.target is not None:
-            values = self.target.inverse(values, clip=clip).astype(np.float32)
+            values = self.target.inverse(values, prediction=prediction).astype(np.float32)
         return values
 
     def to_json(self) -> dict:

@@ -17,12 +17,22 @@
 - ``none``: the raw values.
 
 Then every regression target is z-scored on the training split (as before). Predictions are
-inverted exactly (``expm1`` after undoing the z-score), so ``predict`` returns original units.
+inverted (``expm1`` after undoing the z-score), so ``predict`` returns original units.
+
+``data.smearing`` (default true): ``expm1`` of a prediction on the log scale estimates the *median*
+of the target given the inputs, not its mean, and on a skewed target the median lies well below the
+mean (a count of doctor visits: most people few, some many). Squared error and R² in original units
+reward the mean. Duan's smearing estimate (Duan, "Smearing estimate: a nonparametric retransformation
+method", JASA 1983, https://doi.org/10.1080/01621459.1983.10478017) multiplies ``exp`` of the log-scale
+prediction by ``S = mean(exp(r_i))``, the residuals ``r_i`` of the log-scale fit, with no assumption
+about their distribution. trainwell takes the residuals of the validation rows (rows the weights were
+not fitted on, so ``S`` is not shrunk by overfitting; train/smearing.py) and stores ``log S`` as a shift
+added before ``expm1``: ``prediction = S * exp(v) - 1``.
 
 ``data.clip_predictions`` (default true): predictions are clipped to the training target range
 widened by 5 % of its width on each side (not below 0 when every training target is >= 0): a
 network extrapolates linearly outside the data it saw, and after ``expm1`` an extrapolation can
-be off by orders of magnitude. True targets are never clipped (``decode(..., clip=False)``).
+be off by orders of magnitude. True targets are never clipped or shifted (``inverse(..., prediction=False)``).
 """
 from __future__ import annotations
 
@@ -51,6 +61,7 @@ class TargetPlan:
     log: list[bool]
     low: list[float] | None = None
     high: list[float] | None = None
+    shift: list[float] | None = None   # log of the smearing factor per logged column, added before expm1
 
     @classmethod
     def fit(cls, y_train: np.ndarray, how: str, clip: bool, names: list[str] | None = None
@@ -100,25 +111,29 @@ class TargetPlan:
             y = np.where(flags, np.log1p(np.where(flags, np.maximum(y, -1.0 + 1e-12), 0.0)), y)
         return y
 
-    def inverse(self, v: np.ndarray, clip: bool = True) -> np.ndarray:
-        """The modelled scale -> original units (expm1 where logged), clipped when ``clip``."""
+    def inverse(self, v: np.ndarray, prediction: bool = True) -> np.ndarray:
+        """The modelled scale -> original units (expm1 where logged). A ``prediction`` (not a true
+        target) also gets the smearing shift and the clip to the training range."""
         shape = np.shape(v)
         v = np.asarray(v, dtype=np.float64).reshape(shape[0] if shape else 1, len(self.log))
         if any(self.log):
             flags = np.asarray(self.log, dtype=bool)
+            if prediction and self.shift is not None:
+                v = v + np.asarray(self.shift, dtype=np.float64)
             v = np.where(flags, np.expm1(np.where(flags, np.minimum(v, 700.0), 0.0)), v)
-        if clip and self.low is not None:
+        if prediction and self.low is not None:
             v = np.clip(v, np.asarray(self.low), np.asarray(self.high))
         return v.reshape(shape)
 
     def to_json(self) -> dict:
-        return {"log": list(self.log), "low": self.low, "high": self.high}
+        return {"log": list(self.log), "low": self.low, "high": self.high,
+                **({"shift": list(self.shift)} if self.shift is not None else {})}
 
     @classmethod
     def from_json(cls, d: dict | None) -> "TargetPlan | None":
         if not d:
             return None
-        return cls([bool(b) for b in d.get("log", [])], d.get("low"), d.get("high"))
+        return cls([bool(b) for b in d.get("log", [])], d.get("low"), d.get("high"), d.get("shift"))
 
 
 def _fmt2(v) -> str:

@@ -72,7 +72,7 @@ def test_predictions(run: Any, state: Any) -> pd.DataFrame | None:
     o, yn = o.cpu().numpy(), y.cpu().numpy()
     task = run.pre.task
     if task == "regression":
-        t, p = run.pre.decode_regression(yn, clip=False), run.pre.decode_regression(o)
+        t, p = run.pre.decode_regression(yn, prediction=False), run.pre.decode_regression(o)
         t, p = np.asarray(t).reshape(len(t), -1), np.asarray(p).reshape(len(p), -1)
         return pd.DataFrame({**{f"true_{j}": t[:, j] for j in range(t.shape[1])},
                              **{f"pred_{j}": p[:, j] for j in range(p.shape[1])}})

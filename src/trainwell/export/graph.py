@@ -91,7 +91,8 @@ class Scale(nn.Module):
 
 
 class Decode(nn.Module):
-    """Regression outputs -> original units: z-score inverted, expm1 where logged, clipped (float64)."""
+    """Regression outputs -> original units: z-score inverted, expm1 (after the smearing shift) where
+    logged, clipped (float64)."""
 
     def __init__(self, pre):
         super().__init__()
@@ -101,6 +102,8 @@ class Decode(nn.Module):
         self.register_buffer("std", _f64(ts.std if ts is not None else np.ones(n)).reshape(1, -1))
         logged = plan.log if plan is not None else [False] * n
         self.register_buffer("logged", torch.as_tensor(np.asarray(logged, dtype=bool)).reshape(1, -1))
+        shift = plan.shift if plan is not None and plan.shift is not None else [0.0] * n
+        self.register_buffer("shift", _f64(shift).reshape(1, -1))   # smearing (train/smearing.py)
         self.clip = plan is not None and plan.low is not None
         if self.clip:
             self.register_buffer("low", _f64(plan.low).reshape(1, -1))
@@ -109,7 +112,7 @@ class Decode(nn.Module):
     def forward(self, v: torch.Tensor) -> torch.Tensor:
         v = v.to(torch.float64).reshape(v.shape[0], -1) * self.std + self.mean
         v = v.to(torch.float32).to(torch.float64)      # Standardizer.inverse returns float32, as predict does
-        v = torch.where(self.logged, torch.expm1(torch.clamp(v, max=700.0)), v)
+        v = torch.where(self.logged, torch.expm1(torch.clamp(v + self.shift, max=700.0)), v)
         if self.clip:
             v = torch.minimum(torch.maximum(v, self.low), self.high)
         return v.to(torch.float32)

@@ -42,7 +42,7 @@ def split_metrics(run: Any, prep: Any, state: Any) -> dict:
         if prep.pre.task == "reconstruction":
             out[split] = reconstruction_metrics(yn, o)
         elif prep.pre.task == "regression":
-            out[split] = regression_metrics(prep.pre.decode_regression(yn, clip=False), prep.pre.decode_regression(o))
+            out[split] = regression_metrics(prep.pre.decode_regression(yn, prediction=False), prep.pre.decode_regression(o))
         else:
             out[split] = classification_metrics(prep.pre.task, yn, o)
             if run.head.class_weight is not None:
@@ -79,7 +79,7 @@ def stream_split_metrics(run: Any, prep: Any, state: Any) -> dict:
             continue
         y, o, loss = split_outputs(run.model, run.head, state.data, split)
         if pre.task == "regression":
-            m = regression_metrics(pre.decode_regression(y), pre.decode_regression(o))
+            m = regression_metrics(pre.decode_regression(y, prediction=False), pre.decode_regression(o))
         else:
             m = classification_metrics(pre.task, y, o)
         m["loss"] = loss
