@@ -1,6 +1,7 @@
 """Smearing (Duan 1983): predictions of a logged regression target estimate its mean, not its median."""
 from __future__ import annotations
 
+import importlib.util
 import json
 
 import numpy as np
@@ -74,6 +75,10 @@ def test_a_logged_target_is_smeared_with_the_validation_rows_residuals(tmp_path)
     meta = json.loads((tmp_path / "on" / "model.json").read_text())["preprocessing"]["target"]
     assert meta["shift"] == pytest.approx(on.pre.target.shift)
     np.testing.assert_allclose(tw.load(tmp_path / "on").predict(X), on.predict(X), rtol=1e-6)
+    if importlib.util.find_spec("onnxruntime") and importlib.util.find_spec("onnxscript"):   # and by export
+        from trainwell.export import Session
+        on.export(out=tmp_path / "on.onnx")
+        np.testing.assert_allclose(Session(tmp_path / "on.onnx").predict(X), on.predict(X), rtol=1e-5, atol=1e-5)
 
 
 def test_a_target_that_is_not_logged_has_no_shift(tmp_path):

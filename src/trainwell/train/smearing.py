@@ -52,6 +52,7 @@ def smear_run(run: Any, data: Any, enabled: bool) -> str | None:
     plan = pre.target
     if pre.task != "regression" or plan is None or not any(plan.log):
         return None
+    plan.shift = None
     if not enabled:
         return "smearing: off (data.smearing=false): predictions of the logged target estimate its median"
     if data.X_val.shape[0] < 2:
@@ -68,8 +69,8 @@ def smear_run(run: Any, data: Any, enabled: bool) -> str | None:
     gains = held_out_gains(np.asarray(true, np.float64)[:, flags], np.asarray(predicted, np.float64)[:, flags])
     if not (len(gains) and gains.mean() > 0):
         return (f"smearing: none (S = {factors}, the mean of exp(log-scale residual) over the validation rows, "
-                f"does not lower the squared error of validation rows it was not fitted on by more than noise, "
-                f"5-fold; predictions of the logged target estimate its median)")
+                f"does not lower the squared error of validation rows it was not fitted on, 5-fold; predictions "
+                f"of the logged target estimate its median; data.smearing=false skips the check)")
     plan.shift = shift.tolist()
     return (f"smearing: predictions of the logged target multiplied by S = {factors}, the mean of "
             f"exp(log-scale residual) over {data.X_val.shape[0]:,} validation rows, so they estimate the mean "
