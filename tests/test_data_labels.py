@@ -31,7 +31,7 @@ def test_detect_synthetic() -> None:
     assert detect_task(rng.integers(18, 90, 400)) == "regression"       # ages: 72 values on 400 rows
     assert detect_task(rng.integers(0, 15, 2000)) == "multiclass"       # 15 ids with 130 rows each
     assert detect_task(rng.integers(0, 25, 200)) == "regression"        # 25 values on 200 rows: a score
-    assert detect_task(rng.integers(1, 30, 4177)) == "multiclass"       # abalone's rings, as AutoGluon reads them
+    assert detect_task(rng.integers(1, 30, 4177)) == "multiclass"       # 29 consecutive values, 144 rows each
     assert detect_task(rng.integers(0, 60, 4406)) == "multiclass"       # 60 consecutive ids
 
 
