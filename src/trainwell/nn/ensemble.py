@@ -144,9 +144,9 @@ def ensemble_size(setting: int | str, rows: int, params_per_member: int) -> tupl
     work = rows * params_per_member
     if work <= CHEAP:
         return AUTO_MEMBERS, (f"ensemble: {AUTO_MEMBERS} members trained at once as one packed network, their "
-                              f"probabilities averaged (TabM, Gorishniy et al. 2025; deep ensembles, "
-                              f"Lakshminarayanan et al. 2017): {rows:,} rows x {params_per_member:,} parameters is "
-                              f"small; model.ensemble=1 turns it off")
+                              f"predictions averaged (a classifier's probabilities; TabM, Gorishniy et al. 2025; "
+                              f"deep ensembles, Lakshminarayanan et al. 2017): {rows:,} rows x "
+                              f"{params_per_member:,} parameters is small; model.ensemble=1 turns it off")
     return 1, (f"ensemble: off ({rows:,} rows x {params_per_member:,} parameters per member is large; "
                f"set model.ensemble=8 to train 8 at once)")
 
