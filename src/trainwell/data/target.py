@@ -26,8 +26,9 @@ reward the mean. Duan's smearing estimate (Duan, "Smearing estimate: a nonparame
 method", JASA 1983, https://doi.org/10.1080/01621459.1983.10478017) multiplies ``exp`` of the log-scale
 prediction by ``S = mean(exp(r_i))``, the residuals ``r_i`` of the log-scale fit, with no assumption
 about their distribution. trainwell takes the residuals of the validation rows (rows the weights were
-not fitted on, so ``S`` is not shrunk by overfitting; train/smearing.py) and stores ``log S`` as a shift
-added before ``expm1``: ``prediction = S * exp(v) - 1``.
+not fitted on, so ``S`` is not shrunk by overfitting) and stores ``log S`` as a shift added before
+``expm1``: ``prediction = S * exp(v) - 1``, but only when ``S`` lowers the squared error of validation
+rows it was not fitted on (train/smearing.py says why).
 
 ``data.clip_predictions`` (default true): predictions are clipped to the training target range
 widened by 5 % of its width on each side (not below 0 when every training target is >= 0): a

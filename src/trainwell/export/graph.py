@@ -10,7 +10,7 @@ table, in the same order and the same float precision):
    pixel scaling of images and sequences,
 5. the network in evaluation mode (a packed ensemble averages its members, batch norm is folded),
 6. the head: temperature (calibration), softmax / sigmoid, or for regression the target's z-score
-   inverted, ``expm1`` where the target was logged, and the clip to the training range.
+   inverted, ``expm1`` (after the smearing shift) where the target was logged, and the clip to the training range.
 
 What stays outside (``export/runtime.py``, driven by the JSON file written beside the graph):
 reading text — numbers written as text, yes/no, dates into their features — and mapping category
