@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/stopping_rules.py [--tables SwissLabor,OJ] [--splits 10] [--out FILE.json]
                                              [--ceiling] [--set section.key=value ...]
+                                             [--data FOLDER]
 
 The default restores the epoch of least validation loss (train/early_stopping.py). On a table of a few
 hundred rows the validation split holds a few dozen rows, and the epoch it ranks first is partly the
@@ -198,7 +199,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", type=Path)
     p.add_argument("--ceiling", action="store_true", help="score every epoch of the whole budget instead")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="sets")
+    p.add_argument("--data", type=Path, default=bench.DATA,
+                   help="a folder with suite.json and its CSVs (default: ../shared/data/tabular)")
     args = p.parse_args(argv)
+    bench.set_data(args.data)
     SETS[:] = args.sets
     if args.ceiling:
         return print_ceiling(bench.each_split(args, ceiling_split))

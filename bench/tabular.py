@@ -98,7 +98,7 @@ def each_split(args, measure) -> list[dict]:
             rows.append(dict(split=s, **measure(entry, train, test)))
             print(json.dumps(rows[-1]), flush=True)
             if args.out:
-                args.out.write_text(json.dumps(dict(args=vars(args) | {"out": str(args.out)}, rows=rows), indent=1))
+                args.out.write_text(json.dumps(dict(args=vars(args), rows=rows), indent=1, default=str))
     return rows
 
 

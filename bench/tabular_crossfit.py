@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/tabular_crossfit.py [--tables SwissLabor,OJ] [--splits 3] [--folds 8]
                                                [--epochs 200] [--fold-seed 0] [--out FILE.json]
+                                               [--data FOLDER]
 
 The idea (issue 13; docs/tabular.md, "What was tried next"): on a table of a few hundred rows the
 default's one 10 % validation split (70 rows on SwissLabor) decides when the ensemble stops, and
@@ -152,7 +153,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--epochs", type=int, default=200)
     p.add_argument("--fold-seed", type=int, default=0)
     p.add_argument("--out", type=Path)
+    p.add_argument("--data", type=Path, default=bench.DATA,
+                   help="a folder with suite.json and its CSVs (default: ../shared/data/tabular)")
     args = p.parse_args(argv)
+    bench.set_data(args.data)
     rows = bench.each_split(args, lambda entry, train, test: crossfit_split(entry, train, test, args))
     print(pd.DataFrame(rows).groupby("table")[["joint", "own", "joint_loss", "own_loss", "cpu_s"]].mean().round(3).to_string())
 
