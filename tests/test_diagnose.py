@@ -185,8 +185,9 @@ def test_monitor_off_and_every():
     run = tw.fit("digits", sets=["train.epochs=2", "train.monitor_every=5", "train.batch_size=64", *FAST],
                  save=False, verbose=False)
     d = run.diagnostics
-    # 1437 samples / 64 = 23 steps per epoch: step 1 plus every 5th step -> 5 samples in epoch 1
-    assert d[d["epoch"] == 1]["samples"].iloc[0] == 5
+    # the cross-fitted default pools 1,617 training and validation rows: / 64 = 26 steps per epoch, step 1 plus
+    # every 5th step -> 6 samples in epoch 1
+    assert d[d["epoch"] == 1]["samples"].iloc[0] == 6
 
 
 def test_overfit_check_small_batch():

@@ -135,4 +135,6 @@ def test_full_batch_and_stochastic_batches():
         counts = {int(st["step"]) for st in state.optimizer.state.values()}
         return counts, len(state.history), prep.X_train.shape[0]
     assert steps("full", 5) == ({5}, 5, 120)
-    assert steps(1, 2) == ({240}, 2, 120)          # 120 training rows (80 % of 150), one step each
+    # the cross-fitted default (nn/crossfit.py) trains on the 135 pooled training and validation rows (90 % of
+    # 150; the split itself keeps 120 training rows), one step each
+    assert steps(1, 2) == ({270}, 2, 120)

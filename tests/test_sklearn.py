@@ -97,8 +97,10 @@ def test_early_stopping_false_keeps_the_last_epochs_weights():
     X, y = load_breast_cancer(return_X_y=True)
     X, y = X[:300], y[:300]
     _, val, _, _ = split_indices(len(y), y, [0.9, 0.1, 0.0], seed=0)
-    stopped = tw.Classifier(epochs=120, patience=5).fit(X, y)
-    full = tw.Classifier(epochs=120, patience=5, early_stopping=False).fit(X, y)
+    # one shared validation split, whose rows this test scores itself (the cross-fitted default validates
+    # each row out of fold: tests/test_crossfit.py)
+    stopped = tw.Classifier(epochs=120, patience=5, crossfit=False).fit(X, y)
+    full = tw.Classifier(epochs=120, patience=5, early_stopping=False, crossfit=False).fit(X, y)
     assert stopped.n_iter_ < 120 and full.n_iter_ == 120
     for model, epoch in ((stopped, stopped.best_epoch_ - 1), (full, 119)):
         want = model.history_["val_loss"].iloc[epoch]

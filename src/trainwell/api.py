@@ -21,6 +21,7 @@ from trainwell.deep_ensemble import fit_ensemble_run
 from trainwell.diagnose.report_cli import doctor_lines
 from trainwell.diagnose.session import attach, diagnose_failure, make_callbacks
 from trainwell.core.errors import UserError
+from trainwell.nn.crossfit import without_folds
 from trainwell.nn.custom import copy_module, module_spec
 from trainwell.nn.models import count_parameters
 from trainwell.nn.topologies import topology_defaults
@@ -103,7 +104,8 @@ def fit(data: str | dict | None = None, X: Any = None, y: Any = None, spec: Spec
     seconds = time.perf_counter() - t0
     run = Run(state.model, arch, prep.pre, spec, pd.DataFrame(state.history), directory=None)
     run.seen_rows = getattr(prep, "seen_rows", None)     # streamed data keeps none (data/fingerprints.py)
-    run.sample_inputs = (state.data.X_test if state.data.X_test.shape[0] else state.data.X_val)[:8].cpu()
+    sample = state.data.X_test if state.data.X_test.shape[0] else without_folds(state.model, state.data.X_val)
+    run.sample_inputs = sample[:8].cpu()
     if state.stopped_because == "nan":
         raise_diverged(run, built, monitor, tracker, run_dir if save else None)
     score(run, built, monitor, seconds, console)

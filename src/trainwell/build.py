@@ -29,6 +29,7 @@ from trainwell.optim.optimizers import make_optimizer, warn_unread_optim
 from trainwell.optim.schedules import make_schedule, warn_unread_schedule
 from trainwell.core.spec import Spec
 from trainwell.train.batch_size import resolve_batch
+from trainwell.train.crossfit import pooled
 from trainwell.train.distributed import Distributed
 from trainwell.train.early_stopping import (ACCURACY_VAL_ROWS, PATIENCE_EPOCHS, PATIENCE_STEPS, resolve_monitor, resolve_patience,
                                              stopper_for)
@@ -202,6 +203,8 @@ def build_state(spec: Spec, prep: Prepared, arch: dict, device: torch.device) ->
     as_t = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(device)  # noqa: E731
     data = prep.tensors(device) if hasattr(prep, "tensors") else Tensors(as_t(prep.X_train), as_t(prep.y_train), as_t(prep.X_val), as_t(prep.y_val),
                    as_t(prep.X_test), as_t(prep.y_test))
+    if arch.get("crossfit") and int(arch.get("members", 1)) > 1:     # members hold out a fold each (nn/crossfit.py)
+        data = pooled(data, prep.pre.task in ("binary", "multiclass"), int(arch["members"]), spec.train.seed)
     optim_keys = KeysRead(spec.optim)          # what the optimizer reads (a changed key it does not: a warning)
     optimizer = make_optimizer(model.parameters(), optim_keys, device_type=device.type)  # type: ignore[arg-type]
     gen = torch.Generator(device=device)

@@ -57,13 +57,15 @@ class _Base(BaseEstimator):
                  weight_decay: float = 0.0, dropout: float = 0.0, batchnorm: bool = False, patience: Any = "auto",
                  validation_fraction: float = 0.1, early_stopping: bool = True, random_state: int | None = 0,
                  device: str = "auto", verbose: bool = False, ensemble: Any = "auto", report: Any = False,
-                 class_weight: Any = None, module: Any = None, module_kwargs: dict | None = None):
+                 class_weight: Any = None, module: Any = None, module_kwargs: dict | None = None,
+                 crossfit: Any = "auto"):
         self.hidden = hidden
         self.class_weight = class_weight
         self.module = module
         self.module_kwargs = module_kwargs
         self.report = report
         self.ensemble = ensemble
+        self.crossfit = crossfit
         self.activation = activation
         self.epochs = epochs
         self.batch_size = batch_size
@@ -86,7 +88,7 @@ class _Base(BaseEstimator):
             "task": task,
             "data": {"split": [1.0 - vf, vf, 0.0], **self._class_weight()},
             "model": {"hidden": hidden, "activation": self.activation, "dropout": self.dropout,
-                      "batchnorm": self.batchnorm, "ensemble": self.ensemble},
+                      "batchnorm": self.batchnorm, "ensemble": self.ensemble, "crossfit": self.crossfit},
             # lr None: trainwell's default, 1e-3 at batch 32, scaled with the auto batch size (train/batch_size.py)
             "optim": {"name": self.optimizer, "weight_decay": self.weight_decay,
                       **({} if self.lr is None else {"lr": self.lr})},

@@ -97,6 +97,9 @@ class ModelSpec(_Section):
     module_kwargs: dict[str, Any] = Field(default_factory=dict)
     hidden: Union[Literal["auto", "heuristic"], list[int]] = "auto"   # heuristic: docs/practices/width.md
     ensemble: Union[Literal["auto"], int] = "auto"   # mlp: members trained at once, averaged (nn/ensemble.py); 1 = off
+    # packed members cross-fitted over folds of the training + validation rows (train/crossfit.py);
+    # auto: when there are fewer than 500 validation rows and no validation_data was given
+    crossfit: Union[Literal["auto"], bool] = "auto"
     activation: str = "relu"
     init: str = "auto"
     init_std: float = 1.0

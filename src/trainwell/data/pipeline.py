@@ -190,6 +190,7 @@ class Prepared:
     test_rows: np.ndarray | None = None    # the test split's row numbers in the loaded table (export verification)
     seen_rows: SeenRows | None = None      # fingerprints of the training and validation rows (data/fingerprints.py)
     leakage: dict = field(default_factory=dict)   # columns that give the target away (data/leakage.py), for the doctor
+    validation_given: bool = False        # the validation split is the user's (fit(validation_data=...))
 
 
 def prepare(table: Table, spec: Spec, inputs: InputLayout) -> Prepared:
@@ -273,7 +274,8 @@ def prepare(table: Table, spec: Spec, inputs: InputLayout) -> Prepared:
     raw_X_te = table.X_test if table.X_test is not None else X_all[te]
     return Prepared(pre, *(np.ascontiguousarray(a, dtype=a.dtype) for a in (X_tr, y_tr, X_va, y_va, X_te, y_te)),
                     name=table.name, notes=notes, raw_test=(raw_X_te, y_te_raw),
-                    test_rows=te if table.X_test is None else None, seen_rows=seen, leakage=leaks)
+                    test_rows=te if table.X_test is None else None, seen_rows=seen, leakage=leaks,
+                    validation_given=table.val_rows is not None)
 
 
 def prepare_reconstruction(table: Table, spec: Spec, inputs: InputLayout) -> Prepared:

@@ -28,7 +28,8 @@ def overfit_check(data: str | None = None, X: Any = None, y: Any = None, spec: A
     spec = Spec.build(spec_for(data, spec, sets, overrides),
                       sets=[f"train.epochs={int(steps)}", "train.batch_size=full", "stop.enabled=false",
                             "stop.restore_best=false", "train.monitor=false", "regularize.l1=0",
-                            "regularize.l2=0", "model.dropout=0", "regularize.noise=0"])
+                            "regularize.l2=0", "model.dropout=0", "regularize.noise=0",
+                            "model.crossfit=false"])   # every packed member fits the whole batch
     built = assemble(spec, X, y, streaming=False)
     spec, state, prep = built.spec, built.state, built.prep
     d = state.data

@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from trainwell.nn.activations import make_activation
+from trainwell.nn.crossfit import out_of_fold, split_fold_column, trains_on
 from trainwell.nn.softmax import log_softmax_classes
 
 
@@ -84,6 +85,8 @@ class PackedMLP(nn.Module):
         k = int(arch["members"])
         self.members = k
         self.task = arch["task"]
+        self.n_inputs = int(arch["n_inputs"])
+        self.crossfit = bool(arch.get("crossfit", False))   # members hold out a fold each (nn/crossfit.py)
         widths = [arch["n_inputs"], *arch["hidden"]]
         self.blocks = nn.ModuleList(
             PackedBlock(k, widths[i], widths[i + 1], arch["activation"], arch.get("dropout", 0.0))
@@ -106,7 +109,15 @@ class PackedMLP(nn.Module):
         return self.out(h).transpose(0, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        fold = None
+        if self.crossfit:          # cross-fitted training rows carry their fold as a last column
+            x, fold = split_fold_column(x, self.n_inputs)
         out = self.member_outputs(x)
+        if fold is not None:
+            # training: a member's loss on the rows it holds out is kept as a value but carries no gradient;
+            # evaluation: each row's output from the member that held it out
+            return torch.where(trains_on(fold, self.members).transpose(0, 1), out, out.detach()) \
+                if self.training else out_of_fold(out, fold)
         return out if self.training else combine_members(out, self.task)
 
 

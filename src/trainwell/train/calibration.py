@@ -162,6 +162,10 @@ def calibrate_run(run, data, setting: str) -> tuple[str | None, dict | None]:
         return "calibration: off (train.calibrate=none)", None
     if data.X_val.shape[0] == 0:
         return "calibration: none (no validation rows to fit a temperature on)", None
+    if setting == "auto" and getattr(run.model, "crossfit", False):
+        return ("calibration: none (cross-fitted members: the validation rows are scored out of fold, each by one "
+                "member, so a temperature fitted there would be one member's, not the averaged ensemble's; "
+                "train.calibrate=temperature fits it anyway)"), None
     z_val, y_val = _logits(run.model, data.X_val), data.y_val
     T = fit_temperature(z_val, y_val, task)
     # max(0, .): a perfectly separated split's log-loss rounds to -0.0, which would print as "-0.0000"

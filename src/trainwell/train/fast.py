@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.optim import optimizer as torch_optimizer
 
+from trainwell.nn.crossfit import split_fold_column, trains_on
 from trainwell.nn.ensemble import packed_linear
 from trainwell.nn.softmax import log_softmax_classes
 from trainwell.optim.eager import torch_class
@@ -207,6 +208,7 @@ def analytic_step(state, fallback: Callable, with_metric: bool = True) -> Callab
     model, head, opt = state.model, state.head, state.optimizer
     ops = _Packed if type(model).__name__ == "PackedMLP" else _Dense
     packed = ops is _Packed
+    crossfit = packed and model.crossfit      # rows carry their fold; member j learns nothing from fold j
     blocks = list(model.blocks)
     linears = [b.linear for b in blocks] + [model.out]
     acts = [b.act for b in blocks]
@@ -229,10 +231,15 @@ def analytic_step(state, fallback: Callable, with_metric: bool = True) -> Callab
                 or getattr(model, "record_activity", False):
             return fallback(xb, yb, weight) if weight is not None else fallback(xb, yb)
         with torch.no_grad():
+            fold = None
+            if crossfit:
+                xb, fold = split_fold_column(xb, model.n_inputs)
             inputs, zs, outs, masks = forward_keeping(xb.flatten(1) if xb.dim() > 2 else xb, layers)
             out = ops.affine(linears[-1], inputs[-1])
             if packed:
                 loss, terms, g = _packed_loss_grad(head, out, yb, with_metric, nan_terms, constants)
+                if fold is not None:     # as PackedMLP.forward's detach: the held-out rows' gradient is 0
+                    g = g * trains_on(fold, model.members)
             else:
                 loss, terms, g = _loss_grad(head, out, yb, with_metric, nan_terms, constants)
             for li in range(len(linears) - 1, -1, -1):

@@ -72,7 +72,7 @@ def one_network(spec: Spec, arch: dict) -> dict:
     """``arch`` as one network: a population is itself many networks, so ``model.ensemble: auto`` (which
     would pack several into each member, nn/ensemble.py) means one here; an explicit size is refused by
     ``unsupported``."""
-    return {**arch, "members": 1} if spec.model.ensemble == "auto" else arch
+    return {**arch, "members": 1, "crossfit": False} if spec.model.ensemble == "auto" else arch
 
 
 def unsupported(spec: Spec, arch: dict) -> str | None:

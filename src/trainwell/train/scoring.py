@@ -15,6 +15,7 @@ import torch
 
 from trainwell.data.weights import weighted_accuracy
 from trainwell.nn.autoencoder import reconstruction_metrics
+from trainwell.nn.crossfit import without_folds
 from trainwell.train.metrics import classification_metrics, regression_metrics
 
 EVAL_ROWS = 8192          # rows per forward pass while scoring
@@ -23,7 +24,11 @@ MAX_EVAL_ROWS = 200_000   # rows of a streamed split scored for the full metric 
 
 def split_metrics(run: Any, prep: Any, state: Any) -> dict:
     """Full metrics on train and validation, and once on the held-out test split (``run``: model and head;
-    ``state``: the data on the device)."""
+    ``state``: the data on the device).
+
+    Cross-fitted members (nn/crossfit.py) train and validate on one pool of rows: its ``train`` scores are
+    the whole ensemble's on the pool, its ``val`` scores the out-of-fold ones (each row scored by the member
+    that held it out)."""
     if getattr(prep, "streaming", False):      # splits on disk: scored by streaming
         return stream_split_metrics(run, prep, state)
     out = {}
@@ -34,6 +39,8 @@ def split_metrics(run: Any, prep: Any, state: Any) -> dict:
         if X.shape[0] == 0:
             out[split] = {}
             continue
+        if split == "train":
+            X = without_folds(run.model, X)
         with torch.no_grad():
             logits = torch.cat([run.model(X[i:i + EVAL_ROWS]).float() for i in range(0, X.shape[0], EVAL_ROWS)])
             loss = float(run.head.loss_fn(logits, y))

@@ -11,6 +11,7 @@ import numpy as np
 from torch import nn
 
 from trainwell.core.errors import UserError
+from trainwell.nn.crossfit import crossfit_choice
 from trainwell.nn.ensemble import PackedMLP, ensemble_size
 from trainwell.nn.init import resolve_init
 from trainwell.nn.models import MLP, auto_hidden, default_hidden
@@ -36,7 +37,11 @@ def dense_arch(spec: Any, prep: Any) -> tuple[dict, list[str]]:
     members, why_members = packed_members(spec, prep, n_inputs, hidden, n_outputs)
     if why_members:
         notes.append(why_members)
-    arch = {"members": members, "type": m.type, "n_inputs": n_inputs, "input_shape": list(prep.X_train.shape[1:]),
+    crossfit, why_crossfit = crossfit_choice(m.crossfit, members, int(prep.X_val.shape[0]) if members > 1 else 0,
+                                             getattr(prep, "validation_given", False))
+    if why_crossfit:
+        notes.append(why_crossfit)
+    arch = {"members": members, "crossfit": crossfit, "type": m.type, "n_inputs": n_inputs, "input_shape": list(prep.X_train.shape[1:]),
             "hidden": hidden, "n_outputs": n_outputs, "activation": m.activation, "init": init,
             "init_std": m.init_std, "init_limit": m.init_limit, "init_value": m.init_value,
             "bias_init": m.bias_init, "dropout": m.dropout, "batchnorm": m.batchnorm,

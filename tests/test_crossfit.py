@@ -1,0 +1,111 @@
+"""Cross-fitted packed members (nn/crossfit.py, train/crossfit.py): each member holds out one fold of the
+pooled training and validation rows, learns nothing from it, and early stopping watches every row's
+out-of-fold loss."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from sklearn.datasets import load_breast_cancer
+
+import trainwell as tw
+from trainwell.nn.crossfit import crossfit_choice, out_of_fold
+from trainwell.nn.ensemble import PackedMLP
+from trainwell.nn.heads import make_head
+from trainwell.train.crossfit import assign_folds
+
+QUIET = ["train.progress=false", "train.monitor=false"]
+
+
+class Keep:
+    """A fit callback keeping the final training state."""
+
+    def on_train_end(self, state) -> None:
+        self.state = state
+
+
+def test_folds_are_even_within_each_class_and_fixed_by_the_seed():
+    y = torch.tensor([0] * 37 + [1] * 13 + [2] * 22)
+    folds = assign_folds(y, classes=True, k=8, seed=0)
+    assert torch.equal(folds, assign_folds(y, classes=True, k=8, seed=0))       # a resumed run's folds
+    assert not torch.equal(folds, assign_folds(y, classes=True, k=8, seed=1))
+    sizes = torch.bincount(folds, minlength=8)
+    assert int(sizes.max() - sizes.min()) <= 1
+    for c in range(3):
+        per_class = torch.bincount(folds[y == c], minlength=8)
+        assert int(per_class.max() - per_class.min()) <= 1          # stratified: every member holds out its share
+
+
+def test_the_default_crossfits_small_tables_only_and_never_the_users_validation_rows():
+    assert crossfit_choice("auto", 8, 87, False)[0]
+    assert crossfit_choice("auto", 8, 499, False)[0] and not crossfit_choice("auto", 8, 500, False)[0]
+    assert not crossfit_choice("auto", 8, 87, True)[0]
+    assert not crossfit_choice("auto", 1, 87, False)[0]
+    assert crossfit_choice(True, 8, 5_000, True)[0]
+    on, line = crossfit_choice(False, 8, 87, False)
+    assert not on and "model.crossfit=false" in line
+
+
+def test_a_member_learns_nothing_from_the_rows_it_holds_out():
+    torch.manual_seed(0)
+    arch = {"members": 4, "crossfit": True, "task": "binary", "n_inputs": 5, "hidden": [7], "n_outputs": 1,
+            "activation": "relu"}
+    model = PackedMLP(arch).train()
+    x, y = torch.randn(12, 5), torch.randint(0, 2, (12,)).float()
+    fold = torch.tensor([0] * 6 + [1] * 6)
+    loss = make_head("binary", members=4).loss_fn(model(torch.cat([x, fold[:, None].float()], 1)), y)
+    loss.backward()
+    grads = model.blocks[0].linear.weight.grad
+    # member 0 holds out rows 0-5, member 1 rows 6-11: each learns from the other half only
+    own = PackedMLP({**arch, "crossfit": False})
+    own.load_state_dict(model.state_dict())
+    own.train()
+    half = make_head("binary", members=4).loss_fn(own(x[6:]), y[6:])
+    half.backward()
+    torch.testing.assert_close(grads[0], own.blocks[0].linear.weight.grad[0] * 6 / 12)
+    assert torch.count_nonzero(grads[2]) > 0 and torch.count_nonzero(grads[3]) > 0
+
+
+def test_validation_is_each_rows_loss_under_the_member_that_held_it_out():
+    keep = Keep()
+    run = tw.fit("breast_cancer", save=False, verbose=False, sets=QUIET, callbacks=[keep])
+    assert run.arch["crossfit"] and run.arch["members"] == 8
+    state = keep.state
+    X, y = state.data.X_val, state.data.y_val
+    assert X.shape[1] == run.arch["n_inputs"] + 1 and X.data_ptr() == state.data.X_train.data_ptr()  # one pool
+    fold = X[:, -1].long()
+    with torch.no_grad():
+        state.model.train()
+        members = state.model.member_outputs(X[:, :-1])              # [rows, 8, 1], the restored epoch
+        state.model.eval()
+    oof = out_of_fold(members, fold).squeeze(-1)
+    by_hand = F.binary_cross_entropy_with_logits(oof, y).item()
+    best = run.history.loc[run.history.epoch == run.metrics["best_epoch"], "val_loss"].item()
+    assert by_hand == pytest.approx(best, rel=1e-5)
+    assert run.metrics["val"]["loss"] == pytest.approx(by_hand, rel=1e-5)
+    # the whole ensemble's score on the pool (train) is better than the out-of-fold one (val)
+    assert run.metrics["train"]["loss"] < run.metrics["val"]["loss"]
+
+
+def test_predictions_average_all_members_and_take_ordinary_rows(tmp_path):
+    X, y = load_breast_cancer(return_X_y=True)
+    run = tw.fit(X=X, y=y, out=tmp_path / "run", verbose=False, sets=QUIET)
+    assert run.arch["crossfit"]
+    model = run.model.eval()
+    rows = torch.from_numpy(run.pre.transform_X(X[:20]))
+    with torch.no_grad():
+        model.train()
+        members = torch.sigmoid(model.member_outputs(rows)).squeeze(-1)    # [20, 8]
+        model.eval()
+    np.testing.assert_allclose(run.predict_proba(X[:20])[:, 1], members.mean(1).numpy(), atol=1e-6)
+    loaded = tw.load(tmp_path / "run")
+    np.testing.assert_allclose(loaded.predict_proba(X[:20]), run.predict_proba(X[:20]), atol=1e-6)
+
+
+def test_given_validation_rows_stay_the_validation_split():
+    X, y = load_breast_cancer(return_X_y=True)
+    run = tw.fit(X=X[:400], y=y[:400], validation_data=(X[400:], y[400:]), save=False, verbose=False, sets=QUIET)
+    assert run.arch["members"] == 8 and not run.arch["crossfit"]
+    off = tw.fit("breast_cancer", save=False, verbose=False, sets=[*QUIET, "model.crossfit=false"])
+    assert not off.arch["crossfit"]
