@@ -101,6 +101,10 @@ def test_predictions_average_all_members_and_take_ordinary_rows(tmp_path):
     np.testing.assert_allclose(run.predict_proba(X[:20])[:, 1], members.mean(1).numpy(), atol=1e-6)
     loaded = tw.load(tmp_path / "run")
     np.testing.assert_allclose(loaded.predict_proba(X[:20]), run.predict_proba(X[:20]), atol=1e-6)
+    summary = run.data_summary                        # the report names the pool, not only the split
+    pool = summary["n_train"] + summary["n_val"]
+    assert summary["crossfit"].startswith(f"{pool:,} training and validation rows pooled into 8 folds")
+    assert summary["crossfit"] in (tmp_path / "run" / "report.html").read_text()
 
 
 def test_given_validation_rows_stay_the_validation_split():
@@ -108,4 +112,4 @@ def test_given_validation_rows_stay_the_validation_split():
     run = tw.fit(X=X[:400], y=y[:400], validation_data=(X[400:], y[400:]), save=False, verbose=False, sets=QUIET)
     assert run.arch["members"] == 8 and not run.arch["crossfit"]
     off = tw.fit("breast_cancer", save=False, verbose=False, sets=[*QUIET, "model.crossfit=false"])
-    assert not off.arch["crossfit"]
+    assert not off.arch["crossfit"] and "crossfit" not in off.data_summary

@@ -48,7 +48,10 @@ def diagnose_run(run: Any, bayes_error: float | None = None) -> dict:
                           str(run.metrics.get("stopped_because", "")), bayes_error or 0.0, bayes_error is not None)
 
 
-def data_summary(prep: Any, spec: Any) -> dict:
+def data_summary(prep: Any, spec: Any, arch: dict | None = None) -> dict:
+    """What the report's "Data and split" table shows. With cross-fitted members the rows that trained and
+    stopped the model are the pooled training and validation rows (docs/tabular.md, "Cross-fitted members"),
+    so the pool and its folds are named next to the split's counts."""
     pre = prep.pre
     out = {"source": prep.name, "task": pre.task, "n_train": int(len(prep.X_train)), "n_val": int(len(prep.X_val)),
            "n_test": int(len(prep.X_test)), "input_shape": list(prep.X_train.shape[1:]),
@@ -57,6 +60,10 @@ def data_summary(prep: Any, spec: Any) -> dict:
     classes = getattr(pre.coder, "classes", None)
     if classes is not None and pre.task != "regression":
         out["classes"] = [str(c) for c in list(classes)]
+    members = int((arch or {}).get("members", 1))
+    if (arch or {}).get("crossfit") and members > 1:
+        out["crossfit"] = (f"{out['n_train'] + out['n_val']:,} training and validation rows pooled into {members} "
+                           f"folds, one held out by each member")
     return out
 
 
@@ -98,7 +105,7 @@ def _probabilities(proba: np.ndarray, coder: Any) -> pd.DataFrame:
 def attach(run: Any, state: Any, prep: Any, monitor: Monitor | None) -> dict:
     """After training: monitors, data summary, test predictions and the diagnosis on the Run."""
     run.diagnostics = monitor.frame() if monitor is not None else None
-    run.data_summary = data_summary(prep, run.spec)
+    run.data_summary = data_summary(prep, run.spec, run.arch)
     try:
         run.test_predictions = test_predictions(run, state)
     except Exception:                       # a report nicety; never fail a fit over it
@@ -111,7 +118,7 @@ def attach(run: Any, state: Any, prep: Any, monitor: Monitor | None) -> dict:
 def diagnose_failure(run: Any, state: Any, prep: Any, monitor: Monitor | None, run_dir: Path | None) -> dict:
     """A NaN stop: diagnose the partial history/monitors and write what there is before the error is raised."""
     run.diagnostics = monitor.frame() if monitor is not None else None
-    run.data_summary = data_summary(prep, run.spec)
+    run.data_summary = data_summary(prep, run.spec, run.arch)
     run.diagnosis = diagnose_parts(run.history, run.diagnostics, run.arch, run.spec, {}, "nan")
     if run_dir is not None:
         run_dir = Path(run_dir)

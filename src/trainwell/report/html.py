@@ -194,7 +194,7 @@ def sections(run: Run, run_dir: Path) -> list[tuple[str, str]]:
         data = json.loads((run_dir / "data.json").read_text())
     if data:
         rows = [[k, json.dumps(data[k]) if isinstance(data[k], (list, dict)) else data[k]]
-                for k in ("source", "task", "n_train", "n_val", "n_test", "n_features", "split", "scale", "classes")
+                for k in ("source", "task", "n_train", "n_val", "n_test", "n_features", "split", "crossfit", "scale", "classes")
                 if k in data]
         notes = "".join(f"<li>{html.escape(str(n))}</li>" for n in data.get("notes", []))
         out.append(("Data and split", _table(rows, ["data", "value"]) + (f"<ul>{notes}</ul>" if notes else "")))
