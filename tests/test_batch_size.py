@@ -13,8 +13,16 @@ from trainwell.train.batch_size import auto_batch_size, resolve_batch, scaled_lr
 @pytest.mark.parametrize("rows,batch", [(150, 32), (4_096, 32), (4_097, 64), (15_000, 128), (54_000, 512),
                                         (1_000_000, 512)])
 def test_auto_batch_keeps_an_epoch_near_128_steps(rows, batch):
-    assert auto_batch_size(rows) == batch
+    assert auto_batch_size(rows) == batch == auto_batch_size(rows, "regression")
     assert batch == 512 or math.ceil(rows / batch) <= 128
+
+
+@pytest.mark.parametrize("rows,batch", [(150, 128), (16_384, 128), (16_385, 256), (54_000, 512)])
+def test_a_classifiers_auto_batch_starts_at_128(rows, batch):
+    assert auto_batch_size(rows, "binary") == auto_batch_size(rows, "multiclass") == batch
+    spec, note = resolve_batch(Spec.build(None), rows, "binary")
+    assert spec.train.batch_size == batch and spec.optim.lr == pytest.approx(1e-3 * math.sqrt(batch / 32))
+    assert "128 for a classifier" in note
 
 
 def test_lr_scales_by_sqrt_for_adam_and_linearly_for_sgd():
@@ -37,7 +45,10 @@ def test_the_resolved_batch_and_lr_are_what_the_run_records(tmp_path):
     X = rng.normal(size=(6_000, 3)).astype(np.float32)
     y = (X[:, 0] > 0).astype(int)
     run = tw.fit(X=X, y=y, out=tmp_path / "r", verbose=False, sets=["train.epochs=1", "train.progress=false"])
-    assert run.spec.train.batch_size == 64                        # 4,800 training rows
-    assert run.spec.optim.lr == pytest.approx(1e-3 * math.sqrt(2))
+    assert run.spec.train.batch_size == 128                       # a classifier's start; 4,800 training rows
+    assert run.spec.optim.lr == pytest.approx(1e-3 * math.sqrt(4))
     saved = Spec.from_yaml(tmp_path / "r" / "spec.yaml")
-    assert saved.train.batch_size == 64 and saved.optim.lr == pytest.approx(run.spec.optim.lr)
+    assert saved.train.batch_size == 128 and saved.optim.lr == pytest.approx(run.spec.optim.lr)
+    regressor = tw.fit(X=X, y=X[:, 0] * 2.0, save=False, verbose=False, sets=["train.epochs=1", "train.progress=false"])
+    assert regressor.spec.train.batch_size == 64                  # 32, doubled: 4,800 rows in at most 128 steps
+    assert regressor.spec.optim.lr == pytest.approx(1e-3 * math.sqrt(2))

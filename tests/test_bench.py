@@ -30,3 +30,16 @@ def test_bench_scripts_run_in_quick_mode(tmp_path):
     assert out.returncode == 0, out.stderr[-2000:]
     summary = json.loads((tmp_path / "b.json").read_text())["summary"]
     assert {"lean", "population", "population_memory"} <= set(summary) and "trials per minute" in out.stdout
+
+
+def test_recipe_variants_trains_each_variant_on_the_same_split(tmp_path):
+    """bench/recipe_variants.py (how docs/tabular.md chose between recipes): each variant's --set keys reach
+    the fit, every variant is scored on the same held-out rows, and the paired change is printed."""
+    out = subprocess.run([sys.executable, "bench/recipe_variants.py", "--tables", "SwissLabor", "--splits", "1",
+                          "--variant", "default=", "--variant", "b32=train.batch_size=32 optim.lr=0.001",
+                          "--out", str(tmp_path / "v.json")], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    (row,) = json.loads((tmp_path / "v.json").read_text())["rows"]
+    assert row["table"] == "SwissLabor" and 0.5 < row["default"] < 0.8 and 0.5 < row["b32"] < 0.8
+    assert row["default_val_loss"] != row["b32_val_loss"]        # the keys were applied: a different training
+    assert "SwissLabor" in out.stdout and "b32 " in out.stdout and " ± " in out.stdout

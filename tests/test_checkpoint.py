@@ -28,7 +28,7 @@ DRIVER = Path(__file__).with_name("ckpt_driver.py")
 # babysitting monitors on, whose sampled steps take autograd), with every source of state:
 # dropout (torch RNG), a per-batch schedule (onecycle), Adam moments, early-stopping state,
 # mid-epoch positions
-SETS = ["train.epochs=3", "model.hidden=[32]", "train.progress=false", "model.dropout=0.1",
+SETS = ["train.epochs=12", "model.hidden=[32]", "train.progress=false", "model.dropout=0.1",
         "schedule.name=onecycle"]
 ONE_NET = ["model.ensemble=1"]   # one network (the default here is a packed ensemble of 8, nn/ensemble.py)
 NOISE = ["regularize.noise=0.05"]     # input noise (torch RNG): switches the hand-written step off
@@ -75,7 +75,8 @@ def test_sigkill_at_many_moments_resumes_exactly(tmp_path):
     """SIGKILL at 10 moments (mid-epoch, epoch boundary, four phases of a checkpoint write, from
     outside when a checkpoint appears) and a SIGTERM; each time the run resumes, and ends
     bit-identical to an uninterrupted run."""
-    # 51 steps per epoch (the cross-fitted default pools the 1,617 training and validation rows, nn/crossfit.py);
+    # 13 steps per epoch: a classifier's default batch of 128 (train/batch_size.py) over the 1,617 training and
+    # validation rows the cross-fitted default pools (nn/crossfit.py); 156 steps in the 12 epochs of SETS.
     # `last` is written with each epoch-N (and at the end, and on signals)
     sets = [*SETS, "checkpoint.every_steps=5", "checkpoint.every=1", "checkpoint.keep=2"]
     attempts = [
@@ -83,13 +84,13 @@ def test_sigkill_at_many_moments_resumes_exactly(tmp_path):
         {"fault": "kill@step=12"},       # mid-epoch, step-10 on disk
         {"fault": "kill@data=1"},        # step-15's tensors half written in the tmp dir
         {"fault": "kill@tmp=2"},         # step-20's tmp dir complete, never renamed
-        {"fault": "kill@step=51"},       # last batch of epoch 1, before the epoch's end
-        {"fault": "kill@swap=1"},        # epoch 2's `last`: old copy moved aside, new one not in place
+        {"fault": "kill@step=26"},       # last batch of epoch 2, before the epoch's end
+        {"fault": "kill@swap=1"},        # the next epoch's `last`: old copy moved aside, new one not in place
         {"fault": "sigterm@step=110"},   # graceful: saves `last` mid-epoch, exits 143
         {"kill_when": "checkpoints/step-120"},   # from outside, as soon as step-120 is published
         {"fault": "kill@done=1"},        # published, before pruning old ones
-        {"fault": "kill@step=152"},      # next-to-last step of the run
-        {"fault": "kill@swap=1"},        # the final epoch's `last` swap (epoch-3 is in place)
+        {"fault": "kill@step=155"},      # next-to-last step of the run
+        {"fault": "kill@swap=1"},        # the final epoch's `last` swap (epoch-12 is in place)
         {},                              # finished: puts the final `last` and `best` in place
     ]
     result = drive(tmp_path, sets, attempts)
@@ -284,7 +285,7 @@ def test_checkpoint_layout_and_retention(reference):
     doc = json.loads((reference / "checkpoints" / "last" / "state.json").read_text())
     assert doc["format"] == "trainwell-checkpoint/1" and len(doc["tensors_sha256"]) == 64
     body = doc["body"]
-    assert body["epoch"] == 3 and body["step"] == 153 and len(body["history"]) == 3
+    assert body["epoch"] == 12 and body["step"] == 156 and len(body["history"]) == 12
     assert (reference / "spec.yaml").exists()
     t = load_file(str(reference / "checkpoints" / "step-150" / "state.safetensors"))
     assert {"loop.permutation", "loop.epoch_loss", "loop.epoch_terms", "rng.torch", "rng.generator",
@@ -419,7 +420,7 @@ def test_full_or_read_only_disk(reference, tmp_path, monkeypatch, err, what, wor
     run_dir = tmp_path / "run"
     with pytest.raises(UserError, match=f"Could not save checkpoint.*{words}.*Earlier checkpoints are intact"):
         trainwell.fit("digits", sets=[*SETS, "checkpoint.every_steps=10"], out=run_dir, verbose=False,
-                      callbacks=[_FailWrites(monkeypatch, run_dir, 2, err, what)])
+                      callbacks=[_FailWrites(monkeypatch, run_dir, 8, err, what)])   # from step 104
     monkeypatch.undo()
     ck = run_dir / "checkpoints"
     assert not [p for p in ck.iterdir() if p.name.startswith(".")]      # no half-written leftovers
@@ -438,7 +439,7 @@ def test_sigint_mid_epoch_in_python_resumes_exactly(reference, tmp_path, monkeyp
         trainwell.fit("digits", sets=[*SETS, "checkpoint.every_steps=10"], out=run_dir, verbose=False)
     assert info.value.exit_code == 130 and f"trainwell fit --resume {run_dir}" in info.value.message
     body = json.loads((run_dir / "checkpoints" / "last" / "state.json").read_text())["body"]
-    assert (body["epoch"], body["batch_in_epoch"], body["step"]) == (1, 6, 57)
+    assert (body["epoch"], body["batch_in_epoch"], body["step"]) == (4, 5, 57)   # 57 = 4 x 13 + 5
     assert signal.getsignal(signal.SIGINT) is before      # handlers put back
     monkeypatch.delenv("TRAINWELL_FAULT")
     trainwell.fit(resume=run_dir, verbose=False)
@@ -455,10 +456,10 @@ def test_sigterm_mid_epoch_cli_resumes_exactly(cli, reference, tmp_path):
     assert res.returncode == 143, res.stderr
     assert f"trainwell fit --resume {run_dir}" in res.stderr and "Traceback" not in res.stderr
     body = json.loads((run_dir / "checkpoints" / "last" / "state.json").read_text())["body"]
-    assert body["batch_in_epoch"] == 19 and body["mid_epoch"]        # step 70 = 51 + 19
+    assert body["batch_in_epoch"] == 5 and body["mid_epoch"]         # step 70 = 5 x 13 + 5
     res = cli("fit", "--resume", str(run_dir))
     assert res.returncode == 0, res.stderr
-    assert "resumed from checkpoints/last: epoch 2, batch 19 of 51" in res.stdout
+    assert "resumed from checkpoints/last: epoch 6, batch 5 of 13" in res.stdout
     assert "step: MLP backward written out" in " ".join(res.stdout.split())      # the default path
     same_weights(reference, run_dir)     # the reference ran in this process: same thread count
 
@@ -486,7 +487,9 @@ def test_nan_stops_with_a_diagnosis_cli(tmp_path):
 def test_nan_rollback_halves_lr_and_finishes():
     """lr 6 from epoch 3 diverges; two rollbacks to the end of epoch 2 (6 -> 3 -> 1.5) and the run
     finishes exactly as a run that used 1.5 from epoch 3 on: the rollback restored everything."""
+    # batch 32: the divergence this test needs (lr 6 diverges at 45 steps an epoch; the rollback is what it tests)
     base = ["train.epochs=5", "model.hidden=[32]", "train.progress=false", "optim.name=sgd", "optim.lr=0.5",
+            "train.batch_size=32",
             "schedule.name=piecewise", "schedule.boundaries=[2]", "data.scale=standard", *ONE_NET]
     run = trainwell.fit("digits", sets=[*base, "schedule.values=[0.5,6]", "stop.on_nan=rollback"], save=False,
                         verbose=False)

@@ -139,7 +139,9 @@ def test_exploding_sgd_lr_10_diagnosis_written_before_error(tmp_path):
     with pytest.raises(UserError, match="Exploding gradients"):
         # z-scored inputs: with the default robust scaling and smooth clipping (bounded inputs) lr 10 kills
         # every ReLU instead of overflowing, which the doctor reports as dead units
-        tw.fit("digits", sets=["optim.name=sgd", "optim.lr=10", "train.epochs=5", "data.scale=standard", *FAST],
+        # every ReLU instead of overflowing, which the doctor reports as dead units; batch 32: it overflows in epoch 1
+        tw.fit("digits", sets=["optim.name=sgd", "optim.lr=10", "train.epochs=5", "data.scale=standard",
+                               "train.batch_size=32", *FAST],
                out=tmp_path / "r", verbose=False)
     d = json.loads((tmp_path / "r" / "diagnosis.json").read_text())
     assert "exploding_gradients" in ids(d)
@@ -239,7 +241,7 @@ def test_lr_too_high_fires_when_the_training_loss_climbs_back():
     then climbs back well above its lowest epoch again and again; the doctor names the lr. The same
     run at lr 0.05 does not get the finding."""
     base = ["optim.name=momentum", "train.epochs=30", "stop.enabled=false", "schedule.name=none",
-            "model.ensemble=1", "train.seed=0", *FAST]
+            "model.ensemble=1", "train.seed=0", "train.batch_size=32", *FAST]    # 4 steps an epoch, 120 in all
     run = tw.fit("iris", sets=base + ["optim.lr=2.0"], save=False, verbose=False)
     loss = run.history["train_loss"].to_numpy()
     low = loss.min()

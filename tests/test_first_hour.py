@@ -61,7 +61,7 @@ def test_a_folder_of_parquet_parts_trains_without_options(tmp_path):
     parts.mkdir()
     for i in range(3):
         frame.iloc[i * 200:(i + 1) * 200].to_parquet(parts / f"part-{i}.parquet")
-    run = tw.fit(str(parts), sets=["data.target=y", "train.epochs=5"], verbose=False, save=False)
+    run = tw.fit(str(parts), sets=["data.target=y", "train.epochs=20"], verbose=False, save=False)
     assert run.pre.task == "binary" and run.metrics["test"]["accuracy"] > 0.8
 
 

@@ -77,7 +77,7 @@ def test_constant_lr_is_a_sentence_not_a_panel(tmp_path):
     tw.fit("iris", sets=["train.epochs=3", "schedule.name=none", *FAST], out=tmp_path / "r", verbose=False)
     page = (tmp_path / "r" / "report.html").read_text()
     assert "Learning rate over time" not in _titles(page) and not (tmp_path / "r" / "lr.svg").exists()
-    assert "The learning rate stayed at 0.001 for all 3 epochs" in page
+    assert "The learning rate stayed at 0.002 for all 3 epochs" in page      # 10^-3 x sqrt(128 / 32): batch 128
 
 
 def test_resolved_hyperparameters_only_for_the_model_type(run_dir):

@@ -24,12 +24,12 @@ def test_autograd_path_sigkill_at_many_moments_resumes_exactly(tmp_path):
     of a checkpoint write, from outside when a checkpoint appears, a SIGTERM and a SIGINT."""
     sets = [*SETS, "train.backward=autograd", "checkpoint.every_steps=5", "checkpoint.every=1", "checkpoint.keep=2"]
     attempts = [
-        {"fault": "kill@step=12"},               # mid-epoch 1, step-10 on disk
-        {"fault": "kill@data=1"},                # step-15's tensors half written
-        {"fault": "sigterm@step=47"},            # graceful, just after epoch 1 ended
+        {"fault": "kill@step=12"},               # mid-epoch 1 (13 steps an epoch), step-10 on disk
+        {"fault": "kill@data=1"},                # the next checkpoint's tensors half written
+        {"fault": "sigterm@step=47"},            # graceful, mid-epoch 4
         {"kill_when": "checkpoints/step-70"},    # from outside, as soon as step-70 is published
-        {"fault": "kill@swap=1"},                # epoch 2's `last`: old copy aside, new one not in place
-        {"fault": "sigint@step=118"},            # graceful, mid-epoch 3
+        {"fault": "kill@swap=1"},                # the next epoch's `last`: old copy aside, new one not in place
+        {"fault": "sigint@step=118"},            # graceful, mid-epoch 10
         {"fault": "kill@done=1"},                # published, not yet pruned
         {},
     ]

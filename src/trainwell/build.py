@@ -133,7 +133,7 @@ def resolve_training_defaults(spec: Spec, prep: Prepared) -> Spec:
     """The spec with its data-dependent ``auto`` values made concrete: batch size (and the lr that goes with
     it), stop monitor and patience. Notes for the choices made are appended to ``prep.notes``."""
     rows = training_rows(prep)
-    spec, batch_note = resolve_batch(spec, rows)
+    spec, batch_note = resolve_batch(spec, rows, prep.pre.task)
     if batch_note:
         prep.notes.append(batch_note)
     stop, sets = spec.stop, []
