@@ -107,7 +107,7 @@ def test_calibrated_classifier_cv_wraps_the_estimator():
     from sklearn.calibration import CalibratedClassifierCV
     from sklearn.datasets import load_breast_cancer
     X, y = load_breast_cancer(return_X_y=True)
-    clf = CalibratedClassifierCV(tw.Classifier(epochs=40, ensemble=1), method="sigmoid", cv=2).fit(X, y)
+    clf = CalibratedClassifierCV(tw.Classifier(epochs=10, ensemble=1), method="sigmoid", cv=2).fit(X, y)
     p = clf.predict_proba(X)
     assert p.shape == (len(X), 2) and np.allclose(p.sum(1), 1.0)
     assert clf.score(X, y) > 0.85

@@ -98,7 +98,7 @@ def test_wrong_output_shape_is_a_clear_error(module_file):
 
 def test_kill_and_resume_exactly(module_file, tmp_path):
     sets = ["model.type=custom", f"model.module={module_file}:TwoBranch", "model.module_kwargs={width: 16}",
-            "train.epochs=12", "train.progress=false", "checkpoint.every_steps=7"]   # 13 steps an epoch
+            "train.epochs=3", "train.progress=false", "checkpoint.every_steps=7"]
     result = drive(tmp_path, sets, [{"fault": "kill@step=10"}, {"fault": "kill@step=60"}, {}], trust_module=True)
     assert result["reference"] == "exit:0"
     assert [a["ended"] for a in result["attempts"]] == ["signal:9", "signal:9", "exit:0"]

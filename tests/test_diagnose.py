@@ -241,7 +241,7 @@ def test_lr_too_high_fires_when_the_training_loss_climbs_back():
     then climbs back well above its lowest epoch again and again; the doctor names the lr. The same
     run at lr 0.05 does not get the finding."""
     base = ["optim.name=momentum", "train.epochs=30", "stop.enabled=false", "schedule.name=none",
-            "model.ensemble=1", "train.seed=0", "train.batch_size=32", *FAST]    # 4 steps an epoch, 120 in all
+            "model.ensemble=1", "train.seed=0", *FAST]
     run = tw.fit("iris", sets=base + ["optim.lr=2.0"], save=False, verbose=False)
     loss = run.history["train_loss"].to_numpy()
     low = loss.min()

@@ -164,8 +164,7 @@ def test_population_tasks_and_activations_match_alone(sets, manual):
 
 
 def test_members_stop_early_independently():
-    # batch 32: at 128 (a classifier's default) the second member also runs the whole budget; this needs three stops
-    base, prep = _prep(["train.epochs=25", "model.hidden=[16]", "data.split=[0.5, 0.25, 0.25]", "train.batch_size=32"])
+    base, prep = _prep(["train.epochs=25", "model.hidden=[16]", "data.split=[0.5, 0.25, 0.25]"])
     sets = [["optim.lr=0.03", "stop.patience=0"],        # stops at the first epoch without progress
             ["optim.lr=0.03", "stop.patience=3", "train.seed=1"],
             ["optim.lr=0.0001", "stop.patience=25"]]    # too low to stop: runs the whole budget
@@ -205,7 +204,7 @@ def test_population_tune_finds_the_sequential_best(tmp_path):
 
 def test_ensemble_averages_member_probabilities():
     run = tw.fit("digits", ensemble=3, save=False, verbose=False,
-                 sets=["train.epochs=24", "model.hidden=[16]", "stop.enabled=false"])
+                 sets=["train.epochs=6", "model.hidden=[16]", "stop.enabled=false"])
     members = run.model.members
     assert len(members) == 3
     X = load_table(Spec.build(None, sets=["data.source=digits"])).X[:20]

@@ -81,7 +81,7 @@ def test_estimator_module_and_device_default(tmp_path):
         "        super().__init__()\n        self.f = nn.Sequential(nn.Linear(n_in, 8), nn.ReLU(), nn.Linear(8, n_out))\n\n"
         "    def forward(self, x):\n        return self.f(x)\n")
     X, y = load_breast_cancer(return_X_y=True)
-    clf = tw.Classifier(epochs=12, module=f"{tmp_path / 'tiny.py'}:Tiny", module_kwargs={"n_in": 30, "n_out": 1})
+    clf = tw.Classifier(epochs=3, module=f"{tmp_path / 'tiny.py'}:Tiny", module_kwargs={"n_in": 30, "n_out": 1})
     clf.fit(X, y)
     assert type(clf.run_.model).__name__ == "Tiny" and clf.score(X, y) > 0.6
     assert tw.Classifier().device == tw.Regressor().device == tw.Spec.build().train.device == "auto"

@@ -28,7 +28,8 @@ from trainwell.core.unread import KeysRead, warn_unread_conditional
 from trainwell.optim.optimizers import make_optimizer, warn_unread_optim
 from trainwell.optim.schedules import make_schedule, warn_unread_schedule
 from trainwell.core.spec import Spec
-from trainwell.train.batch_size import resolve_batch
+from trainwell.train.batch_size import first_batch, resolve_batch
+from trainwell.nn.crossfit import crossfitted
 from trainwell.train.crossfit import pooled
 from trainwell.train.distributed import Distributed
 from trainwell.train.early_stopping import (ACCURACY_VAL_ROWS, PATIENCE_EPOCHS, PATIENCE_STEPS, resolve_monitor, resolve_patience,
@@ -129,11 +130,12 @@ def training_rows(prep: Prepared) -> int:
     return int(counts[0]) if counts is not None else int(prep.X_train.shape[0])
 
 
-def resolve_training_defaults(spec: Spec, prep: Prepared) -> Spec:
+def resolve_training_defaults(spec: Spec, prep: Prepared, crossfit: bool = False) -> Spec:
     """The spec with its data-dependent ``auto`` values made concrete: batch size (and the lr that goes with
-    it), stop monitor and patience. Notes for the choices made are appended to ``prep.notes``."""
+    it), stop monitor and patience. Notes for the choices made are appended to ``prep.notes``. ``crossfit``:
+    the members are cross-fitted (a classifier's batch then starts at 128, train/batch_size.py)."""
     rows = training_rows(prep)
-    spec, batch_note = resolve_batch(spec, rows, prep.pre.task)
+    spec, batch_note = resolve_batch(spec, rows, first_batch(prep.pre.task, crossfit))
     if batch_note:
         prep.notes.append(batch_note)
     stop, sets = spec.stop, []
@@ -190,7 +192,7 @@ def build_state(spec: Spec, prep: Prepared, arch: dict, device: torch.device) ->
     ``auto`` batch size (and the lr that goes with it) and stop monitor are resolved here, where the
     rows and the task are known; ``state.spec`` is the resolved spec (what spec.yaml records).
     """
-    spec = resolve_training_defaults(spec, prep)
+    spec = resolve_training_defaults(spec, prep, crossfitted(arch))
     seed_everything(spec.train.seed)
     check_memory(arch, _resolved_batch(spec, prep), device)   # before allocating: a message, not an allocator's crash
     instance = arch.pop("_instance", None)               # fit(module=an nn.Module instance)
@@ -203,7 +205,7 @@ def build_state(spec: Spec, prep: Prepared, arch: dict, device: torch.device) ->
     as_t = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(device)  # noqa: E731
     data = prep.tensors(device) if hasattr(prep, "tensors") else Tensors(as_t(prep.X_train), as_t(prep.y_train), as_t(prep.X_val), as_t(prep.y_val),
                    as_t(prep.X_test), as_t(prep.y_test))
-    if arch.get("crossfit") and int(arch.get("members", 1)) > 1:     # members hold out a fold each (nn/crossfit.py)
+    if crossfitted(arch):                                # members hold out a fold each (nn/crossfit.py)
         data = pooled(data, prep.pre.task in ("binary", "multiclass"), int(arch["members"]), spec.train.seed)
     optim_keys = KeysRead(spec.optim)          # what the optimizer reads (a changed key it does not: a warning)
     optimizer = make_optimizer(model.parameters(), optim_keys, device_type=device.type)  # type: ignore[arg-type]

@@ -174,7 +174,7 @@ class RegularizeSpec(_Section):
 
 class TrainSpec(_Section):
     epochs: int = Field(200, ge=1)
-    batch_size: Union[int, Literal["full", "auto"]] = "auto"   # auto: 32 (a classifier: 128), growing with the rows (train/batch_size.py)
+    batch_size: Union[int, Literal["full", "auto"]] = "auto"   # auto: 32 (a cross-fitted classifier: 128), growing with the rows (train/batch_size.py)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     seed: int = 0
     fast: bool = False

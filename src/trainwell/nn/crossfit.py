@@ -53,6 +53,11 @@ def crossfit_choice(setting: bool | str, members: int, validation_rows: int, val
                   f"({why}; k-fold bagging, Erickson et al. 2020); model.crossfit=false keeps one validation split")
 
 
+def crossfitted(arch: dict) -> bool:
+    """Whether an architecture's members are cross-fitted: packed (more than one member), and crossfit on."""
+    return bool(arch.get("crossfit")) and int(arch.get("members", 1)) > 1
+
+
 def split_fold_column(x: torch.Tensor, n_inputs: int) -> tuple[torch.Tensor, torch.Tensor | None]:
     """``(inputs, fold per row)`` when ``x`` carries the fold column after its ``n_inputs`` inputs,
     else ``(x, None)``."""

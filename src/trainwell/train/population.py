@@ -212,7 +212,7 @@ def train_population(specs: list[Spec], prep: Prepared, archs: list[dict], devic
     head = make_head(prep.pre.task, archs[0]["loss"], archs[0]["output_activation"])
     X, y, Xv, yv = _device_tensors(prep, device)
     n = X.shape[0]
-    specs = [resolve_batch(s, n, prep.pre.task)[0] for s in specs]      # batch_size auto (and its lr), as build_state does
+    specs = [resolve_batch(s, n)[0] for s in specs]      # batch_size auto (and its lr), as build_state does
     b = batch_size(specs[0], n)
     check_memory({**archs[0], "members": len(specs)}, b, device)   # P networks side by side: refused before allocating
     pop = _start(specs, archs, head, n, b, device, Xv.shape[0])
