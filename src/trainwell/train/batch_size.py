@@ -15,8 +15,8 @@ user left ``optim.lr`` at its default: ``optim.lr`` is the rate at batch 32.
 
 A classifier whose members are cross-fitted (a table of up to a few thousand rows, nn/crossfit.py) starts
 at ``CLASSIFIER_BATCH`` (128) instead. There, with 128 rows a step (and the lr scaled to match), test
-accuracy rose on 10 of 18 real classification tables and fell on 3, in about half the time on the
-smallest; regressors lost R^2 with it on 10 of 12. On the two larger classification tables measured (one
+accuracy rose on 10 of 18 real classification tables and fell on 3, mostly in less time; regressors
+lost R^2 with it on 10 of 12. On the two larger classification tables measured (one
 validation split, no cross-fitting) it changed no score by more than 0.0001 while a run took up to 1.5
 times as long (docs/tabular.md, "A classifier's batch size").
 """
