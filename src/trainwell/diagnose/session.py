@@ -20,6 +20,7 @@ from trainwell.core.io import atomic_write
 from trainwell.diagnose.doctor import diagnose_parts
 from trainwell.diagnose.monitors import Monitor
 from trainwell.diagnose.tensorboard import TensorBoardLogger
+from trainwell.nn.crossfit import crossfitted
 
 
 def make_callbacks(spec: Any) -> tuple[Monitor | None, list]:
@@ -60,10 +61,9 @@ def data_summary(prep: Any, spec: Any, arch: dict | None = None) -> dict:
     classes = getattr(pre.coder, "classes", None)
     if classes is not None and pre.task != "regression":
         out["classes"] = [str(c) for c in list(classes)]
-    members = int((arch or {}).get("members", 1))
-    if (arch or {}).get("crossfit") and members > 1:
-        out["crossfit"] = (f"{out['n_train'] + out['n_val']:,} training and validation rows pooled into {members} "
-                           f"folds, one held out by each member")
+    if arch is not None and crossfitted(arch):
+        out["crossfit"] = (f"{out['n_train'] + out['n_val']:,} training and validation rows pooled into "
+                           f"{int(arch['members'])} folds, one held out by each member")
     return out
 
 
