@@ -3,6 +3,8 @@ pooled training and validation rows, learns nothing from it, and early stopping 
 out-of-fold loss."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -113,3 +115,18 @@ def test_given_validation_rows_stay_the_validation_split():
     assert run.arch["members"] == 8 and not run.arch["crossfit"]
     off = tw.fit("breast_cancer", save=False, verbose=False, sets=[*QUIET, "model.crossfit=false"])
     assert not off.arch["crossfit"] and "crossfit" not in off.data_summary
+
+
+def test_batch_and_patience_count_the_pooled_rows_each_epoch_steps_through(capsys):
+    X, y = load_breast_cancer(return_X_y=True)
+    keep = Keep()
+    run = tw.fit(X=X, y=y, save=False, sets=QUIET, callbacks=[keep])
+    assert run.arch["crossfit"]
+    summary = run.data_summary
+    pool = summary["n_train"] + summary["n_val"]
+    assert keep.state.data.X_train.shape[0] == pool                    # an epoch steps through the pool
+    steps = math.ceil(pool / run.spec.train.batch_size)
+    assert keep.state.steps_per_epoch == steps
+    assert run.spec.stop.patience == math.ceil(1000 / steps)           # at least 1,000 steps of patience
+    notes = " ".join(capsys.readouterr().out.split())
+    assert f"an epoch of {pool} rows" in notes and f"an epoch is only {steps} steps" in notes

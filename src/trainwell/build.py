@@ -130,11 +130,17 @@ def training_rows(prep: Prepared) -> int:
     return int(counts[0]) if counts is not None else int(prep.X_train.shape[0])
 
 
+def epoch_rows(prep: Prepared, crossfit: bool) -> int:
+    """Rows one epoch steps through: the training split, or with cross-fitted members the training and
+    validation rows pooled (nn/crossfit.py), so the batch and patience notes count the steps training takes."""
+    return training_rows(prep) + (validation_rows(prep) if crossfit else 0)
+
+
 def resolve_training_defaults(spec: Spec, prep: Prepared, crossfit: bool = False) -> Spec:
     """The spec with its data-dependent ``auto`` values made concrete: batch size (and the lr that goes with
     it), stop monitor and patience. Notes for the choices made are appended to ``prep.notes``. ``crossfit``:
     the members are cross-fitted (a classifier's batch then starts at 128, train/batch_size.py)."""
-    rows = training_rows(prep)
+    rows = epoch_rows(prep, crossfit)
     spec, batch_note = resolve_batch(spec, rows, first_batch(prep.pre.task, crossfit))
     if batch_note:
         prep.notes.append(batch_note)
@@ -180,9 +186,9 @@ def auto_schedule(spec: Spec, prep: Prepared, sets: list[str]) -> list[str]:
     return ["schedule.name=plateau", f"schedule.patience={max(1, patience // 3)}"]
 
 
-def _resolved_batch(spec: Spec, prep: Prepared) -> int:
-    """The batch size training will use (``full``: every training row)."""
-    b, rows = spec.train.batch_size, training_rows(prep)
+def _resolved_batch(spec: Spec, prep: Prepared, crossfit: bool) -> int:
+    """The batch size training will use (``full``: every row of an epoch)."""
+    b, rows = spec.train.batch_size, epoch_rows(prep, crossfit)
     return rows if b == "full" else min(int(b), rows)
 
 
@@ -194,7 +200,7 @@ def build_state(spec: Spec, prep: Prepared, arch: dict, device: torch.device) ->
     """
     spec = resolve_training_defaults(spec, prep, crossfitted(arch))
     seed_everything(spec.train.seed)
-    check_memory(arch, _resolved_batch(spec, prep), device)   # before allocating: a message, not an allocator's crash
+    check_memory(arch, _resolved_batch(spec, prep, crossfitted(arch)), device)   # before allocating: a message, not an allocator's crash
     instance = arch.pop("_instance", None)               # fit(module=an nn.Module instance)
     model = instance if instance is not None else build_model(arch)
     if arch.get("init") != "keep":                       # "keep": a user module's own initialisation
