@@ -43,3 +43,19 @@ def test_recipe_variants_trains_each_variant_on_the_same_split(tmp_path):
     assert row["table"] == "SwissLabor" and 0.5 < row["default"] < 0.8 and 0.5 < row["b32"] < 0.8
     assert row["default_val_loss"] != row["b32_val_loss"]        # the keys were applied: a different training
     assert "SwissLabor" in out.stdout and "b32 " in out.stdout and " ± " in out.stdout
+
+
+def test_seed_spread_pairs_both_tools_seeds_on_each_split(tmp_path):
+    """bench/seed_spread.py: scikit-learn's MLP and trainwell each trained once per seed on the same outer
+    split; different seeds give different networks, and the printed difference is the mean of the per-split
+    differences of the seed-averaged scores."""
+    out = subprocess.run([sys.executable, "bench/seed_spread.py", "--tables", "SwissLabor", "--splits", "2",
+                          "--seeds", "2", "--out", str(tmp_path / "s.json")],
+                         cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    rows = json.loads((tmp_path / "s.json").read_text())["rows"]
+    assert [r["split"] for r in rows] == [0, 1]
+    assert all(0.5 < r[f"{tool}_{k}"] < 0.8 for r in rows for tool in ("sklearn_mlp", "trainwell") for k in (0, 1))
+    assert rows[0]["trainwell_0"] != rows[0]["trainwell_1"] or rows[0]["sklearn_mlp_0"] != rows[0]["sklearn_mlp_1"]
+    diff = sum((r["trainwell_0"] + r["trainwell_1"] - r["sklearn_mlp_0"] - r["sklearn_mlp_1"]) / 2 for r in rows) / 2
+    assert f"trainwell - sklearn_mlp {diff:+.4f} ± " in out.stdout
