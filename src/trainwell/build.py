@@ -141,7 +141,7 @@ def resolve_training_defaults(spec: Spec, prep: Prepared, crossfit: bool = False
     it), stop monitor and patience. Notes for the choices made are appended to ``prep.notes``. ``crossfit``:
     the members are cross-fitted (a classifier's batch then starts at 128, train/batch_size.py)."""
     rows = epoch_rows(prep, crossfit)
-    spec, batch_note = resolve_batch(spec, rows, first_batch(prep.pre.task, crossfit))
+    spec, batch_note = resolve_batch(spec, rows, first_batch(prep.pre.task, crossfit), pooled=crossfit)
     if batch_note:
         prep.notes.append(batch_note)
     stop, sets = spec.stop, []
