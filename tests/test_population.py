@@ -136,7 +136,9 @@ def test_population_optimizers_match_torch(name):
     (["model.activation=leaky_relu", "optim.name=momentum"], True),
     (["data.source=breast_cancer"], True),
     (["data.source=diabetes"], True),
-    (["model.activation=elu"], False),                     # no hand-written backward: autograd on the flat tensor
+    (["model.activation=elu"], True),
+    (["model.activation=gelu", "model.hidden=[16, 8]"], True),
+    (["model.activation=selu"], False),                    # no hand-written backward: autograd on the flat tensor
     (["data.source=diabetes", "model.loss=mae"], False),
 ])
 def test_population_tasks_and_activations_match_alone(sets, manual):

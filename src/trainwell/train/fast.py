@@ -11,7 +11,7 @@ optimizer, so optimizer state, schedules, checkpoints and resume are untouched.
 Weights match the autograd step to float tolerance (tests/test_fast_step.py).
 
 It is the default CPU step (``train.backward: auto``) for plain MLPs (dense
-blocks: linear -> relu / leaky_relu / tanh / sigmoid / linear -> optional dropout;
+blocks: linear -> relu / leaky_relu / tanh / sigmoid / gelu / silu / elu / linear -> optional dropout;
 no batch norm, no residual) with the default loss of a multiclass, binary or
 regression (mse) head; of the ``regularize`` options it takes the L1/L2 weight penalties, whose gradients
 it adds (optim/regularizers.py ``penalty_gradient``). Anything else, and any step
@@ -35,27 +35,38 @@ from trainwell.optim.eager import torch_class
 from trainwell.optim.optimizers import for_torch_class
 from trainwell.optim.regularizers import penalty_gradient
 
-ACTIVATION_BACKWARD = {   # d(act)/dz applied to g, from the saved z (pre-activation) and a (output)
-    nn.ReLU: lambda g, z, a: torch.ops.aten.threshold_backward(g, a, 0),
-    nn.Tanh: lambda g, z, a: torch.ops.aten.tanh_backward(g, a),
-    nn.Sigmoid: lambda g, z, a: torch.ops.aten.sigmoid_backward(g, a),
-    nn.Identity: lambda g, z, a: g,
+# Per activation module: its forward as a plain function (the same kernel the module calls, without
+# nn.Module's call machinery) and d(act)/dz applied to g from the saved z (pre-activation) and a (output),
+# both read from the module so its own parameters (a slope, an alpha, GELU's approximation) are kept.
+_ACTIVATIONS: dict[type, tuple[Callable, Callable]] = {
+    nn.ReLU: (lambda m: torch.relu,
+              lambda m: lambda g, z, a: torch.ops.aten.threshold_backward(g, a, 0)),
+    nn.LeakyReLU: (lambda m: lambda z: F.leaky_relu(z, m.negative_slope),
+                   lambda m: lambda g, z, a: torch.ops.aten.leaky_relu_backward(g, z, m.negative_slope, False)),
+    nn.Tanh: (lambda m: torch.tanh, lambda m: lambda g, z, a: torch.ops.aten.tanh_backward(g, a)),
+    nn.Sigmoid: (lambda m: torch.sigmoid, lambda m: lambda g, z, a: torch.ops.aten.sigmoid_backward(g, a)),
+    nn.GELU: (lambda m: lambda z: F.gelu(z, approximate=m.approximate),
+              lambda m: lambda g, z, a: torch.ops.aten.gelu_backward(g, z, approximate=m.approximate)),
+    nn.SiLU: (lambda m: F.silu, lambda m: lambda g, z, a: torch.ops.aten.silu_backward(g, z)),
+    nn.ELU: (lambda m: lambda z: F.elu(z, m.alpha),
+             lambda m: lambda g, z, a: torch.ops.aten.elu_backward(g, m.alpha, 1.0, 1.0, False, z)),
+    nn.Identity: (lambda m: lambda z: z, lambda m: lambda g, z, a: g),
 }
 
 
-ACTIVATION_FORWARD = {    # the same kernels the modules call, without nn.Module's call machinery
-    nn.ReLU: torch.relu,
-    nn.Tanh: torch.tanh,
-    nn.Sigmoid: torch.sigmoid,
-    nn.Identity: lambda z: z,
-}
+def has_written_backward(act: nn.Module) -> bool:
+    """Whether the hand-written step knows ``act``'s derivative (else the step is autograd's)."""
+    return type(act) in _ACTIVATIONS
 
 
 def activation_function(act: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
     """``act``'s forward as a plain function (hooks on it are checked before every step)."""
-    if isinstance(act, nn.LeakyReLU):
-        return lambda z, s=act.negative_slope: F.leaky_relu(z, s)
-    return ACTIVATION_FORWARD[type(act)]
+    return _ACTIVATIONS[type(act)][0](act)
+
+
+def activation_backward(act: nn.Module) -> Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]:
+    """``act``'s derivative applied to an upstream gradient: ``(g, z, a) -> g * act'(z)``."""
+    return _ACTIVATIONS[type(act)][1](act)
 
 
 def forward_keeping(h: torch.Tensor, layers: list) -> tuple[list, list, list, list]:
@@ -101,7 +112,7 @@ def eligible(state) -> bool:
             return False
         if getattr(block, "residual", False) or getattr(block, "proj", None) is not None:
             return False
-        if type(block.act) not in ACTIVATION_BACKWARD and not isinstance(block.act, nn.LeakyReLU):
+        if not has_written_backward(block.act):
             return False
         if block.drop is not None and type(block.drop) is not nn.Dropout:
             return False
@@ -213,8 +224,7 @@ def analytic_step(state, fallback: Callable, with_metric: bool = True) -> Callab
     linears = [b.linear for b in blocks] + [model.out]
     acts = [b.act for b in blocks]
     drops = [b.drop for b in blocks]
-    backs = [(lambda g, z, a, s=act.negative_slope: torch.ops.aten.leaky_relu_backward(g, z, s, False))
-             if isinstance(act, nn.LeakyReLU) else ACTIVATION_BACKWARD[type(act)] for act in acts]
+    backs = [activation_backward(act) for act in acts]
     hooked = [m for m in model.modules()]
     task = head.task
     nan_terms = torch.full((4 if task == "regression" else 2,), float("nan"))

@@ -22,7 +22,7 @@ from trainwell.nn.activations import make_activation
 from trainwell.nn.heads import Head
 from trainwell.nn.softmax import log_softmax_classes
 from trainwell.optim.optimizers import MemberHyper, optimizer
-from trainwell.train.fast import ACTIVATION_BACKWARD, no_mask, forward_keeping
+from trainwell.train.fast import activation_backward, has_written_backward, no_mask, forward_keeping
 
 
 
@@ -81,10 +81,8 @@ class StackedMLP:
         self.dropout = dropout                          # [P]
         self.has_dropout = bool((dropout > 0).any())
         self.generators: list[torch.Generator] = []
-        act = self.act
-        self.backward = None if self.residual and any(self.residual) else (
-            (lambda g, z, a, s=act.negative_slope: torch.ops.aten.leaky_relu_backward(g, z, s, False))
-            if isinstance(act, nn.LeakyReLU) else ACTIVATION_BACKWARD.get(type(act)))
+        self.backward = None if (self.residual and any(self.residual)) or not has_written_backward(self.act) \
+            else activation_backward(self.act)
 
     def to(self, device: torch.device) -> "StackedMLP":
         self.flat = self.flat.to(device)
