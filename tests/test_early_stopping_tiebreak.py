@@ -56,10 +56,11 @@ def test_auto_patience_waits_at_least_1000_steps():
 def test_a_small_table_run_records_its_resolved_patience(tmp_path):
     import trainwell as tw
     run = tw.fit("iris", verbose=False, save=False, sets=["train.epochs=2", "train.progress=false"])
-    # iris: 120 training rows, a classifier's batch of 128 -> 1 step an epoch -> 1,000 epochs of patience;
-    # 15 validation rows
-    assert run.spec.train.batch_size == 128
-    assert run.spec.stop.patience == 1000 and run.spec.stop.monitor == "val_loss"
+    # iris: 120 training + 15 validation rows, cross-fitted: an epoch steps through the 135 pooled rows,
+    # 2 steps at a classifier's batch of 128 -> 500 epochs of patience (1,000 steps); 15 validation rows
+    # -> the loss is monitored
+    assert run.arch["crossfit"] and run.spec.train.batch_size == 128
+    assert run.spec.stop.patience == 500 and run.spec.stop.monitor == "val_loss"
 
 
 def test_min_delta_also_applies_to_the_tiebreak_loss():
