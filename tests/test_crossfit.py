@@ -12,12 +12,17 @@ import torch.nn.functional as F
 from sklearn.datasets import load_breast_cancer
 
 import trainwell as tw
-from trainwell.nn.crossfit import crossfit_choice, out_of_fold
+from trainwell.nn.crossfit import crossfit_choice, fold_groups
 from trainwell.nn.ensemble import PackedMLP
 from trainwell.nn.heads import make_head
 from trainwell.train.crossfit import assign_folds
 
 QUIET = ["train.progress=false", "train.monitor=false"]
+
+
+def out_of_fold(out: torch.Tensor, fold: torch.Tensor) -> torch.Tensor:
+    """By hand: ``[rows, members, outputs]`` every member's outputs -> each row's from the member holding it out."""
+    return out.gather(1, fold.view(-1, 1, 1).expand(-1, 1, out.shape[-1])).squeeze(1)
 
 
 class Keep:
@@ -130,3 +135,22 @@ def test_batch_and_patience_count_the_pooled_rows_each_epoch_steps_through(capsy
     assert run.spec.stop.patience == math.ceil(1000 / steps)           # at least 1,000 steps of patience
     notes = " ".join(capsys.readouterr().out.split())
     assert f"an epoch of {pool} rows" in notes and f"an epoch is only {steps} steps" in notes
+
+
+def test_each_fold_is_scored_by_its_member_alone_as_by_every_member_then_picked():
+    torch.manual_seed(0)
+    arch = {"members": 8, "task": "multiclass", "n_inputs": 5, "hidden": [16, 8], "n_outputs": 3,
+            "activation": "relu", "crossfit": True}
+    model = PackedMLP(arch).eval()
+    x = torch.randn(203, 5)
+    fold = torch.randint(0, 8, (203,))
+    fold[fold == 3] = 4                                      # an empty fold, and uneven ones
+    index, valid = fold_groups(fold, 8)
+    assert index.shape == (8, int(torch.bincount(fold).max())) and not valid[3].any()
+    assert sorted(index[valid].tolist()) == list(range(203))           # every row once
+    assert all(bool((fold[index[j][valid[j]]] == j).all()) for j in range(8))
+    with torch.no_grad():
+        scored = model(torch.cat([x, fold.unsqueeze(1).float()], 1))
+        model.train()
+        every = model.member_outputs(x)                                  # [rows, 8, 3]
+    torch.testing.assert_close(scored, out_of_fold(every, fold), rtol=1e-5, atol=1e-6)

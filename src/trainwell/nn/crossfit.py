@@ -79,7 +79,16 @@ def trains_on(fold: torch.Tensor, members: int) -> torch.Tensor:
     return (fold.unsqueeze(0) != torch.arange(members, device=fold.device).unsqueeze(1)).unsqueeze(-1)
 
 
-def out_of_fold(out: torch.Tensor, fold: torch.Tensor) -> torch.Tensor:
-    """``[rows, members, outputs]`` member outputs -> ``[rows, outputs]``: each row's output from the
-    member that held the row out."""
-    return out.gather(1, fold.view(-1, 1, 1).expand(-1, 1, out.shape[-1])).squeeze(1)
+def fold_groups(fold: torch.Tensor, members: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The rows grouped by the member that holds them out: ``(index, valid)``, both ``[members, m]`` with m
+    the largest fold's size; ``index[j]`` lists fold j's rows (padded with row indices where ``valid`` is
+    False, as folds differ by a row). Scoring each row with that one member costs 1/members of scoring
+    every row with every member."""
+    order = torch.argsort(fold, stable=True)
+    counts = torch.bincount(fold, minlength=members)
+    width = int(counts.max()) if fold.numel() else 0
+    starts = torch.cumsum(counts, 0) - counts
+    position = torch.arange(width, device=fold.device)
+    valid = position.unsqueeze(0) < counts.unsqueeze(1)
+    slot = (starts.unsqueeze(1) + position.unsqueeze(0)).clamp(max=max(fold.numel() - 1, 0))
+    return order[slot], valid

@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from trainwell.nn.activations import make_activation
-from trainwell.nn.crossfit import out_of_fold, split_fold_column, trains_on
+from trainwell.nn.crossfit import fold_groups, split_fold_column, trains_on
 from trainwell.nn.softmax import log_softmax_classes
 
 
@@ -108,16 +108,28 @@ class PackedMLP(nn.Module):
                 self.activity.append(h.reshape(-1, h.shape[-1]))
         return self.out(h).transpose(0, 1)
 
+    def held_out_outputs(self, x: torch.Tensor, fold: torch.Tensor) -> torch.Tensor:
+        """``[rows, outputs]``: each row scored by the one member that held it out (its fold's), the rows of
+        each fold through their member only, so an out-of-fold evaluation costs what one member's does."""
+        index, valid = fold_groups(fold, self.members)
+        h = x[index]                                     # [k, m, inputs]: fold j's rows for member j
+        for block in self.blocks:
+            h = block(h)
+        out = self.out(h)                                # [k, m, outputs]
+        scored = out.new_empty(x.shape[0], out.shape[-1])
+        scored[index[valid]] = out[valid]
+        return scored
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         fold = None
         if self.crossfit:          # cross-fitted training rows carry their fold as a last column
             x, fold = split_fold_column(x, self.n_inputs)
+        if fold is not None and not self.training:       # evaluation: each row from the member that held it out
+            return self.held_out_outputs(x, fold)
         out = self.member_outputs(x)
         if fold is not None:
-            # training: a member's loss on the rows it holds out is kept as a value but carries no gradient;
-            # evaluation: each row's output from the member that held it out
-            return torch.where(trains_on(fold, self.members).transpose(0, 1), out, out.detach()) \
-                if self.training else out_of_fold(out, fold)
+            # training: a member's loss on the rows it holds out is kept as a value but carries no gradient
+            return torch.where(trains_on(fold, self.members).transpose(0, 1), out, out.detach())
         return out if self.training else combine_members(out, self.task)
 
 
