@@ -112,15 +112,30 @@ def integer_task(uniq: np.ndarray, n: int) -> str:
     return "multiclass" if len(uniq) <= limit and looks_like_ids else "regression"
 
 
+def count_shaped(values: np.ndarray, counts: np.ndarray) -> bool:
+    """Whether integer values (sorted, with their row counts) are distributed as a count's: starting at 0,
+    each of the first three values rarer than the one before, and the largest value under 1 % of the rows
+    (doctor visits 0-9: 80 % zeros, the 9 once in 5,190 rows). Class ids are rarely spread like that, but
+    an ordinal label (a severity 0-4) can be, so this only adds a line; it does not change the task."""
+    head = counts[:3]
+    return bool(values[0] == 0 and (np.diff(head) < 0).all() and counts[-1] < 0.01 * counts.sum())
+
+
 def other_reading(task: str, y: np.ndarray) -> str:
-    """For an integer target read as a regression from 3 to 100 values, or as classes from 11 to 100, the
-    key that reads it the other way: there class ids, counts and amounts look alike (``integer_task``).
-    A few ids numbered from 0 or 1 (iris, digits) are classes without a doubt worth a line."""
+    """For an integer target read as a regression from 3 to 100 values, or as classes from 11 to 100 (or
+    from 3, when they are spread as a count's), the key that reads it the other way: there class ids,
+    counts and amounts look alike (``integer_task``). A few ids numbered from 0 or 1 (iris, digits) are
+    classes without a doubt worth a line."""
     if task not in ("multiclass", "regression") or y.ndim != 1 or y.dtype.kind not in "iuf":
         return ""
-    values = np.unique(y[np.isfinite(y)]) if y.dtype.kind == "f" else np.unique(y)
+    values, counts = np.unique(y[np.isfinite(y)] if y.dtype.kind == "f" else y, return_counts=True)
+    if not bool((values == np.round(values)).all()):
+        return ""
+    if task == "multiclass" and 3 <= len(values) <= FEW_CLASSES and count_shaped(values, counts):
+        return (f" from {len(values)} integer values in {len(y)} rows, spread as a count's (most rows "
+                f"{_py(values[0])}, the largest value in {int(counts[-1])}; --set task=regression reads them as one)")
     fewest = 3 if task == "regression" else FEW_CLASSES + 1
-    if not fewest <= len(values) <= MAX_CLASSES or not bool((values == np.round(values)).all()):
+    if not fewest <= len(values) <= MAX_CLASSES:
         return ""                    # a few ids, two values, or too many to be classes: nothing to weigh
     other = "regression" if task == "multiclass" else "multiclass"
     return f" from {len(values)} integer values in {len(y)} rows (--set task={other} reads them the other way)"
