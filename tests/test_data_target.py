@@ -43,7 +43,7 @@ def test_log_is_chosen_on_the_training_split_and_inverted_exactly(tmp_path):
     tr, _, _, _ = split_indices(len(df), None, "auto", 0)
     y_tr = df["price"].to_numpy()[tr]
     assert skewness(y_tr)[0] > SKEW and prep.pre.target.log == [True]
-    assert any(n.startswith("target: log1p for price (training values >= 0, skewness") for n in prep.notes)
+    assert any(n.startswith("target: log1p for price (training values > 0, skewness") for n in prep.notes)
     # the network's targets are z-scores of log1p(y), with the training split's statistics
     z = (np.log1p(y_tr) - np.log1p(y_tr).mean()) / np.log1p(y_tr).std()
     np.testing.assert_allclose(prep.y_train[:, 0], z, rtol=1e-4, atol=1e-5)
@@ -185,3 +185,15 @@ def test_a_target_written_with_spaces_around_it_in_the_header_is_found(tmp_path,
     frame.assign(**{"price  ": frame["x"]}).to_csv(tmp_path / "two.csv", index=False)
     res = cli("fit", str(tmp_path / "two.csv"), "--target", "price", "--out", str(tmp_path / "r2"))
     assert res.returncode == 2 and 'Target column "price" is not in' in res.stderr, res.stderr
+
+
+def test_a_skewed_count_with_zeros_is_not_logged_but_a_positive_one_is():
+    rng = np.random.default_rng(0)
+    visits = rng.poisson(rng.gamma(0.3, 5.0, size=(2000, 1))).astype(float)   # overdispersed counts, many zeros
+    assert skewness(visits)[0] > SKEW and (visits == 0).mean() > 0.3
+    plan, notes = TargetPlan.fit(visits, "auto", True)
+    assert plan.log == [False]
+    line = next(n for n in notes if "count" in n)
+    assert f"{(visits == 0).mean():.0%} of its training values are 0" in line and "data.target_transform=log" in line
+    assert TargetPlan.fit(visits + 1.0, "auto", True)[0].log == [True]      # the same shape, every value > 0
+    assert TargetPlan.fit(visits, "log", True)[0].log == [True]             # still there when asked for

@@ -100,6 +100,9 @@ class ModelSpec(_Section):
     # packed members cross-fitted over folds of the training + validation rows (train/crossfit.py);
     # auto: when there are fewer than 500 validation rows and no validation_data was given
     crossfit: Union[Literal["auto"], bool] = "auto"
+    # packed members of two widths: half the given width, half 128 (nn/member_widths.py); an option, measured
+    # in docs/tabular.md#members-of-two-widths
+    mixed_width: bool = False
     activation: str = "relu"
     init: str = "auto"
     init_std: float = 1.0

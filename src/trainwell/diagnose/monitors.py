@@ -206,9 +206,14 @@ class Monitor:
             if not module.training or i in self._acts:     # evaluation passes are not sampled
                 return
             out = output.detach().float()
+            used = None
             if out.dim() == 3 and isinstance(self.layers[i].module, PackedLinear):
                 out = out.transpose(0, 1)      # [members, batch, units] -> a unit is (member, unit)
+                if self.layers[i].module.narrowed:        # units a narrower member does not use (nn/member_widths.py)
+                    used = self.layers[i].module.unit_mask().to(out.device).flatten()
             a = out.flatten(1) if out.dim() > 1 else out[:, None]
+            if used is not None:
+                a = a[:, used]
             mean, std = a.mean(), a.std(unbiased=False)
             dead = (a == 0).all(dim=0).float().mean() if kind == "relu" else torch.zeros((), device=a.device)
             if kind == "sigmoid":

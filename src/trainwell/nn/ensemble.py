@@ -34,19 +34,45 @@ from trainwell.nn.softmax import log_softmax_classes
 
 
 class PackedLinear(nn.Module):
-    """k independent linear layers: ``x[i] @ weight[i].T + bias[i]`` for member i."""
+    """k independent linear layers: ``x[i] @ weight[i].T + bias[i]`` for member i.
 
-    def __init__(self, members: int, n_in: int, n_out: int):
+    ``in_widths`` / ``out_widths``: member i uses only the first ``in_widths[i]`` inputs and
+    ``out_widths[i]`` outputs of the layer (members of two widths, nn/member_widths.py); the rest of its
+    slice is zero from initialisation on."""
+
+    def __init__(self, members: int, n_in: int, n_out: int, *, in_widths: list[int] | None = None,
+                 out_widths: list[int] | None = None):
         super().__init__()
         self.members, self.in_features, self.out_features = members, n_in, n_out
+        self.in_widths = list(in_widths) if in_widths else [n_in] * members
+        self.out_widths = list(out_widths) if out_widths else [n_out] * members
         self.weight = nn.Parameter(torch.empty(members, n_out, n_in))
         self.bias = nn.Parameter(torch.zeros(members, n_out))
         bound = 1 / math.sqrt(n_in)          # nn.Linear's own default, per member, until initialised
         nn.init.uniform_(self.weight, -bound, bound)
+        if self.narrowed:
+            with torch.no_grad():
+                self.weight.mul_(self.weight_mask())
+
+    @property
+    def narrowed(self) -> bool:
+        """Whether some member uses fewer inputs or outputs than the layer has."""
+        return min(self.in_widths) < self.in_features or min(self.out_widths) < self.out_features
 
     def member_views(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """Each member's ``(weight [out, in], bias [out])``: what an initializer fills like an nn.Linear."""
-        return [(self.weight[i], self.bias[i]) for i in range(self.members)]
+        """Each member's ``(weight [out, in], bias [out])`` over the inputs and outputs it uses: what an
+        initializer fills like an nn.Linear of that member's width."""
+        return [(self.weight[i, :o, :n], self.bias[i, :o])
+                for i, (n, o) in enumerate(zip(self.in_widths, self.out_widths))]
+
+    def unit_mask(self) -> torch.Tensor:
+        """``[members, out]``: True for the outputs a member uses."""
+        return torch.arange(self.out_features).unsqueeze(0) < torch.tensor(self.out_widths).unsqueeze(1)
+
+    def weight_mask(self) -> torch.Tensor:
+        """``[members, out, in]``: True for the weights a member uses; the others are held at zero."""
+        used_in = torch.arange(self.in_features).unsqueeze(0) < torch.tensor(self.in_widths).unsqueeze(1)
+        return self.unit_mask().unsqueeze(2) & used_in.unsqueeze(1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return packed_linear(x, self.weight, self.bias)
@@ -66,9 +92,10 @@ def packed_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> 
 class PackedBlock(nn.Module):
     """PackedLinear -> activation -> dropout, for all members at once."""
 
-    def __init__(self, members: int, n_in: int, n_out: int, activation: str, dropout: float):
+    def __init__(self, members: int, n_in: int, n_out: int, activation: str, dropout: float,
+                 out_widths: list[int] | None = None):
         super().__init__()
-        self.linear = PackedLinear(members, n_in, n_out)
+        self.linear = PackedLinear(members, n_in, n_out, out_widths=out_widths)
         self.act = make_activation(activation)
         self.drop = nn.Dropout(dropout) if dropout > 0 else None
 
@@ -87,11 +114,16 @@ class PackedMLP(nn.Module):
         self.task = arch["task"]
         self.n_inputs = int(arch["n_inputs"])
         self.crossfit = bool(arch.get("crossfit", False))   # members hold out a fold each (nn/crossfit.py)
-        widths = [arch["n_inputs"], *arch["hidden"]]
+        member_widths = arch.get("member_widths")        # members of two widths (nn/member_widths.py)
+        if member_widths and (len(arch["hidden"]) != 1 or len(member_widths) != k):
+            raise ValueError("member_widths needs one hidden layer and one width per member")
+        hidden = [max(member_widths)] if member_widths else list(arch["hidden"])
+        widths = [arch["n_inputs"], *hidden]
         self.blocks = nn.ModuleList(
-            PackedBlock(k, widths[i], widths[i + 1], arch["activation"], arch.get("dropout", 0.0))
+            PackedBlock(k, widths[i], widths[i + 1], arch["activation"], arch.get("dropout", 0.0),
+                        out_widths=member_widths)
             for i in range(len(widths) - 1))
-        self.out = PackedLinear(k, widths[-1], arch["n_outputs"])
+        self.out = PackedLinear(k, widths[-1], arch["n_outputs"], in_widths=member_widths)
         # Hidden outputs for the activity penalties (optim/regularizers.py), as MLP records them: each layer's
         # ``[k * batch, units]``, so a penalty divided by its rows is the mean of the members' own.
         self.record_activity = False

@@ -95,6 +95,9 @@ def initialize(model: nn.Module, arch: dict[str, Any], seed: int) -> None:
         if isinstance(module, (nn.Linear, nn.Conv1d, nn.Conv2d)):
             init_layer(module, arch["init"], **options)
         elif isinstance(module, PackedLinear):      # each member's slice, as if it were its own nn.Linear
+            with torch.no_grad():                   # what a narrower member does not use is zero (nn/member_widths.py)
+                module.weight.zero_()
+                module.bias.zero_()
             for weight, bias in module.member_views():
                 init_layer(SimpleNamespace(weight=weight, bias=bias), arch["init"], **options)
     torch.random.set_rng_state(gen_state)

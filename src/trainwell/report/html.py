@@ -183,7 +183,8 @@ def sections(run: Run, run_dir: Path) -> list[tuple[str, str]]:
     model = _table([[k, json.dumps(v) if isinstance(v, (list, dict)) else v] for k, v in arch.items()],
                    ["architecture", "value"])
     widths = [arch.get("n_inputs"), *(arch.get("hidden") or []), arch.get("n_outputs")]
-    model = (f"<p>{html.escape('-'.join(str(w) for w in widths))} {html.escape(str(arch.get('activation')))}"
+    shape = arch.get("summary") or "-".join(str(w) for w in widths)
+    model = (f"<p>{html.escape(str(shape))} {html.escape(str(arch.get('activation')))}"
              f" network, <b>{count_parameters(run.model):,} parameters</b></p>{model}")
     spec = (f"<p>The keys this {html.escape(str(run.spec.model.type))} run reads; spec.yaml in the run "
             f"directory holds every key.</p><pre>"

@@ -66,7 +66,8 @@ def parameter_count(arch: dict[str, Any]) -> int | None:
     if "_instance" in arch:                      # the user's module: already allocated
         return sum(p.numel() for p in arch["_instance"].parameters())
     if arch.get("type") == "mlp":
-        widths = [int(arch["n_inputs"]), *map(int, arch["hidden"]), int(arch["n_outputs"])]
+        hidden = [max(arch["member_widths"])] if arch.get("member_widths") else arch["hidden"]   # nn/member_widths.py
+        widths = [int(arch["n_inputs"]), *map(int, hidden), int(arch["n_outputs"])]
         return int(arch.get("members", 1)) * sum((a + 1) * b for a, b in zip(widths[:-1], widths[1:]))
     try:
         with torch.device("meta"):

@@ -72,7 +72,12 @@ def one_network(spec: Spec, arch: dict) -> dict:
     """``arch`` as one network: a population is itself many networks, so ``model.ensemble: auto`` (which
     would pack several into each member, nn/ensemble.py) means one here; an explicit size is refused by
     ``unsupported``."""
-    return {**arch, "members": 1, "crossfit": False} if spec.model.ensemble == "auto" else arch
+    if spec.model.ensemble != "auto":
+        return arch
+    one = {**arch, "members": 1, "crossfit": False}
+    if one.pop("member_widths", None):                   # members of two widths (nn/member_widths.py)
+        one.pop("summary", None)
+    return one
 
 
 def unsupported(spec: Spec, arch: dict) -> str | None:

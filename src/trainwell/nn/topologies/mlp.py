@@ -13,6 +13,8 @@ from torch import nn
 from trainwell.core.errors import UserError
 from trainwell.nn.crossfit import crossfit_choice
 from trainwell.nn.ensemble import PackedMLP, ensemble_size
+from trainwell.nn.member_widths import member_widths_choice
+from trainwell.nn.member_widths import summary as widths_summary
 from trainwell.nn.init import resolve_init
 from trainwell.nn.models import MLP, auto_hidden, default_hidden
 from trainwell.nn.presets import apply_preset
@@ -41,12 +43,18 @@ def dense_arch(spec: Any, prep: Any) -> tuple[dict, list[str]]:
                                              getattr(prep, "validation_given", False))
     if why_crossfit:
         notes.append(why_crossfit)
+    member_widths, why_widths = member_widths_choice(m.mixed_width and m.type == "mlp", members=members,
+                                                     hidden=hidden, activation=m.activation)
+    if why_widths:
+        notes.append(why_widths)
     arch = {"members": members, "crossfit": crossfit, "type": m.type, "n_inputs": n_inputs, "input_shape": list(prep.X_train.shape[1:]),
             "hidden": hidden, "n_outputs": n_outputs, "activation": m.activation, "init": init,
             "init_std": m.init_std, "init_limit": m.init_limit, "init_value": m.init_value,
             "bias_init": m.bias_init, "dropout": m.dropout, "batchnorm": m.batchnorm,
             "residual": m.residual, "loss": m.loss, "output_activation": m.output_activation,
             "task": prep.pre.task}
+    if member_widths:
+        arch.update(member_widths=member_widths, summary=widths_summary(n_inputs, member_widths, n_outputs))
     return arch, notes
 
 
