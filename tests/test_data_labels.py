@@ -182,3 +182,14 @@ def test_a_few_values_spread_as_a_count_name_the_regression_reading() -> None:
     assert other_reading("multiclass", np.repeat([0, 1, 2], 50)) == ""                  # iris: balanced ids
     assert other_reading("multiclass", np.repeat(np.arange(5), [164, 55, 36, 35, 13])) == ""  # severity 0-4
     assert other_reading("multiclass", np.repeat(np.arange(10), 180)) == ""             # digits
+
+
+def test_a_text_target_with_a_value_per_row_is_refused_with_what_to_do():
+    dates = np.array([f"1969-01-{d:02d}" for d in range(1, 29)] + ["1969-01-01"] * 2, dtype=object)
+    with pytest.raises(UserError, match=r"28 distinct values in 30 rows \(27 of them in one row only") as err:
+        make_coder(dates)
+    assert "--target" in str(err.value) and "--task multiclass" in str(err.value)
+    assert make_coder(dates, "multiclass").n_outputs == 28                 # asked for: trained as given
+    halves = np.array([f"c{i % 15}" for i in range(30)], dtype=object)   # 15 classes, two rows each: classes
+    assert make_coder(halves).task == "multiclass"
+    assert make_coder(np.array(["a", "b", "c"], dtype=object)).task == "multiclass"   # a toy table

@@ -237,6 +237,22 @@ class LabelCoder:
         return cls(task=str(d["task"]), classes=list(d.get("classes", [])), n_outputs=int(d["n_outputs"]), onehot=bool(d.get("onehot", False)))
 
 
+def refuse_row_labels(y: np.ndarray, classes: list) -> None:
+    """A target read as classes with more distinct values than half its rows is not something to classify: most
+    classes would have one row, nothing to learn a class from or to score it on. It is an identifier, a name
+    or a date; training on it would take minutes (one output per value) and predict nothing, so it is refused
+    with what to do instead."""
+    if len(classes) <= max(len(y) // 2, 10):       # a handful of labels on a toy table is left alone
+        return
+    once = int((np.unique(y.astype(str), return_counts=True)[1] == 1).sum())
+    shown = ", ".join(repr(_py(c)) for c in classes[:3])
+    raise UserError(
+        f"The target has {len(classes):,} distinct values in {len(y):,} rows ({once:,} of them in one row only; "
+        f"e.g. {shown}), so read as classes most would have a single row: nothing to learn a class from. It looks "
+        f"like an identifier, a name or a date, not an outcome. Pass the column to predict with --target (the "
+        f"others are its inputs), or --task multiclass to train on these classes anyway.")
+
+
 def _sorted_classes(y: np.ndarray) -> list:
     values = {_py(v) for v in y.tolist()}
     kinds = {type(v) for v in values}
@@ -253,7 +269,8 @@ def make_coder(y: np.ndarray, task: str = "auto", names: list[str] | None = None
     if task not in TASKS:
         raise UserError(f'Unknown task "{task}".{did_you_mean(task, TASKS)} Valid tasks: {", ".join(TASKS)}.')
     y = _squeeze(y)
-    if task == "auto":
+    detected = task == "auto"
+    if detected:
         task = detect_task(y)
     if task == "regression":
         texts = [v for v in y.ravel()[:1000].tolist() if isinstance(v, (str, bytes))] if y.dtype.kind in "USO" else []
@@ -291,6 +308,8 @@ def make_coder(y: np.ndarray, task: str = "auto", names: list[str] | None = None
         classes = _sorted_classes(y)
         present = classes
         onehot = False
+        if detected:
+            refuse_row_labels(y, classes)
     if len(present) < 2:
         raise UserError(
             f"A {task} task needs at least two classes; found only one, {_py(present[0])!r}, in every row of "
