@@ -100,3 +100,23 @@ def test_list_prints_the_catalogue(cli):
     assert res.returncode == 0
     for name in ("he_uniform", "nadam", "onecycle", "selu", "clip_norm"):
         assert name in res.stdout
+
+
+def test_a_column_named_by_a_year_is_a_target_and_a_dropped_column(cli, tmp_path):
+    """Wide tables name columns by year (tidyr's world_bank_pop: 2000 ... 2017). ``--target 2014`` once
+    reached the spec as the integer 2014 and was refused as an invalid spec."""
+    rng = np.random.default_rng(0)
+    base = rng.normal(size=120)
+    frame = pd.DataFrame({"2012": base + rng.normal(0, .1, 120), "2013": base + rng.normal(0, .1, 120),
+                          "2014": base, "true": rng.normal(size=120)})
+    path = tmp_path / "wide.csv"
+    frame.to_csv(path, index=False)
+    run_dir = tmp_path / "run"
+    res = cli("fit", str(path), "--target", "2014", "--out", str(run_dir), "--set", "train.epochs=2",
+              "--set", "data.drop_columns=[2012]")
+    assert res.returncode == 0, res.stderr
+    spec = (run_dir / "spec.yaml").read_text()
+    assert "target: '2014'" in spec and "- '2012'" in spec
+    out = tmp_path / "pred.csv"
+    assert cli("predict", str(run_dir), str(path), "--out", str(out)).returncode == 0
+    assert len(pd.read_csv(out)) == 120

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import gc
+import json
 import os
 import sys
 import threading
@@ -37,9 +38,13 @@ def fail(exc: UserError) -> None:
 
 
 def with_target(sets: list[str], target: list[str] | None) -> list[str]:
-    """``--target`` as the first ``--set`` (``data.target``); later ``--set`` values win."""
+    """``--target`` as the first ``--set`` (``data.target``); later ``--set`` values win.
+
+    The names are written as JSON strings, which the ``--set`` parser (YAML) reads back as strings
+    whatever they look like: a column named ``2014``, ``true`` or ``1e3`` stays that name.
+    """
     if target:
-        sets.insert(0, f"data.target={target[0] if len(target) == 1 else list(target)}")
+        sets.insert(0, f"data.target={json.dumps(target[0] if len(target) == 1 else list(target))}")
     return sets
 
 

@@ -54,6 +54,16 @@ class DataSpec(_Section):
     shuffle_buffer: int = Field(65536, ge=1)   # streaming: rows held for shuffling
     augment: "AugmentSpec" = Field(default_factory=lambda: AugmentSpec())   # train-only, on the device
 
+    @field_validator("target", "drop_columns", "weight", "row_id", mode="before")
+    @classmethod
+    def _column_names(cls, v: Any) -> Any:
+        """A column named by a number (a year, ``2014``) is still a name: ``--set data.target=2014`` reads an int."""
+        if isinstance(v, int) and not isinstance(v, bool):
+            return str(v)
+        if isinstance(v, list):
+            return [str(x) if isinstance(x, int) and not isinstance(x, bool) else x for x in v]
+        return v
+
     @field_validator("target")
     @classmethod
     def _distinct_targets(cls, v: Any) -> Any:
