@@ -148,13 +148,14 @@ TABULAR = SHARED / "data" / "tabular"
 
 
 @pytest.mark.skipif(not TABULAR.exists(), reason="../shared/data/tabular is not checked out")
-@pytest.mark.parametrize("seed", [0, 3])
+@pytest.mark.parametrize("seed", [3, 9])
 def test_default_declines_a_temperature_whose_validation_gain_does_not_reach_the_test_split(seed):
     """The auto rule on a real table (SwissLabor, 87 validation rows): the temperature fitted on the validation
     split lowers its log-loss clearly, yet raises the test split's, so ``auto`` must not keep it, and the
-    model's probabilities stay the uncalibrated ones. Seeds 0 and 3 are the two of seeds 0-3 where the
-    default (stopping on the validation loss) shows that case; on seeds 1 and 2 the validation gain is
-    under 0.002 nats. bench/calibration.py measures this over 6 seeds and all 8 classification tables
+    model's probabilities stay the uncalibrated ones. Seeds 3 and 9 are the two of seeds 0-15 where the
+    default (stopping on the validation loss; income's linear copy since 2026-12-04) shows that case
+    clearly (a temperature below 0.8 and a validation gain above 0.005 nats); on seed 0, which showed it
+    before the copy, the temperature is now 0.83. bench/calibration.py measures this over 6 seeds and all 8 classification tables
     (docs/training.md); if a training default changes, re-run it there."""
     run = tw.fit({"source": str(TABULAR / "SwissLabor.csv"), "target": "participation"}, save=False,
                  verbose=False, sets=[f"train.seed={seed}", "model.crossfit=false"])   # one shared validation split

@@ -62,3 +62,57 @@ def test_squares() -> None:
         add_features(X, ["square"])
     with pytest.raises(UserError, match="needs a table"):
         add_features(np.zeros((2, 3, 3)), ["squares"])
+
+
+def test_heavy_tailed_columns_are_also_given_as_plain_z_scores() -> None:
+    """HMDA's payment-to-income ratios reach far past the clip's knee (|z| > 6 after robust scaling, twice the
+    knee); they are appended again as (x - mean) / std of the training rows, the columns that stay within
+    |z| <= 6 are not, nor those of fewer than 20 distinct values (the unemployment rate's 10 levels)."""
+    import pandas as pd
+    from conftest import SHARED
+    from trainwell.data.scaling import RobustScaler, scaler_from_json
+
+    frame = pd.read_csv(SHARED / "data" / "tabular" / "HMDA.csv").drop(columns=["deny"])
+    frame = frame.replace({"yes": 1.0, "no": 0.0}).astype(float)
+    names, X = list(frame.columns), frame.to_numpy(dtype=np.float64)
+    train, new = X[:1800], X[1800:]
+    s = RobustScaler.fit(train, linear_copy=True)
+    median, iqr = np.median(train, axis=0), np.quantile(train, .75, axis=0) - np.quantile(train, .25, axis=0)
+    half = (train.max(axis=0) - train.min(axis=0)) / 2
+    reach = np.abs((train - median) / np.where(iqr > 0, iqr, half)).max(axis=0)
+    levels = np.array([len(np.unique(c)) for c in train.T])
+    np.testing.assert_array_equal(s.linear, (reach > 6) & (levels >= 20))
+    assert not s.linear[np.isin(train, (0, 1)).all(axis=0)].any()
+    copied = [n for n, c in zip(names, s.linear) if c]
+    assert {"pirat", "hirat"} <= set(copied) and "lvrat" not in copied and "selfemp" not in copied
+    assert "unemp" not in copied and reach[names.index("unemp")] > 6     # 10 levels, though it reaches |z| 9
+    out = s.transform(new)
+    assert out.shape == (len(new), X.shape[1] + s.n_linear)
+    by_hand = (new[:, s.linear] - train[:, s.linear].mean(axis=0)) / train[:, s.linear].std(axis=0)
+    np.testing.assert_allclose(out[:, X.shape[1]:], by_hand, rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(out[:, :X.shape[1]], RobustScaler.fit(train).transform(new))   # clipped as before
+    assert s.names_after(names)[X.shape[1]:] == [f"{n} (linear)" for n in copied]
+    again = scaler_from_json(json.loads(json.dumps(s.to_json())))
+    np.testing.assert_array_equal(again.transform(new), out)
+    old = {k: v for k, v in s.to_json().items() if k not in ("linear", "mean", "std")}   # saved before copies
+    assert scaler_from_json(old).transform(new).shape == (len(new), X.shape[1])
+
+
+def test_fit_says_which_inputs_get_a_linear_copy_and_the_key_turns_it_off(capsys) -> None:
+    import pandas as pd
+    import torch
+    import trainwell as tw
+    from conftest import SHARED
+
+    frame = pd.read_csv(SHARED / "data" / "tabular" / "HMDA.csv")
+    X, y = frame.drop(columns=["deny"]), frame["deny"]
+    quiet = ["train.progress=false", "train.epochs=2"]
+    run = tw.fit(X=X, y=y, verbose=True, save=False, sets=quiet)
+    said = " ".join(capsys.readouterr().out.split())
+    names = run.pre.input_names
+    assert "pirat (linear)" in names and "hirat (linear)" in names and "lvrat (linear)" not in names
+    assert run.model(torch.zeros(1, len(names))).shape[-1] >= 1          # the network reads every input
+    assert "heavy-tailed input(s) also given as a plain z-score (pirat" in said and "data.linear_copy=false" in said
+    plain = tw.fit(X=X, y=y, verbose=False, save=False, sets=quiet + ["data.linear_copy=false"])
+    assert not any(n.endswith("(linear)") for n in plain.pre.input_names)
+    assert len(names) - len(plain.pre.input_names) == run.pre.scaler.n_linear

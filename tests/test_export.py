@@ -54,6 +54,7 @@ def test_default_classifier_from_a_raw_csv(tmp_path):
     run = tw.fit({"source": str(tmp_path / "t.csv"), "target": "label"}, out=tmp_path / "run", verbose=False,
                  sets=["train.epochs=3", "train.calibrate=temperature"])
     assert run.arch["members"] == 8 and run.head.temperature != 1.0     # the default ensemble, calibrated
+    assert run.pre.scaler.linear[run.pre.input_names.index("income")]   # a lognormal income: its linear copy too
     result = run.export(out=tmp_path / "model.onnx")
     assert result["largest_difference"] <= 1e-5 and result["rows"] == 30   # the run's 10 % test rows
     meta = json.loads((tmp_path / "model.onnx.json").read_text())

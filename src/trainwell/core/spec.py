@@ -32,6 +32,8 @@ class DataSpec(_Section):
     split: Union[Literal["auto"], list[float]] = "auto"
     # auto: robust + smooth clipping for MLP tables, standard for other tables, channel/pixels for images
     scale: Literal["auto", "robust", "quantile", "standard", "channel", "pixels", "none"] = "auto"
+    # robust scaling: heavy-tailed columns (training |z| > 3) also appended as a plain z-score (data/scaling.py)
+    linear_copy: bool = True
     features: list[Literal["squares"]] = Field(default_factory=list)
     # NaN features: auto = training median + a missing indicator per column; median/mean = the fill alone; none = refused
     impute: Literal["auto", "median", "mean", "none"] = "auto"

@@ -64,7 +64,8 @@ class Preprocessor:
     def input_names(self) -> list[str]:
         """The network's input names: encoded columns, missing indicators, engineered features."""
         names = self.feature_names + [n for n, _ in self.indicators]
-        return feature_names_after(names, self.features) if self.features else names
+        names = feature_names_after(names, self.features) if self.features else names
+        return self.scaler.names_after(names) if isinstance(self.scaler, RobustScaler) else names
 
     def _frame(self, X: Any) -> np.ndarray:
         """A DataFrame (by column name) or raw positional columns -> the encoded matrix."""
@@ -247,7 +248,8 @@ def prepare(table: Table, spec: Spec, inputs: InputLayout) -> Prepared:
     if features:
         X_tr, X_va, X_te = (add_features(a, features) for a in (X_tr, X_va, X_te))
         notes.append(f"features: {', '.join(features)} appended ({X_tr.shape[-1]} inputs)")
-    scaler, note = _table_scaler(X_tr, spec, inputs)
+    names = list(feature_names) + [n for n, _ in indicators]
+    scaler, note = _table_scaler(X_tr, spec, inputs, feature_names_after(names, features) if features else names)
     if scaler is not None:
         X_tr, X_va, X_te = (scaler.transform(a) for a in (X_tr, X_va, X_te))
         notes.append(note)
@@ -366,8 +368,20 @@ def _resample(tr: np.ndarray, va: np.ndarray, w: np.ndarray, seed: int):
     return new_tr, new_va, note
 
 
-def _table_scaler(X_tr: np.ndarray, spec: Spec, inputs: InputLayout):
-    """(scaler, note) for a 2-D table: robust + smooth clipping, quantile or z-score; (None, None) otherwise."""
+def _linear_note(scaler: RobustScaler, names: list[str] | None) -> str:
+    """The note's clause on linear copies (data/scaling.py: RobustScaler), naming the copied inputs."""
+    if not scaler.n_linear:
+        return ""
+    copied = [n for n, c in zip(names or [], scaler.linear) if c] or [f"{scaler.n_linear} input(s)"]
+    shown = ", ".join(copied[:6]) + (f" and {len(copied) - 6} more" if len(copied) > 6 else "")
+    return (f"; {scaler.n_linear} heavy-tailed input(s) also given as a plain z-score ({shown}: training values "
+            f"reach |z| > 6, twice the clip's knee, over 20 or more distinct values), so a linear trend reaches their extremes (data.linear_copy=false "
+            f"leaves them clipped only; docs/data.md#scaling-and-features)")
+
+
+def _table_scaler(X_tr: np.ndarray, spec: Spec, inputs: InputLayout, names: list[str] | None = None):
+    """(scaler, note) for a 2-D table: robust + smooth clipping, quantile or z-score; (None, None) otherwise.
+    ``names``: the inputs' names, for the note."""
     scale = spec.data.scale
     m = spec.model
     if X_tr.ndim != 2 and scale in ("robust", "quantile"):
@@ -387,11 +401,11 @@ def _table_scaler(X_tr: np.ndarray, spec: Spec, inputs: InputLayout):
     else:
         why = ""
     if scale == "robust":
-        s = RobustScaler.fit(X_tr)
+        s = RobustScaler.fit(X_tr, linear_copy=spec.data.linear_copy)
         kept = int(s.keep.sum())
         return s, (f"scale: robust (median, interquartile range) + smooth clipping x/sqrt(1+(x/3)^2) on "
                    f"{len(s.keep) - kept} input(s), {kept} 0/1 input(s) left as they are, fitted on the training "
-                   f"split only (RealMLP-TD){why}")
+                   f"split only (RealMLP-TD){why}{_linear_note(s, names)}")
     if scale == "quantile":
         s = QuantileScaler.fit(X_tr)
         kept = int(s.keep.sum())

@@ -74,6 +74,11 @@ class Scale(nn.Module):
             self.register_buffer("center", _f64(scaler.median))
             self.register_buffer("factor", _f64(scaler.factor))
             self.register_buffer("keep", torch.as_tensor(np.asarray(scaler.keep, dtype=bool)))
+            self.linear = scaler.n_linear > 0      # heavy-tailed columns appended again as plain z-scores
+            if self.linear:
+                self.register_buffer("copied", torch.as_tensor(np.flatnonzero(scaler.linear), dtype=torch.long))
+                self.register_buffer("mean", _f64(scaler.mean))
+                self.register_buffer("std", _f64(scaler.std))
         elif isinstance(scaler, Standardizer):
             self.register_buffer("center", _f64(scaler.mean).unsqueeze(0))
             self.register_buffer("spread", _f64(scaler.std).unsqueeze(0))
@@ -86,7 +91,11 @@ class Scale(nn.Module):
         x = x.to(torch.float64)
         if self.robust:
             z = (x - self.center) * self.factor
-            return torch.where(self.keep, z, z / torch.sqrt(1.0 + (z / 3.0) ** 2)).to(torch.float32)
+            out = torch.where(self.keep, z, z / torch.sqrt(1.0 + (z / 3.0) ** 2)).to(torch.float32)
+            if self.linear:
+                copies = (torch.index_select(x, 1, self.copied) - self.mean) / self.std
+                out = torch.cat([out, copies.to(torch.float32)], dim=1)
+            return out
         return ((x - self.center) / self.spread).to(torch.float32)
 
 
