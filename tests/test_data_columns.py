@@ -163,3 +163,22 @@ def test_a_table_of_every_kind_trains_and_predicts_from_raw_rows(tmp_path):
     assert run.metrics["test"]["accuracy"] > 0.8
     raw = df.drop(columns=["y", "user", "comment", "empty"]).tail(30)
     np.testing.assert_array_equal(run.predict(raw), run.predict(df.drop(columns="y").tail(30)))
+
+
+def test_a_column_of_many_categories_keeps_every_value_with_enough_training_rows():
+    """hotel_rates' country (98 values): every country with at least 5 training rows keeps its own indicator
+    (up to 128), the rare ones share (other); a column of at most 32 values keeps even its rare values."""
+    from conftest import SHARED
+
+    frame = pd.read_csv(SHARED / "data" / "tabular" / "hotel_rates.csv", usecols=["country", "customer_type"])
+    train = frame.iloc[:12000]
+    enc = ColumnEncoder.infer(train, ["country", "customer_type"])
+    fitted = enc.fit(enc.parse(train))
+    country, customer = fitted.columns
+    counts = train["country"].fillna("(missing)").astype(str).value_counts()
+    assert 32 < counts.size <= 128 and country.other
+    expected = set(counts[counts >= 5].index) | ({"(missing)"} & set(counts.index))
+    assert set(country.categories) == expected and len(expected) > 33       # more than the old cap of 32
+    assert not customer.other and len(customer.categories) == train["customer_type"].nunique()
+    capped = ColumnEncoder.infer(train, ["country"], Options(max_categories=20)).fit(enc.parse(train))
+    assert len([v for v in capped.columns[0].categories if v != "(missing)"]) == 20   # the cap still binds

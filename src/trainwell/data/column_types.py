@@ -109,10 +109,11 @@ class Options:
 
     parse: tuple[str, ...] = PARSE
     drop: tuple[str, ...] | None = None         # None: automatic drops
-    max_categories: int = 32
+    max_categories: int = 128
     min_count: int = 5
     header: bool = True                         # false: the file's first line is data (data.header)
     sheet: str | int | None = None              # a workbook's sheet (data.sheet); None: the first
+    few_categories: int = 32                    # at most this many distinct values: all kept (data.few_categories)
 
     @classmethod
     def from_spec(cls, data) -> "Options":
@@ -120,7 +121,7 @@ class Options:
             return cls()
         drop = None if data.drop_columns == "auto" else tuple(str(c) for c in data.drop_columns)
         return cls(tuple(data.parse), drop, int(data.max_categories), int(data.min_count),
-                   bool(getattr(data, "header", True)), getattr(data, "sheet", None))
+                   bool(getattr(data, "header", True)), getattr(data, "sheet", None), int(data.few_categories))
 
     @property
     def reading(self) -> dict:
