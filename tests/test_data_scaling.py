@@ -88,7 +88,13 @@ def test_heavy_tailed_columns_are_also_given_as_plain_z_scores() -> None:
     assert "unemp" not in copied and reach[names.index("unemp")] > 6     # 10 levels, though it reaches |z| 9
     out = s.transform(new)
     assert out.shape == (len(new), X.shape[1] + s.n_linear)
-    by_hand = (new[:, s.linear] - train[:, s.linear].mean(axis=0)) / train[:, s.linear].std(axis=0)
+    t = train[:, s.linear]
+    far = new[:1].copy()
+    far[0, s.linear] = t.max(axis=0) * 10                                   # beyond every training value
+    np.testing.assert_allclose(s.transform(far)[0, X.shape[1]:], (t.max(axis=0) - t.mean(axis=0)) / t.std(axis=0),
+                               rtol=1e-5)                                   # the copy stops at the training maximum
+    by_hand = np.clip(new[:, s.linear], t.min(axis=0), t.max(axis=0))      # held in the training range
+    by_hand = (by_hand - t.mean(axis=0)) / t.std(axis=0)
     np.testing.assert_allclose(out[:, X.shape[1]:], by_hand, rtol=1e-5, atol=1e-5)
     np.testing.assert_array_equal(out[:, :X.shape[1]], RobustScaler.fit(train).transform(new))   # clipped as before
     assert s.names_after(names)[X.shape[1]:] == [f"{n} (linear)" for n in copied]
