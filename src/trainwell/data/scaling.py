@@ -168,10 +168,10 @@ class RobustScaler:
     tuberculosis count predicted from the other age groups' counts, test R² −0.93 clipped). So each
     column whose training values reach ``|z| > 6``, twice the clip's knee, where the clip has taken more
     than half of a value's distance from the median (6 -> 2.68), is given a second time, appended after
-    all columns, as a plain z-score ``(x - mean) / std`` of the training split: the clipped input keeps
-    the bulk's resolution, the copy keeps the line, up to the training extremes: a new row's copy is held
-    within the training range (a line carried further, through a logged target, can explode: Clothing). (Copying from ``|z| > 3`` was measured too: about the
-    same mean gain, with more tables losing.) A column of fewer than 20 distinct values (a pixel's 17
+    all columns, as a plain z-score ``(x - mean) / std`` of the training split. The clipped input keeps
+    the bulk's resolution; the copy keeps the line, up to the training extremes: a new row's copy is held
+    within the training range (a line carried further, through a logged target, can explode: Clothing).
+    Copying from ``|z| > 3`` was measured too: about the same mean gain, with more tables losing. A column of fewer than 20 distinct values (a pixel's 17
     grey levels, a count of children) is not copied: each of its levels keeps its own clipped value and
     is seen in training, so there is no line to carry between sparse extremes.
     """
@@ -255,7 +255,8 @@ class RobustScaler:
         if "linear" in d:           # saved before linear copies existed: none
             scaler.linear = np.asarray(d["linear"], dtype=bool)
             scaler.mean, scaler.std = np.asarray(d["mean"], dtype=np.float64), np.asarray(d["std"], dtype=np.float64)
-            scaler.low, scaler.high = np.asarray(d["low"], dtype=np.float64), np.asarray(d["high"], dtype=np.float64)
+            if "low" in d:          # saved before copies were held in their training range: unbounded
+                scaler.low, scaler.high = np.asarray(d["low"], dtype=np.float64), np.asarray(d["high"], dtype=np.float64)
         return scaler
 
 

@@ -79,8 +79,10 @@ class Scale(nn.Module):
                 self.register_buffer("copied", torch.as_tensor(np.flatnonzero(scaler.linear), dtype=torch.long))
                 self.register_buffer("mean", _f64(scaler.mean))
                 self.register_buffer("std", _f64(scaler.std))
-                self.register_buffer("low", _f64(scaler.low))
-                self.register_buffer("high", _f64(scaler.high))
+                self.held = scaler.low is not None          # copies held in their training range
+                if self.held:
+                    self.register_buffer("low", _f64(scaler.low))
+                    self.register_buffer("high", _f64(scaler.high))
         elif isinstance(scaler, Standardizer):
             self.register_buffer("center", _f64(scaler.mean).unsqueeze(0))
             self.register_buffer("spread", _f64(scaler.std).unsqueeze(0))
@@ -96,7 +98,8 @@ class Scale(nn.Module):
             out = torch.where(self.keep, z, z / torch.sqrt(1.0 + (z / 3.0) ** 2)).to(torch.float32)
             if self.linear:
                 copies = (torch.index_select(x, 1, self.copied) - self.mean) / self.std
-                copies = torch.minimum(torch.maximum(copies, self.low), self.high)   # held in the training range
+                if self.held:
+                    copies = torch.minimum(torch.maximum(copies, self.low), self.high)
                 out = torch.cat([out, copies.to(torch.float32)], dim=1)
             return out
         return ((x - self.center) / self.spread).to(torch.float32)
