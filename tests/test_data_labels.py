@@ -193,3 +193,7 @@ def test_a_text_target_with_a_value_per_row_is_refused_with_what_to_do():
     halves = np.array([f"c{i % 15}" for i in range(30)], dtype=object)   # 15 classes, two rows each: classes
     assert make_coder(halves).task == "multiclass"
     assert make_coder(np.array(["a", "b", "c"], dtype=object)).task == "multiclass"   # a toy table
+    states = np.array([f"s{i}" for i in range(48)] + [f"s{i}" for i in range(37)], dtype=object)   # 85 rows
+    with pytest.raises(UserError, match=r"48 distinct values in 85 rows \(11 of them in one row only; e\.g\. [^)]*\): as classes "
+                                        r"they would average fewer than two rows each"):
+        make_coder(states)          # Stat2Data's CanadianDrugs by State: most states have two rows, on average fewer

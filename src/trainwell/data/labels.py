@@ -238,19 +238,19 @@ class LabelCoder:
 
 
 def refuse_row_labels(y: np.ndarray, classes: list) -> None:
-    """A target read as classes with more distinct values than half its rows is not something to classify: most
-    classes would have one row, nothing to learn a class from or to score it on. It is an identifier, a name
-    or a date; training on it would take minutes (one output per value) and predict nothing, so it is refused
-    with what to do instead."""
+    """A target read as classes with more distinct values than half its rows is not something to classify: its
+    classes would average fewer than two rows, too few to learn a class from and to score it on. It is an
+    identifier, a name or a date; training on it would take minutes (one output per value) and predict
+    nothing, so it is refused with what to do instead."""
     if len(classes) <= max(len(y) // 2, 10):       # a handful of labels on a toy table is left alone
         return
     once = int((np.unique(y.astype(str), return_counts=True)[1] == 1).sum())
     shown = ", ".join(repr(_py(c)) for c in classes[:3])
     raise UserError(
         f"The target has {len(classes):,} distinct values in {len(y):,} rows ({once:,} of them in one row only; "
-        f"e.g. {shown}), so read as classes most would have a single row: nothing to learn a class from. It looks "
-        f"like an identifier, a name or a date, not an outcome. Pass the column to predict with --target (the "
-        f"others are its inputs), or --task multiclass to train on these classes anyway.")
+        f"e.g. {shown}): as classes they would average fewer than two rows each, too few to learn a class from "
+        f"and score it on. It looks like an identifier, a name or a date, not an outcome. Pass the column to "
+        f"predict with --target (the others are its inputs), or --task multiclass to train on these classes anyway.")
 
 
 def _sorted_classes(y: np.ndarray) -> list:
