@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import resource
 import signal
@@ -103,11 +104,14 @@ def each_split(args, measure) -> list[dict]:
 
 
 def _split(frame: pd.DataFrame, stratify, seed: int):
-    """80/20, stratified by class when every class has the two rows that takes (bench/sweep.py's random
-    targets can have classes of one row); the suites' tables all do, so their splits are unchanged."""
+    """80/20, stratified by class when stratifying can be done: every class has two rows, and the 20 % holds
+    a row of each (bench/sweep.py's random targets can have classes of one row, or 9 classes in 40 rows);
+    the suites' tables all can, so their splits are unchanged."""
     from sklearn.model_selection import train_test_split
-    if stratify is not None and stratify.value_counts().min() < 2:
-        stratify = None
+    if stratify is not None:
+        counts = stratify.value_counts()
+        if counts.min() < 2 or math.ceil(0.2 * len(frame)) < len(counts):
+            stratify = None
     return train_test_split(frame, test_size=0.2, random_state=seed, stratify=stratify)
 
 
