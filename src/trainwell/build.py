@@ -32,6 +32,7 @@ from trainwell.train.batch_size import first_batch, resolve_batch
 from trainwell.nn.crossfit import crossfitted
 from trainwell.train.crossfit import pooled
 from trainwell.train.distributed import Distributed
+from trainwell.train.epoch_budget import BUDGET_STEPS, EPOCHS, resolve_epochs
 from trainwell.train.early_stopping import (ACCURACY_VAL_ROWS, PATIENCE_EPOCHS, PATIENCE_STEPS, resolve_monitor, resolve_patience,
                                              stopper_for)
 from trainwell.train.loop import TrainState
@@ -138,7 +139,7 @@ def epoch_rows(prep: Prepared, crossfit: bool) -> int:
 
 def resolve_training_defaults(spec: Spec, prep: Prepared, crossfit: bool = False) -> Spec:
     """The spec with its data-dependent ``auto`` values made concrete: batch size (and the lr that goes with
-    it), stop monitor and patience. Notes for the choices made are appended to ``prep.notes``. ``crossfit``:
+    it), stop monitor and patience, the epoch budget. Notes for the choices made are appended to ``prep.notes``. ``crossfit``:
     the members are cross-fitted (a classifier's batch then starts at 128, train/batch_size.py)."""
     rows = epoch_rows(prep, crossfit)
     spec, batch_note = resolve_batch(spec, rows, first_batch(prep.pre.task, crossfit), pooled=crossfit)
@@ -161,9 +162,23 @@ def resolve_training_defaults(spec: Spec, prep: Prepared, crossfit: bool = False
         if patience > PATIENCE_EPOCHS:
             prep.notes.append(f"patience {patience} epochs (stop.patience=auto: 10 epochs, or {PATIENCE_STEPS:,} steps "
                               f"when an epoch is only {steps} steps)")
+    if spec.train.epochs == "auto":
+        sets += auto_epochs(spec, rows, prep.notes)
     if spec.schedule.name == "auto":
         sets += auto_schedule(spec, prep, sets)
     return Spec.build(spec, sets=sets) if sets else spec
+
+
+def auto_epochs(spec: Spec, rows: int, notes: list[str]) -> list[str]:
+    """``train.epochs: auto``: 200, or as many as make 10,000 steps when an epoch is short
+    (train/epoch_budget.py); a note says so when the table is small enough for that to count."""
+    b = spec.train.batch_size
+    steps = math.ceil(rows / b) if isinstance(b, int) else 1
+    epochs = resolve_epochs("auto", steps)
+    if epochs > EPOCHS:
+        notes.append(f"epochs up to {epochs:,} (train.epochs=auto: {EPOCHS}, or {BUDGET_STEPS:,} steps when an epoch is "
+                     f"only {steps} steps; early stopping ends it sooner)")
+    return [f"train.epochs={epochs}"]
 
 
 def validation_rows(prep: Prepared) -> int:

@@ -52,7 +52,7 @@ def _raw_table(X: Any) -> bool:
 class _Base(BaseEstimator):
     _task = "auto"
 
-    def __init__(self, hidden: Any = "auto", activation: str = "relu", epochs: int = 200,
+    def __init__(self, hidden: Any = "auto", activation: str = "relu", epochs: Any = "auto",
                  batch_size: Any = "auto", optimizer: str = "adam", lr: float | None = None,
                  weight_decay: float = 0.0, dropout: float = 0.0, batchnorm: bool = False, patience: Any = "auto",
                  validation_fraction: float = 0.1, early_stopping: bool = True, random_state: int | None = 0,

@@ -189,7 +189,7 @@ class RegularizeSpec(_Section):
 
 
 class TrainSpec(_Section):
-    epochs: int = Field(200, ge=1)
+    epochs: Union[int, Literal["auto"]] = "auto"   # auto: 200, or 10,000 steps when epochs are short (train/epoch_budget.py)
     batch_size: Union[int, Literal["full", "auto"]] = "auto"   # auto: 32 (a cross-fitted classifier: 128), growing with the rows (train/batch_size.py)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     seed: int = 0
@@ -208,6 +208,13 @@ class TrainSpec(_Section):
     def _positive(cls, v: Any) -> Any:
         if isinstance(v, int) and v < 1:
             raise ValueError("batch_size must be >= 1 (1 = stochastic GD) or 'full'")
+        return v
+
+    @field_validator("epochs")
+    @classmethod
+    def _some_epochs(cls, v: Any) -> Any:
+        if isinstance(v, int) and v < 1:
+            raise ValueError("epochs must be >= 1 or 'auto'")
         return v
 
 

@@ -57,6 +57,7 @@ from trainwell.optim.optimizers import OPTIMIZERS
 from trainwell.core.spec import Spec
 from trainwell.train.batch_size import resolve_batch
 from trainwell.train.early_stopping import EarlyStopping, resolve_monitor, resolve_patience, stopper_for
+from trainwell.train.epoch_budget import resolve_epochs
 from trainwell.data.batches import EVAL_CHUNK
 from trainwell.train.loop import epoch_row, judge_epoch, restore_best
 from trainwell.train.memory import check_memory
@@ -166,6 +167,8 @@ def _members(specs: list[Spec], archs: list[dict], task: str, metric: str, steps
         monitor = resolve_monitor(spec.stop.monitor, task, metric, val_rows, spec.stop.target)
         monitor = monitor if monitor in ("val_loss", "train_loss", f"val_{metric}", f"train_{metric}") else "val_loss"
         stopper = stopper_for(spec.stop, monitor, resolve_patience(spec.stop.patience, steps))
+        if spec.train.epochs == "auto":                  # as build_state resolves it (train/epoch_budget.py)
+            spec = Spec.build(spec, sets=[f"train.epochs={resolve_epochs('auto', steps)}"])
         results.append(MemberResult(spec=spec, arch=arch, model=model, stopper=stopper))
     return results
 
