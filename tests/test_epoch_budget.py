@@ -1,8 +1,10 @@
 """The epoch budget ``train.epochs: auto``: 200 epochs, or 10,000 steps when an epoch is short."""
 import numpy as np
+import pytest
 from sklearn.metrics import r2_score
 
 import trainwell as tw
+from trainwell.core.errors import UserError
 from trainwell.train.epoch_budget import resolve_epochs
 
 
@@ -12,6 +14,9 @@ def test_auto_is_200_epochs_or_10000_steps_whichever_is_more():
     assert resolve_epochs("auto", 50) == 200          # from 50 steps an epoch, 200 epochs are 10,000 steps
     assert resolve_epochs("auto", 400) == 200
     assert resolve_epochs(30, 3) == 30                # a number is the user's budget, kept as given
+    assert tw.Spec.build().train.epochs == "auto"
+    with pytest.raises(UserError, match="epochs must be >= 1 or 'auto'"):
+        tw.Spec.build(sets=["train.epochs=0"])
 
 
 def _residual_table(n: int = 100):

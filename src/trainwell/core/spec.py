@@ -203,18 +203,13 @@ class TrainSpec(_Section):
     # validation log-loss, temperature = always, none = off
     calibrate: Literal["auto", "temperature", "none"] = "auto"
 
-    @field_validator("batch_size")
+    @field_validator("epochs", "batch_size")
     @classmethod
-    def _positive(cls, v: Any) -> Any:
+    def _positive(cls, v: Any, info: Any) -> Any:
         if isinstance(v, int) and v < 1:
-            raise ValueError("batch_size must be >= 1 (1 = stochastic GD) or 'full'")
-        return v
-
-    @field_validator("epochs")
-    @classmethod
-    def _some_epochs(cls, v: Any) -> Any:
-        if isinstance(v, int) and v < 1:
-            raise ValueError("epochs must be >= 1 or 'auto'")
+            words = {"epochs": "epochs must be >= 1 or 'auto'",
+                     "batch_size": "batch_size must be >= 1 (1 = stochastic GD), 'full' or 'auto'"}
+            raise ValueError(words[info.field_name])
         return v
 
 
