@@ -139,8 +139,9 @@ def epoch_rows(prep: Prepared, crossfit: bool) -> int:
 
 def resolve_training_defaults(spec: Spec, prep: Prepared, crossfit: bool = False) -> Spec:
     """The spec with its data-dependent ``auto`` values made concrete: batch size (and the lr that goes with
-    it), stop monitor and patience, the epoch budget. Notes for the choices made are appended to ``prep.notes``. ``crossfit``:
-    the members are cross-fitted (a classifier's batch then starts at 128, train/batch_size.py)."""
+    it), stop monitor and patience, the epoch budget. Notes for the choices made are appended to
+    ``prep.notes``. ``crossfit``: the members are cross-fitted (a classifier's batch then starts at 128,
+    train/batch_size.py)."""
     rows = epoch_rows(prep, crossfit)
     spec, batch_note = resolve_batch(spec, rows, first_batch(prep.pre.task, crossfit), pooled=crossfit)
     if batch_note:

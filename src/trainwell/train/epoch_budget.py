@@ -5,9 +5,9 @@ epoch budget is only the ceiling above it. A ceiling counted in epochs alone is 
 shrinks with the table: 200 epochs of a 64-row table at batch 32 are 400 optimizer steps, fewer than the
 1,000 steps early stopping itself waits for, and a network on a tiny regression stopped there still
 improving. A linear target of 80 rows scored R² 0.23 at 200 epochs and 0.996 given the steps it needed
-(docs/tabular.md#tiny-tables-an-epoch-budget-in-steps measures it on 190 tables). So ``auto`` is 200 epochs, or as many as make
-10,000 steps when epochs are short. It changes nothing from about 1,600 rows at batch 32, where 200
-epochs are already 10,000 steps.
+(docs/tabular.md#tiny-tables-an-epoch-budget-in-steps measures it on 190 tables). So ``auto`` is 200
+epochs, or as many as make 10,000 steps when epochs are short. It changes nothing from about 1,600 rows
+at batch 32, where 200 epochs are already 10,000 steps.
 """
 from __future__ import annotations
 
