@@ -72,3 +72,14 @@ def test_min_delta_also_applies_to_the_tiebreak_loss():
     assert stop.best_epoch == 4 and stop.best_tiebreak == 0.388   # 0.388 < 0.400 - 0.01; 0.392 is not
     assert stopped == [False] * 6                                 # epochs 5-6: wait 2, not more than patience
     assert stop.update(7, 0.95, 0.380) is True                    # third epoch less than 0.01 under 0.388
+
+
+def test_a_regression_waits_3000_steps_on_the_default_path(capsys):
+    import math
+    import trainwell as tw
+    run = tw.fit("diabetes", save=False, sets=["train.epochs=2", "train.progress=false"])
+    steps = math.ceil((run.data_summary["n_train"] + run.data_summary["n_val"]) / run.spec.train.batch_size)
+    assert run.arch["crossfit"] and run.spec.stop.monitor == "val_loss"
+    assert run.spec.stop.patience == math.ceil(3000 / steps) > 10      # three times a classifier's 1,000 steps
+    notes = " ".join(capsys.readouterr().out.split())
+    assert f"patience {run.spec.stop.patience} epochs" in notes and "3,000 steps" in notes

@@ -33,8 +33,8 @@ from trainwell.nn.crossfit import crossfitted
 from trainwell.train.crossfit import pooled
 from trainwell.train.distributed import Distributed
 from trainwell.train.epoch_budget import BUDGET_STEPS, EPOCHS, resolve_epochs
-from trainwell.train.early_stopping import (ACCURACY_VAL_ROWS, PATIENCE_EPOCHS, PATIENCE_STEPS, resolve_monitor, resolve_patience,
-                                             stopper_for)
+from trainwell.train.early_stopping import (ACCURACY_VAL_ROWS, PATIENCE_EPOCHS, PATIENCE_STEPS, REGRESSION_PATIENCE_STEPS,
+                                             resolve_monitor, resolve_patience, stopper_for)
 from trainwell.train.loop import TrainState
 from trainwell.train.memory import check_memory
 
@@ -158,10 +158,11 @@ def resolve_training_defaults(spec: Spec, prep: Prepared, crossfit: bool = False
     if stop.patience == "auto":
         b = spec.train.batch_size
         steps = math.ceil(rows / b) if isinstance(b, int) else 1
-        patience = resolve_patience("auto", steps)
+        patience = resolve_patience("auto", steps, prep.pre.task)
         sets.append(f"stop.patience={patience}")
         if patience > PATIENCE_EPOCHS:
-            prep.notes.append(f"patience {patience} epochs (stop.patience=auto: 10 epochs, or {PATIENCE_STEPS:,} steps "
+            least = REGRESSION_PATIENCE_STEPS if prep.pre.task == "regression" else PATIENCE_STEPS
+            prep.notes.append(f"patience {patience} epochs (stop.patience=auto: 10 epochs, or {least:,} steps "
                               f"when an epoch is only {steps} steps)")
     if spec.train.epochs == "auto":
         sets += auto_epochs(spec, rows, prep.notes)

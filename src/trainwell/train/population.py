@@ -166,7 +166,7 @@ def _members(specs: list[Spec], archs: list[dict], task: str, metric: str, steps
         initialize(model, arch, spec.train.seed)
         monitor = resolve_monitor(spec.stop.monitor, task, metric, val_rows, spec.stop.target)
         monitor = monitor if monitor in ("val_loss", "train_loss", f"val_{metric}", f"train_{metric}") else "val_loss"
-        stopper = stopper_for(spec.stop, monitor, resolve_patience(spec.stop.patience, steps))
+        stopper = stopper_for(spec.stop, monitor, resolve_patience(spec.stop.patience, steps, task))
         if spec.train.epochs == "auto":                  # as build_state resolves it (train/epoch_budget.py)
             spec = Spec.build(spec, sets=[f"train.epochs={resolve_epochs('auto', steps)}"])
         results.append(MemberResult(spec=spec, arch=arch, model=model, stopper=stopper))
