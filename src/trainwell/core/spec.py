@@ -40,7 +40,7 @@ class DataSpec(_Section):
     # tables (data/columns.py): which text columns are read as booleans, numbers ("$1,200", "12%") or dates
     parse: list[Literal["booleans", "numbers", "dates"]] = Field(default_factory=lambda: ["booleans", "numbers", "dates"])
     few_categories: int = Field(32, ge=0)   # text columns of at most this many distinct values: every value its own indicator
-    max_categories: int = Field(128, ge=0)  # more: values with min_count+ rows, at most this many; the rest "(other)"; 0 = no cap
+    max_categories: int = Field(512, ge=0)  # more: values with min_count+ rows, at most this many; the rest "(other)"; 0 = no cap
     min_count: int = Field(5, ge=1)         # ... the training rows a value needs for its own indicator in such a column
     drop_columns: Union[Literal["auto"], list[str]] = "auto"   # auto: identifiers, free text, empty columns; or these names
     drop_missing_target: bool = True        # rows without a target: dropped (counted), or refused when false

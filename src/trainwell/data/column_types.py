@@ -109,7 +109,7 @@ class Options:
 
     parse: tuple[str, ...] = PARSE
     drop: tuple[str, ...] | None = None         # None: automatic drops
-    max_categories: int = 128
+    max_categories: int = 512
     min_count: int = 5
     header: bool = True                         # false: the file's first line is data (data.header)
     sheet: str | int | None = None              # a workbook's sheet (data.sheet); None: the first
