@@ -11,7 +11,7 @@ import math
 
 import pytest
 
-from trainwell.train.early_stopping import (PATIENCE_EPOCHS, PATIENCE_STEPS, REGRESSION_PATIENCE_STEPS, EarlyStopping,
+from trainwell.train.early_stopping import (PATIENCE_EPOCHS, PATIENCE_STEPS, REGRESSION_PATIENCE_EPOCHS, EarlyStopping,
                                             resolve_mode, resolve_patience)
 
 
@@ -94,13 +94,13 @@ def test_first_value_and_nan():
 
 
 def test_resolved_defaults():
-    assert (PATIENCE_EPOCHS, PATIENCE_STEPS, REGRESSION_PATIENCE_STEPS) == (10, 1_000, 3_000)
+    assert (PATIENCE_EPOCHS, REGRESSION_PATIENCE_EPOCHS, PATIENCE_STEPS) == (10, 30, 1_000)
     assert resolve_patience("auto", 1_000) == 10 and resolve_patience("auto", 99) == 11   # ceil(1000/99)
     assert resolve_patience("auto", 0) == 1_000 and resolve_patience("7", 5) == 7
     for task in ("binary", "multiclass", "multilabel"):
         assert resolve_patience("auto", 99, task) == 11
-    assert resolve_patience("auto", 99, "regression") == 31                                # ceil(3000/99)
-    assert resolve_patience("auto", 300, "regression") == 10 and resolve_patience(4, 99, "regression") == 4
+    assert resolve_patience("auto", 99, "regression") == 30 and resolve_patience("auto", 1_000, "regression") == 30
+    assert resolve_patience("auto", 13, "regression") == 77 and resolve_patience(4, 99, "regression") == 4  # ceil(1000/13)
     assert resolve_mode("val_loss", "auto") == "min" and resolve_mode("val_mae", "auto") == "min"
     assert resolve_mode("val_accuracy", "auto") == "max" and resolve_mode("val_r2", "auto") == "max"
     assert resolve_mode("val_loss", "max") == "max"

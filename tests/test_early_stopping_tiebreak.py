@@ -74,12 +74,18 @@ def test_min_delta_also_applies_to_the_tiebreak_loss():
     assert stop.update(7, 0.95, 0.380) is True                    # third epoch less than 0.01 under 0.388
 
 
-def test_a_regression_waits_3000_steps_on_the_default_path(capsys):
+def test_a_regression_waits_30_epochs_on_the_default_path(capsys):
     import math
+    import numpy as np
     import trainwell as tw
-    run = tw.fit("diabetes", save=False, sets=["train.epochs=2", "train.progress=false"])
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(2500, 4))
+    y = X[:, 0] + rng.normal(size=2500)                        # a noisy target: R^2 about 0.5
+    run = tw.fit(X=X, y=y, save=False, sets=["train.epochs=2", "train.progress=false"])
     steps = math.ceil((run.data_summary["n_train"] + run.data_summary["n_val"]) / run.spec.train.batch_size)
-    assert run.arch["crossfit"] and run.spec.stop.monitor == "val_loss"
-    assert run.spec.stop.patience == math.ceil(3000 / steps) > 10      # three times a classifier's 1,000 steps
+    assert steps > 34 and run.spec.stop.patience == 30          # 30 epochs are more than 1,000 steps here
     notes = " ".join(capsys.readouterr().out.split())
-    assert f"patience {run.spec.stop.patience} epochs" in notes and "3,000 steps" in notes
+    assert "patience 30 epochs (stop.patience=auto: 30 epochs for a regression" in notes
+    small = tw.fit("diabetes", verbose=False, save=False, sets=["train.epochs=2", "train.progress=false"])
+    steps = math.ceil((small.data_summary["n_train"] + small.data_summary["n_val"]) / small.spec.train.batch_size)
+    assert small.spec.stop.patience == math.ceil(1000 / steps) > 30   # short epochs: 1,000 steps, as a classifier

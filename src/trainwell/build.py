@@ -33,7 +33,7 @@ from trainwell.nn.crossfit import crossfitted
 from trainwell.train.crossfit import pooled
 from trainwell.train.distributed import Distributed
 from trainwell.train.epoch_budget import BUDGET_STEPS, EPOCHS, resolve_epochs
-from trainwell.train.early_stopping import (ACCURACY_VAL_ROWS, PATIENCE_EPOCHS, PATIENCE_STEPS, REGRESSION_PATIENCE_STEPS,
+from trainwell.train.early_stopping import (ACCURACY_VAL_ROWS, PATIENCE_EPOCHS, PATIENCE_STEPS, REGRESSION_PATIENCE_EPOCHS,
                                              resolve_monitor, resolve_patience, stopper_for)
 from trainwell.train.loop import TrainState
 from trainwell.train.memory import check_memory
@@ -160,10 +160,11 @@ def resolve_training_defaults(spec: Spec, prep: Prepared, crossfit: bool = False
         steps = math.ceil(rows / b) if isinstance(b, int) else 1
         patience = resolve_patience("auto", steps, prep.pre.task)
         sets.append(f"stop.patience={patience}")
+        epochs = REGRESSION_PATIENCE_EPOCHS if prep.pre.task == "regression" else PATIENCE_EPOCHS
         if patience > PATIENCE_EPOCHS:
-            least = REGRESSION_PATIENCE_STEPS if prep.pre.task == "regression" else PATIENCE_STEPS
-            prep.notes.append(f"patience {patience} epochs (stop.patience=auto: 10 epochs, or {least:,} steps "
-                              f"when an epoch is only {steps} steps)")
+            which = " for a regression" if epochs != PATIENCE_EPOCHS else ""
+            prep.notes.append(f"patience {patience} epochs (stop.patience=auto: {epochs} epochs{which}, or "
+                              f"{PATIENCE_STEPS:,} steps when an epoch is only {steps} steps)")
     if spec.train.epochs == "auto":
         sets += auto_epochs(spec, rows, prep.notes)
     if spec.schedule.name == "auto":

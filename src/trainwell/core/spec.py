@@ -217,7 +217,7 @@ class StopSpec(_Section):
     enabled: bool = True
     monitor: str = "auto"      # auto: val_<metric> for classification, val_loss for regression
     mode: Literal["auto", "min", "max"] = "auto"
-    patience: Union[int, Literal["auto"]] = "auto"   # auto: 10 epochs, at least 1,000 steps (3,000 for a regression)
+    patience: Union[int, Literal["auto"]] = "auto"   # auto: 10 epochs (30 for a regression), at least 1,000 steps
     min_delta: float = Field(0.0, ge=0)   # least progress, of the value and of its tie-break loss
     restore_best: bool = True
     target: Optional[float] = None   # val metric >= target and change < delta: stop (practices/early_stopping.md)
