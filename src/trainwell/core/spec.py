@@ -32,8 +32,11 @@ class DataSpec(_Section):
     split: Union[Literal["auto"], list[float]] = "auto"
     # auto: robust + smooth clipping for MLP tables, standard for other tables, channel/pixels for images
     scale: Literal["auto", "robust", "quantile", "standard", "channel", "pixels", "none"] = "auto"
-    # robust scaling: heavy-tailed columns (training |z| > 3) also appended as a plain z-score (data/scaling.py)
+    # robust scaling: heavy-tailed columns (training |z| > 6) also appended as a plain z-score (data/scaling.py)
     linear_copy: bool = True
+    # robust scaling: each numeric column also encoded through this many quantile bins (data/piecewise.py);
+    # auto = 8 from 500 training rows, else 0 (none)
+    piecewise: Union[Literal["auto"], int] = "auto"
     features: list[Literal["squares"]] = Field(default_factory=list)
     # NaN features: auto = training median + a missing indicator per column; median/mean = the fill alone; none = refused
     impute: Literal["auto", "median", "mean", "none"] = "auto"
@@ -74,6 +77,15 @@ class DataSpec(_Section):
             twice = sorted({t for t in v if v.count(t) > 1})
             if twice:       # --target y --target y: a two-label task on one column
                 raise ValueError(f"names {', '.join(twice)} more than once; give each target column once")
+        return v
+
+    @field_validator("piecewise")
+    @classmethod
+    def _bins(cls, v: Any) -> Any:
+        if isinstance(v, int) and not 0 <= v <= 256:
+            raise ValueError("piecewise must be 'auto', 0 (no encoding) or a number of bins from 2 to 256")
+        if v == 1:
+            raise ValueError("piecewise=1 is one bin, the column itself; give 0 (no encoding) or 2 to 256 bins")
         return v
 
     @field_validator("split")

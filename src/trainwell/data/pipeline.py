@@ -21,6 +21,7 @@ from trainwell.data.frames import frame_features
 from trainwell.data.leakage import LeakageWarning, drop_setting, leak_warning, target_leaks
 from trainwell.data.impute import Imputer
 from trainwell.data.labels import LabelCoder, make_coder, other_reading
+from trainwell.data.piecewise import resolve_bins
 from trainwell.data.layout import choose_scaler
 from trainwell.data.scaling import (QuantileScaler, RobustScaler, Standardizer, add_features, feature_names_after,
                                    scaler_from_json)
@@ -249,7 +250,8 @@ def prepare(table: Table, spec: Spec, inputs: InputLayout) -> Prepared:
         X_tr, X_va, X_te = (add_features(a, features) for a in (X_tr, X_va, X_te))
         notes.append(f"features: {', '.join(features)} appended ({X_tr.shape[-1]} inputs)")
     names = list(feature_names) + [n for n, _ in indicators]
-    scaler, note = _table_scaler(X_tr, spec, inputs, feature_names_after(names, features) if features else names)
+    scaler, note = _table_scaler(X_tr, spec, inputs, feature_names_after(names, features) if features else names,
+                                 coder.task)
     if scaler is not None:
         X_tr, X_va, X_te = (scaler.transform(a) for a in (X_tr, X_va, X_te))
         notes.append(note)
@@ -379,9 +381,20 @@ def _linear_note(scaler: RobustScaler, names: list[str] | None) -> str:
             f"leaves them clipped only; docs/data.md#scaling-and-features)")
 
 
-def _table_scaler(X_tr: np.ndarray, spec: Spec, inputs: InputLayout, names: list[str] | None = None):
+def _piecewise_note(scaler: RobustScaler, bins: int, why: str, names: list[str] | None) -> str:
+    """The note's clause on the piecewise-linear encoding (data/piecewise.py), with the rule that chose it."""
+    if not scaler.n_bins:
+        off = "data.piecewise=8 turns it on" if bins == 0 else "no scaled input has three or more values"
+        return f"; piecewise-linear encoding: none ({why}; {off})"
+    encoded = scaler.piecewise.columns_encoded()
+    return (f"; piecewise-linear encoding: {len(encoded)} input(s) also given through up to {bins} quantile bins "
+            f"each, {scaler.n_bins} inputs, so a layer can follow thresholds in them ({why}; Gorishniy et al. "
+            f"2022; data.piecewise=0 turns it off; docs/data.md#scaling-and-features)")
+
+
+def _table_scaler(X_tr: np.ndarray, spec: Spec, inputs: InputLayout, names: list[str] | None, task: str):
     """(scaler, note) for a 2-D table: robust + smooth clipping, quantile or z-score; (None, None) otherwise.
-    ``names``: the inputs' names, for the note."""
+    ``names``: the inputs' names, for the note; ``task``: for the piecewise-linear encoding's rule."""
     scale = spec.data.scale
     m = spec.model
     if X_tr.ndim != 2 and scale in ("robust", "quantile"):
@@ -401,11 +414,12 @@ def _table_scaler(X_tr: np.ndarray, spec: Spec, inputs: InputLayout, names: list
     else:
         why = ""
     if scale == "robust":
-        s = RobustScaler.fit(X_tr, linear_copy=spec.data.linear_copy)
+        bins, why_bins = resolve_bins(spec.data.piecewise, X_tr.shape[0], task)
+        s = RobustScaler.fit(X_tr, linear_copy=spec.data.linear_copy, bins=bins)
         kept = int(s.keep.sum())
         return s, (f"scale: robust (median, interquartile range) + smooth clipping x/sqrt(1+(x/3)^2) on "
                    f"{len(s.keep) - kept} input(s), {kept} 0/1 input(s) left as they are, fitted on the training "
-                   f"split only (RealMLP-TD){why}{_linear_note(s, names)}")
+                   f"split only (RealMLP-TD){why}{_linear_note(s, names)}{_piecewise_note(s, bins, why_bins, names)}")
     if scale == "quantile":
         s = QuantileScaler.fit(X_tr)
         kept = int(s.keep.sum())

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from trainwell.core.errors import UserError, did_you_mean
+from trainwell.data.piecewise import PiecewiseLinear
 
 FEATURES = ("squares",)
 CHUNK = 8192        # rows per float64 block when fitting and applying the scaling
@@ -174,6 +175,10 @@ class RobustScaler:
     Copying from ``|z| > 3`` was measured too: about the same mean gain, with more tables losing. A column of fewer than 20 distinct values (a pixel's 17
     grey levels, a count of children) is not copied: each of its levels keeps its own clipped value and
     is seen in training, so there is no line to carry between sparse extremes.
+
+    **Piecewise-linear encoding** (``piecewise``, ``data.piecewise``). Each scaled column (not the 0/1 ones)
+    may also be given as its position through its training quantile bins (data/piecewise.py), appended
+    after the linear copies, so one hidden layer can follow thresholds in it.
     """
 
     median: np.ndarray
@@ -184,13 +189,14 @@ class RobustScaler:
     std: np.ndarray | None = None
     low: np.ndarray | None = None      # the copies' training range: a new row's copy is held inside it
     high: np.ndarray | None = None
+    piecewise: PiecewiseLinear | None = None   # quantile bins appended after the copies (data/piecewise.py)
 
     kind = "robust"
     knee = 3.0                # the clip's scale: z / sqrt(1 + (z / knee)^2)
     levels = 20               # distinct training values a column needs for a linear copy
 
     @classmethod
-    def fit(cls, X: np.ndarray, linear_copy: bool = False) -> "RobustScaler":
+    def fit(cls, X: np.ndarray, linear_copy: bool = False, bins: int = 0) -> "RobustScaler":
         X = np.asarray(X)
         if X.ndim != 2 or X.shape[0] == 0:
             _fit_table(X, "robust scaling")      # the error for what is not a table with rows
@@ -211,7 +217,14 @@ class RobustScaler:
             if linear.any():
                 scaler.linear, scaler.mean, scaler.std = linear, mean[linear], std[linear]
                 scaler.low, scaler.high = (low[linear] - scaler.mean) / scaler.std, (high[linear] - scaler.mean) / scaler.std
+        if bins:
+            scaler.piecewise = PiecewiseLinear.fit(X, ~keep & (factor > 0), bins)
         return scaler
+
+    @property
+    def n_bins(self) -> int:
+        """How many inputs the piecewise-linear encoding appends."""
+        return 0 if self.piecewise is None else self.piecewise.n_bins
 
     @property
     def n_linear(self) -> int:
@@ -219,25 +232,31 @@ class RobustScaler:
         return 0 if self.linear is None else int(self.linear.sum())
 
     def names_after(self, names: list[str]) -> list[str]:
-        """The input names after scaling: every column, then ``"<name> (linear)"`` for each linear copy."""
-        if not self.n_linear:
-            return list(names)
-        return list(names) + [f"{n} (linear)" for n, copied in zip(names, self.linear) if copied]
+        """The input names after scaling: every column, ``"<name> (linear)"`` for each linear copy, then
+        ``"<name> (bin k)"`` for each bin of the piecewise-linear encoding."""
+        out = list(names)
+        if self.n_linear:
+            out += [f"{n} (linear)" for n, copied in zip(names, self.linear) if copied]
+        if self.n_bins:
+            out += self.piecewise.names(list(names))
+        return out
 
     def transform(self, X: np.ndarray) -> np.ndarray:
         X = np.asarray(X)
         if X.ndim != 2 or X.shape[1] != len(self.median):
             raise UserError(f"The data has per-row shape {list(X.shape[1:])} but the scaler was fitted on "
                             f"[{len(self.median)}]. Use inputs with the same features as in training.")
-        out = np.empty((X.shape[0], X.shape[1] + self.n_linear), dtype=np.float32)
-        width = X.shape[1]
+        out = np.empty((X.shape[0], X.shape[1] + self.n_linear + self.n_bins), dtype=np.float32)
+        width, copied = X.shape[1], X.shape[1] + self.n_linear
         for i in range(0, max(X.shape[0], 1), CHUNK):
             block = X[i:i + CHUNK].astype(np.float64)
             z = (block - self.median) * self.factor
             out[i:i + CHUNK, :width] = np.where(self.keep, z, z / np.sqrt(1.0 + (z / self.knee) ** 2))
             if self.n_linear:
                 copies = (block[:, self.linear] - self.mean) / self.std
-                out[i:i + CHUNK, width:] = copies if self.low is None else np.clip(copies, self.low, self.high)
+                out[i:i + CHUNK, width:copied] = copies if self.low is None else np.clip(copies, self.low, self.high)
+            if self.n_bins:
+                out[i:i + CHUNK, copied:] = self.piecewise.encode(block)
         return out
 
     def to_json(self) -> dict:
@@ -246,6 +265,8 @@ class RobustScaler:
         if self.n_linear:
             d.update(linear=self.linear.astype(bool).tolist(), mean=self.mean.tolist(), std=self.std.tolist(),
                      low=self.low.tolist(), high=self.high.tolist())
+        if self.n_bins:
+            d["piecewise"] = self.piecewise.to_json()
         return d
 
     @classmethod
@@ -257,6 +278,8 @@ class RobustScaler:
             scaler.mean, scaler.std = np.asarray(d["mean"], dtype=np.float64), np.asarray(d["std"], dtype=np.float64)
             if "low" in d:          # saved before copies were held in their training range: unbounded
                 scaler.low, scaler.high = np.asarray(d["low"], dtype=np.float64), np.asarray(d["high"], dtype=np.float64)
+        if "piecewise" in d:        # saved before the encoding existed: none
+            scaler.piecewise = PiecewiseLinear.from_json(d["piecewise"])
         return scaler
 
 

@@ -83,6 +83,11 @@ class Scale(nn.Module):
                 if self.held:
                     self.register_buffer("low", _f64(scaler.low))
                     self.register_buffer("high", _f64(scaler.high))
+            self.binned = scaler.n_bins > 0        # the piecewise-linear encoding (data/piecewise.py)
+            if self.binned:
+                self.register_buffer("bin_column", torch.as_tensor(scaler.piecewise.column, dtype=torch.long))
+                self.register_buffer("bin_lower", _f64(scaler.piecewise.lower))
+                self.register_buffer("bin_width", _f64(scaler.piecewise.width))
         elif isinstance(scaler, Standardizer):
             self.register_buffer("center", _f64(scaler.mean).unsqueeze(0))
             self.register_buffer("spread", _f64(scaler.std).unsqueeze(0))
@@ -101,6 +106,9 @@ class Scale(nn.Module):
                 if self.held:
                     copies = torch.minimum(torch.maximum(copies, self.low), self.high)
                 out = torch.cat([out, copies.to(torch.float32)], dim=1)
+            if self.binned:
+                bins = (torch.index_select(x, 1, self.bin_column) - self.bin_lower) / self.bin_width
+                out = torch.cat([out, torch.clamp(bins, 0.0, 1.0).to(torch.float32)], dim=1)
             return out
         return ((x - self.center) / self.spread).to(torch.float32)
 

@@ -28,8 +28,9 @@ def dense_arch(spec: Any, prep: Any) -> tuple[dict, list[str]]:
     n_inputs = int(np.prod(prep.X_train.shape[1:]))
     n_outputs = prep.pre.coder.n_outputs
     notes = []
-    if m.hidden in ("auto", "heuristic"):
-        hidden, why = (auto_hidden if m.hidden == "heuristic" else default_hidden)(prep.X_train.shape[0], n_inputs,
+    if m.hidden in ("auto", "heuristic"):      # the rule counts the table's inputs, not its bins (data/piecewise.py)
+        n_columns = n_inputs - getattr(prep.pre.scaler, "n_bins", 0)
+        hidden, why = (auto_hidden if m.hidden == "heuristic" else default_hidden)(prep.X_train.shape[0], n_columns,
                                                                                    n_outputs)
         notes.append(why)
     else:
