@@ -125,3 +125,14 @@ def test_the_onnx_export_encodes_as_predict_does(tmp_path) -> None:
     new = _table(60, seed=5).drop(columns="strength")
     new.loc[0, "cement"] = 5_000.0                 # far beyond the top bin: every bin 1, as predict has it
     np.testing.assert_allclose(Session(tmp_path / "model.onnx").predict(new), run.predict(new), rtol=1e-5, atol=1e-5)
+
+
+def test_bins_asked_for_without_robust_scaling_are_refused_with_what_to_do(tmp_path) -> None:
+    from conftest import run_cli
+
+    r = run_cli("fit", "diabetes", "--set", "data.piecewise=8", "--set", "data.scale=standard", "--set",
+                "train.epochs=1", "--out", str(tmp_path / "run"))
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    said = " ".join((r.stderr + r.stdout).split())
+    assert "data.piecewise=8 encodes the inputs of robust scaling" in said and "data.scale=standard" in said
+    assert "Use data.scale=robust" in said

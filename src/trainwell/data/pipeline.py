@@ -392,6 +392,13 @@ def _piecewise_note(scaler: RobustScaler, bins: int, why: str, names: list[str] 
             f"2022; data.piecewise=0 turns it off; docs/data.md#scaling-and-features)")
 
 
+def _refuse_piecewise(spec: Spec, why: str) -> None:
+    """A number of bins asked for where there is no robust scaling to encode through: one clear error."""
+    if spec.data.piecewise not in ("auto", 0):
+        raise UserError(f"data.piecewise={spec.data.piecewise} encodes the inputs of robust scaling, and {why}. "
+                        f"Use data.scale=robust (the default for tables), or leave data.piecewise at auto or 0.")
+
+
 def _table_scaler(X_tr: np.ndarray, spec: Spec, inputs: InputLayout, names: list[str] | None, task: str):
     """(scaler, note) for a 2-D table: robust + smooth clipping, quantile or z-score; (None, None) otherwise.
     ``names``: the inputs' names, for the note; ``task``: for the piecewise-linear encoding's rule."""
@@ -401,9 +408,12 @@ def _table_scaler(X_tr: np.ndarray, spec: Spec, inputs: InputLayout, names: list
         raise UserError(f"data.scale={scale} is for tables [rows, columns]; this data has per-row shape "
                         f"{list(X_tr.shape[1:])}. Use data.scale=auto, standard, channel or pixels.")
     if X_tr.ndim != 2 or scale in ("none", "channel", "pixels"):
+        _refuse_piecewise(spec, "this run has no robust scaling (data.scale=" + scale +
+                          (f"; inputs of shape {list(X_tr.shape[1:])}" if X_tr.ndim != 2 else "") + ")")
         return None, None
     if scale == "auto":
         if inputs.table_scale is None:
+            _refuse_piecewise(spec, f"model.type={m.type} scales its inputs its own way (data/layout.py)")
             return None, None                               # custom modules, conv/rnn nets: data/layout.py
         if spec.data.features:     # squares etc. were asked for to make a boundary linear: clipping would bend it
             scale, why = "standard", " (auto: engineered features keep a linear scale; smooth clipping would bend them)"
@@ -413,6 +423,8 @@ def _table_scaler(X_tr: np.ndarray, spec: Spec, inputs: InputLayout, names: list
             scale, why = inputs.table_scale, f" (auto: {inputs.table_why})"
     else:
         why = ""
+    if scale != "robust":
+        _refuse_piecewise(spec, f"this run scales them with data.scale={scale}{why}")
     if scale == "robust":
         bins, why_bins = resolve_bins(spec.data.piecewise, X_tr.shape[0], task)
         s = RobustScaler.fit(X_tr, linear_copy=spec.data.linear_copy, bins=bins)
