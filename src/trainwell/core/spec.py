@@ -35,7 +35,7 @@ class DataSpec(_Section):
     # robust scaling: heavy-tailed columns (training |z| > 6) also appended as a plain z-score (data/scaling.py)
     linear_copy: bool = True
     # robust scaling: each numeric column also encoded through this many quantile bins (data/piecewise.py);
-    # auto = 8 from 500 training rows, else 0 (none)
+    # auto = 8 for a regression of 500+ training rows, else 0 (none); docs/tabular.md#piecewise-linear-encoding
     piecewise: Union[Literal["auto"], int] = "auto"
     features: list[Literal["squares"]] = Field(default_factory=list)
     # NaN features: auto = training median + a missing indicator per column; median/mean = the fill alone; none = refused
