@@ -381,7 +381,7 @@ def _linear_note(scaler: RobustScaler, names: list[str] | None) -> str:
             f"leaves them clipped only; docs/data.md#scaling-and-features)")
 
 
-def _piecewise_note(scaler: RobustScaler, bins: int, why: str, names: list[str] | None) -> str:
+def _piecewise_note(scaler: RobustScaler, bins: int, why: str) -> str:
     """The note's clause on the piecewise-linear encoding (data/piecewise.py), with the rule that chose it."""
     if not scaler.n_bins:
         off = "data.piecewise=8 turns it on" if bins == 0 else "no scaled input has three or more values"
@@ -431,7 +431,7 @@ def _table_scaler(X_tr: np.ndarray, spec: Spec, inputs: InputLayout, names: list
         kept = int(s.keep.sum())
         return s, (f"scale: robust (median, interquartile range) + smooth clipping x/sqrt(1+(x/3)^2) on "
                    f"{len(s.keep) - kept} input(s), {kept} 0/1 input(s) left as they are, fitted on the training "
-                   f"split only (RealMLP-TD){why}{_linear_note(s, names)}{_piecewise_note(s, bins, why_bins, names)}")
+                   f"split only (RealMLP-TD){why}{_linear_note(s, names)}{_piecewise_note(s, bins, why_bins)}")
     if scale == "quantile":
         s = QuantileScaler.fit(X_tr)
         kept = int(s.keep.sum())
