@@ -75,8 +75,8 @@ def test_sigkill_at_many_moments_resumes_exactly(tmp_path):
     """SIGKILL at 10 moments (mid-epoch, epoch boundary, four phases of a checkpoint write, from
     outside when a checkpoint appears) and a SIGTERM; each time the run resumes, and ends
     bit-identical to an uninterrupted run."""
-    # 13 steps per epoch: a classifier's default batch of 128 (train/batch_size.py) over the 1,617 training and
-    # validation rows the cross-fitted default pools (nn/crossfit.py); 156 steps in the 12 epochs of SETS.
+    # 15 steps per epoch: a classifier's default batch of 128 (train/batch_size.py) over the 1,797 training,
+    # validation and test rows the cross-fitted default pools (train/crossfit.py); 180 steps in the 12 epochs of SETS.
     # `last` is written with each epoch-N (and at the end, and on signals)
     sets = [*SETS, "checkpoint.every_steps=5", "checkpoint.every=1", "checkpoint.keep=2"]
     attempts = [
@@ -281,21 +281,21 @@ def base_run(reference, tmp_path) -> Path:
 
 def test_checkpoint_layout_and_retention(reference):
     names = sorted(p.name for p in (reference / "checkpoints").iterdir())
-    assert names == ["best", "last", "step-130", "step-140", "step-150"]   # keep=3 numbered + best + last
+    assert names == ["best", "last", "step-160", "step-170", "step-180"]   # keep=3 numbered + best + last
     doc = json.loads((reference / "checkpoints" / "last" / "state.json").read_text())
     assert doc["format"] == "trainwell-checkpoint/1" and len(doc["tensors_sha256"]) == 64
     body = doc["body"]
-    assert body["epoch"] == 12 and body["step"] == 156 and len(body["history"]) == 12
+    assert body["epoch"] == 12 and body["step"] == 180 and len(body["history"]) == 12
     assert (reference / "spec.yaml").exists()
-    t = load_file(str(reference / "checkpoints" / "step-150" / "state.safetensors"))
+    t = load_file(str(reference / "checkpoints" / "step-180" / "state.safetensors"))
     assert {"loop.permutation", "loop.epoch_loss", "loop.epoch_terms", "rng.torch", "rng.generator",
             "rng.numpy"} <= set(t) and any(k.startswith("optim.state.") for k in t)
     assert t["rng.torch"].dtype == torch.uint8
 
 
 def test_load_any_checkpoint(reference):
-    run = trainwell.load(reference, checkpoint="step-140")
-    assert run.checkpoint == "step-140" and run.metrics["step"] == 140
+    run = trainwell.load(reference, checkpoint="step-170")
+    assert run.checkpoint == "step-170" and run.metrics["step"] == 170
     assert run.predict(load_digits_X()[:5]).shape == (5,)
     final = trainwell.load(reference, checkpoint="best")
     w = load_file(str(reference / "model.safetensors"))
@@ -310,9 +310,9 @@ def test_evaluate_checkpoint_cli(reference):
     from typer.testing import CliRunner
 
     from trainwell.cli import app
-    res = CliRunner().invoke(app, ["evaluate", str(reference), "--checkpoint", "step-130"])
+    res = CliRunner().invoke(app, ["evaluate", str(reference), "--checkpoint", "step-160"])
     assert res.exit_code == 0, res.output
-    assert "checkpoint step-130" in res.output and "accuracy" in res.output
+    assert "checkpoint step-160" in res.output and "accuracy" in res.output
 
 
 def load_digits_X():
@@ -329,17 +329,17 @@ def _flip(path: Path, at: float = 0.5) -> None:
 def test_damaged_checkpoints_fall_back_then_refuse(base_run):
     ck = base_run / "checkpoints"
     _flip(ck / "last" / "state.safetensors")                                   # bit flip in a weight
-    raw = (ck / "step-150" / "state.safetensors").read_bytes()
-    (ck / "step-150" / "state.safetensors").write_bytes(raw[: len(raw) // 3])  # truncated
+    raw = (ck / "step-180" / "state.safetensors").read_bytes()
+    (ck / "step-180" / "state.safetensors").write_bytes(raw[: len(raw) // 3])  # truncated
     with pytest.warns(CheckpointWarning, match="last.*damaged.*sha256"):
         run = trainwell.load(base_run, checkpoint="last")
     assert run.checkpoint == "best"              # best is the end of epoch 3 too: the newest good one
     with pytest.warns(CheckpointWarning, match="truncated"):
-        assert trainwell.load(base_run, checkpoint="step-150").checkpoint == "step-140"
-    text = (ck / "step-140" / "state.json").read_text()
-    assert '"step":140,' in text
-    (ck / "step-140" / "state.json").write_text(text.replace('"step":140,', '"step":141,'))  # JSON edit
-    for name in ("best", "step-130"):
+        assert trainwell.load(base_run, checkpoint="step-180").checkpoint == "step-170"
+    text = (ck / "step-170" / "state.json").read_text()
+    assert '"step":170,' in text
+    (ck / "step-170" / "state.json").write_text(text.replace('"step":170,', '"step":171,'))  # JSON edit
+    for name in ("best", "step-160"):
         _flip(ck / name / "state.safetensors", 0.9)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", CheckpointWarning)
@@ -366,7 +366,7 @@ def test_pickle_payloads_are_refused_and_never_run(base_run, tmp_path):
     marker = tmp_path / "PWNED"
     payload = pickle.dumps(_Payload(marker))
     ck = base_run / "checkpoints"
-    for name in ("last", "best", "step-130", "step-140", "step-150"):
+    for name in ("last", "best", "step-160", "step-170", "step-180"):
         (ck / name / "state.safetensors").write_bytes(payload)
         # even with a state.json whose checksum matches the pickle, the bytes are never unpickled
         doc = json.loads((ck / name / "state.json").read_text())
@@ -420,13 +420,13 @@ def test_full_or_read_only_disk(reference, tmp_path, monkeypatch, err, what, wor
     run_dir = tmp_path / "run"
     with pytest.raises(UserError, match=f"Could not save checkpoint.*{words}.*Earlier checkpoints are intact"):
         trainwell.fit("digits", sets=[*SETS, "checkpoint.every_steps=10"], out=run_dir, verbose=False,
-                      callbacks=[_FailWrites(monkeypatch, run_dir, 8, err, what)])   # from step 104
+                      callbacks=[_FailWrites(monkeypatch, run_dir, 8, err, what)])   # after step 120
     monkeypatch.undo()
     ck = run_dir / "checkpoints"
     assert not [p for p in ck.iterdir() if p.name.startswith(".")]      # no half-written leftovers
-    assert sorted(p.name for p in ck.iterdir()) == ["step-100", "step-80", "step-90"]   # `last`: at the end
+    assert sorted(p.name for p in ck.iterdir()) == ["step-100", "step-110", "step-120"]   # `last`: at the end
     newest = trainwell.load(run_dir, checkpoint="last")        # no `last` yet: the newest checkpoint
-    assert newest.checkpoint == "step-100" and newest.metrics["step"] == 100
+    assert newest.checkpoint == "step-120" and newest.metrics["step"] == 120
     trainwell.fit(resume=run_dir, verbose=False)                        # space is back: carry on
     same_weights(reference, run_dir)
 
@@ -439,7 +439,7 @@ def test_sigint_mid_epoch_in_python_resumes_exactly(reference, tmp_path, monkeyp
         trainwell.fit("digits", sets=[*SETS, "checkpoint.every_steps=10"], out=run_dir, verbose=False)
     assert info.value.exit_code == 130 and f"trainwell fit --resume {run_dir}" in info.value.message
     body = json.loads((run_dir / "checkpoints" / "last" / "state.json").read_text())["body"]
-    assert (body["epoch"], body["batch_in_epoch"], body["step"]) == (4, 5, 57)   # 57 = 4 x 13 + 5
+    assert (body["epoch"], body["batch_in_epoch"], body["step"]) == (3, 12, 57)   # 57 = 3 x 15 + 12
     assert signal.getsignal(signal.SIGINT) is before      # handlers put back
     monkeypatch.delenv("TRAINWELL_FAULT")
     trainwell.fit(resume=run_dir, verbose=False)
@@ -456,10 +456,10 @@ def test_sigterm_mid_epoch_cli_resumes_exactly(cli, reference, tmp_path):
     assert res.returncode == 143, res.stderr
     assert f"trainwell fit --resume {run_dir}" in res.stderr and "Traceback" not in res.stderr
     body = json.loads((run_dir / "checkpoints" / "last" / "state.json").read_text())["body"]
-    assert body["batch_in_epoch"] == 5 and body["mid_epoch"]         # step 70 = 5 x 13 + 5
+    assert body["batch_in_epoch"] == 10 and body["mid_epoch"]        # step 70 = 4 x 15 + 10
     res = cli("fit", "--resume", str(run_dir))
     assert res.returncode == 0, res.stderr
-    assert "resumed from checkpoints/last: epoch 6, batch 5 of 13" in res.stdout
+    assert "resumed from checkpoints/last: epoch 5, batch 10 of 15" in res.stdout
     assert "step: MLP backward written out" in " ".join(res.stdout.split())      # the default path
     same_weights(reference, run_dir)     # the reference ran in this process: same thread count
 

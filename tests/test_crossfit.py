@@ -1,6 +1,6 @@
 """Cross-fitted packed members (nn/crossfit.py, train/crossfit.py): each member holds out one fold of the
-pooled training and validation rows, learns nothing from it, and early stopping watches every row's
-out-of-fold loss."""
+pooled training, validation and test rows, learns nothing from it, early stopping watches the out-of-fold
+loss of every training and validation row, and each test row is scored by the member that held it out."""
 from __future__ import annotations
 
 import math
@@ -15,6 +15,7 @@ import trainwell as tw
 from trainwell.nn.crossfit import crossfit_choice, fold_groups
 from trainwell.nn.ensemble import PackedMLP
 from trainwell.nn.heads import make_head
+from trainwell.run.loading import score_test_split
 from trainwell.train.crossfit import assign_folds
 
 QUIET = ["train.progress=false", "train.monitor=false"]
@@ -109,8 +110,8 @@ def test_predictions_average_all_members_and_take_ordinary_rows(tmp_path):
     loaded = tw.load(tmp_path / "run")
     np.testing.assert_allclose(loaded.predict_proba(X[:20]), run.predict_proba(X[:20]), atol=1e-6)
     summary = run.data_summary                        # the report names the pool, not only the split
-    pool = summary["n_train"] + summary["n_val"]
-    assert summary["crossfit"].startswith(f"{pool:,} training and validation rows pooled into 8 folds")
+    pool = summary["n_train"] + summary["n_val"] + summary["n_test"]
+    assert summary["crossfit"].startswith(f"{pool:,} training, validation and test rows pooled into 8 folds")
     assert summary["crossfit"] in (tmp_path / "run" / "report.html").read_text()
 
 
@@ -128,7 +129,7 @@ def test_batch_and_patience_count_the_pooled_rows_each_epoch_steps_through(capsy
     run = tw.fit(X=X, y=y, save=False, sets=QUIET, callbacks=[keep])
     assert run.arch["crossfit"]
     summary = run.data_summary
-    pool = summary["n_train"] + summary["n_val"]
+    pool = summary["n_train"] + summary["n_val"] + summary["n_test"]
     assert keep.state.data.X_train.shape[0] == pool                    # an epoch steps through the pool
     steps = math.ceil(pool / run.spec.train.batch_size)
     assert keep.state.steps_per_epoch == steps
@@ -154,3 +155,52 @@ def test_each_fold_is_scored_by_its_member_alone_as_by_every_member_then_picked(
         model.train()
         every = model.member_outputs(x)                                  # [rows, 8, 3]
     torch.testing.assert_close(scored, out_of_fold(every, fold), rtol=1e-5, atol=1e-6)
+
+
+def test_the_test_rows_train_the_other_members_and_each_is_scored_by_its_own():
+    keep = Keep()
+    run = tw.fit("breast_cancer", save=False, verbose=False, sets=QUIET, callbacks=[keep])
+    d, summary = keep.state.data, run.data_summary
+    n_tv, n_test = summary["n_train"] + summary["n_val"], summary["n_test"]
+    assert run.arch["crossfit_test"] and n_test > 0
+    assert d.X_train.shape[0] == n_tv + n_test                     # the test rows train ...
+    assert d.X_val.shape[0] == n_tv                                # ... but early stopping does not watch them
+    torch.testing.assert_close(d.X_test, d.X_train[n_tv:])         # the same tagged rows: each keeps its fold
+    fold = d.X_test[:, -1].long()
+    assert len(torch.unique(fold)) == 8
+    with torch.no_grad():
+        keep.state.model.train()
+        members = keep.state.model.member_outputs(d.X_test[:, :-1])
+        keep.state.model.eval()
+        ensemble = keep.state.model(d.X_test[:, :-1]).squeeze(-1)
+    held_out = F.binary_cross_entropy_with_logits(out_of_fold(members, fold).squeeze(-1), d.y_test).item()
+    assert run.metrics["test"]["loss"] == pytest.approx(held_out, rel=1e-5)
+    # the whole ensemble, seven of whose members learned each test row, would score them better: not reported
+    assert F.binary_cross_entropy_with_logits(ensemble, d.y_test).item() < held_out
+    # rebuilt from the run's spec (trainwell evaluate RUN --checkpoint ...), the test scores are the same ones
+    rebuilt = score_test_split(run)
+    assert rebuilt.pop("confusion_matrix") == run.metrics["test"]["confusion_matrix"]
+    assert rebuilt == pytest.approx({k: v for k, v in run.metrics["test"].items() if k != "confusion_matrix"}, rel=1e-5)
+    # the test rows are now rows the model learned from: evaluate warns on them
+    assert len(run.seen_rows.train) == len(np.unique(run.seen_rows.train))
+    X, y = load_breast_cancer(return_X_y=True)
+    assert sum(run.seen_rows.count(run.pre.encode_X(X))) == len(X)
+
+
+def test_crossfit_test_false_and_a_given_test_split_keep_the_test_rows_out_of_training(tmp_path):
+    keep = Keep()
+    off = tw.fit("breast_cancer", save=False, verbose=False, sets=[*QUIET, "model.crossfit_test=false"],
+                 callbacks=[keep])
+    d, summary = keep.state.data, off.data_summary
+    assert off.arch["crossfit"] and not off.arch["crossfit_test"]
+    assert d.X_train.shape[0] == summary["n_train"] + summary["n_val"]
+    assert d.X_test.shape[1] == off.arch["n_inputs"]                 # no fold: the whole ensemble scores it
+    with torch.no_grad():
+        ensemble = keep.state.model(d.X_test)
+    assert off.metrics["test"]["loss"] == pytest.approx(
+        F.binary_cross_entropy_with_logits(ensemble.squeeze(-1), d.y_test).item(), rel=1e-5)
+    X, y = load_breast_cancer(return_X_y=True)
+    np.savez(tmp_path / "given.npz", X=X[:450], y=y[:450], X_test=X[450:], y_test=y[450:])
+    given = tw.fit(str(tmp_path / "given.npz"), save=False, verbose=False, sets=QUIET, callbacks=[keep])
+    assert given.arch["crossfit"] and not given.arch["crossfit_test"]   # a test set the user gave is never trained on
+    assert keep.state.data.X_test.shape == (len(X) - 450, given.arch["n_inputs"])

@@ -102,12 +102,17 @@ def test_the_default_path_encodes_a_table_of_1000_rows_and_says_so(tmp_path, cap
 
 def test_the_encoding_learns_a_threshold_the_plain_inputs_blur() -> None:
     """The default (encoded) against data.piecewise=0 on the same rows: the jump at 28 days costs the plain
-    network more test error. Measured on real tables in docs/tabular.md#piecewise-linear-encoding."""
-    df = _table(1500, seed=3)
-    X, y = df.drop(columns="strength"), df["strength"]
-    encoded = tw.fit(X=X, y=y, verbose=False, save=False, sets=QUIET)
-    plain = tw.fit(X=X, y=y, verbose=False, save=False, sets=QUIET + ["data.piecewise=0"])
-    assert encoded.metrics["test"]["mse"] < plain.metrics["test"]["mse"]
+    network more error on 2,000 new rows (the noise variance is 4), on average over three tables (on one of
+    them the plain network found the jump too: 4.29 against 4.17; the mean was 4.32 against 4.64). Measured
+    on real tables in docs/tabular.md#piecewise-linear-encoding."""
+    error = {"encoded": [], "plain": []}
+    for seed in (3, 5, 7):
+        df, new = _table(1500, seed=seed), _table(2000, seed=seed + 1)
+        X, y = df.drop(columns="strength"), df["strength"]
+        for name, sets in (("encoded", QUIET), ("plain", QUIET + ["data.piecewise=0"])):
+            run = tw.fit(X=X, y=y, verbose=False, save=False, sets=sets)
+            error[name].append(float(((run.predict(new.drop(columns="strength")) - new["strength"]) ** 2).mean()))
+    assert np.mean(error["encoded"]) < np.mean(error["plain"]), error
 
 
 def test_the_onnx_export_encodes_as_predict_does(tmp_path) -> None:

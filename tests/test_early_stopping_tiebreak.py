@@ -82,10 +82,12 @@ def test_a_regression_waits_30_epochs_on_the_default_path(capsys):
     X = rng.normal(size=(2500, 4))
     y = X[:, 0] + rng.normal(size=2500)                        # a noisy target: R^2 about 0.5
     run = tw.fit(X=X, y=y, save=False, sets=["train.epochs=2", "train.progress=false"])
-    steps = math.ceil((run.data_summary["n_train"] + run.data_summary["n_val"]) / run.spec.train.batch_size)
+    pooled = run.data_summary["n_train"] + run.data_summary["n_val"] + run.data_summary["n_test"]   # cross-fitted
+    steps = math.ceil(pooled / run.spec.train.batch_size)
     assert steps > 34 and run.spec.stop.patience == 30          # 30 epochs are more than 1,000 steps here
     notes = " ".join(capsys.readouterr().out.split())
     assert "patience 30 epochs (stop.patience=auto: 30 epochs for a regression" in notes
     small = tw.fit("diabetes", verbose=False, save=False, sets=["train.epochs=2", "train.progress=false"])
-    steps = math.ceil((small.data_summary["n_train"] + small.data_summary["n_val"]) / small.spec.train.batch_size)
+    pooled = small.data_summary["n_train"] + small.data_summary["n_val"] + small.data_summary["n_test"]
+    steps = math.ceil(pooled / small.spec.train.batch_size)
     assert small.spec.stop.patience == math.ceil(1000 / steps) > 30   # short epochs: 1,000 steps, as a classifier

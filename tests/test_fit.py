@@ -63,10 +63,17 @@ def test_breast_cancer_reaches_095():
 
 
 def test_diabetes_r2_at_least_040_over_seeds():
-    """The test split has 44 rows, so one split is noisy (ridge regression scores 0.35 on seed 0's):
-    the threshold holds for the mean over five seeded splits."""
-    scores = [tw.fit("diabetes", save=False, verbose=False, sets=[f"train.seed={s}"]).metrics["test"]["r2"]
-              for s in range(5)]
+    """The model ``predict`` uses, scored on rows it never saw: five outer 80/20 splits of the 442 rows, each
+    fitted with the defaults. One split of 89 rows is noisy, so the threshold holds for the mean."""
+    from sklearn.datasets import load_diabetes
+    from sklearn.metrics import r2_score
+    from sklearn.model_selection import train_test_split
+    X, y = load_diabetes(return_X_y=True)
+    scores = []
+    for s in range(5):
+        X_tr, X_te, y_tr, y_te = train_test_split(X, y, test_size=0.2, random_state=s)
+        run = tw.fit(X=X_tr, y=y_tr, save=False, verbose=False, sets=[f"train.seed={s}"])
+        scores.append(r2_score(y_te, run.predict(X_te)))
     assert np.mean(scores) >= 0.40, scores
 
 
@@ -135,6 +142,6 @@ def test_full_batch_and_stochastic_batches():
         counts = {int(st["step"]) for st in state.optimizer.state.values()}
         return counts, len(state.history), prep.X_train.shape[0]
     assert steps("full", 5) == ({5}, 5, 120)
-    # the cross-fitted default (nn/crossfit.py) trains on the 135 pooled training and validation rows (90 % of
-    # 150; the split itself keeps 120 training rows), one step each
-    assert steps(1, 2) == ({270}, 2, 120)
+    # the cross-fitted default (train/crossfit.py) trains on all 150 rows pooled: training, validation and test
+    # (the split itself keeps 120 training rows), one step each
+    assert steps(1, 2) == ({300}, 2, 120)

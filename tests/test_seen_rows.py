@@ -55,7 +55,7 @@ def split_hmda(tmp_path_factory):
 
 def test_evaluate_names_the_training_and_validation_rows_it_is_given(split_hmda, cli):
     """The file the model was fitted on: every row counted, as training or validation row, exactly as many as
-    the split had; the same rows shuffled among new ones: the same count; new rows alone: no warning, and the
+    the split had (the test rows train the cross-fitted members, so they count as training rows); the same rows shuffled among new ones: the same count; new rows alone: no warning, and the
     same scores as Python's evaluate."""
     d, train, new = split_hmda
     fit = cli("fit", str(d / "train.csv"), "--target", "deny", "--set", "train.epochs=2", "--out", str(d / "run"))
@@ -65,7 +65,9 @@ def test_evaluate_names_the_training_and_validation_rows_it_is_given(split_hmda,
 
     res = cli("evaluate", str(d / "run"), str(d / "train.csv"))
     assert res.returncode == 0, res.stderr
-    n_train, n_val, n = sizes["n_train"], sizes["n_val"], len(train)
+    # the cross-fitted default trains on the test rows too (train/crossfit.py): every row of the file is named
+    n_train, n_val, n = sizes["n_train"] + sizes["n_test"], sizes["n_val"], len(train)
+    assert n_train + n_val == n
     assert [ln for ln in res.stderr.splitlines() if ln.startswith("warning:")] == [
         f"warning: {n_train + n_val:,} of the {n:,} rows of {d / 'train.csv'} ({(n_train + n_val) / n:.0%}) have the "
         f"same features as rows the model learned from ({n_train:,} training rows; {n_val:,} validation rows, which "

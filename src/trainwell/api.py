@@ -32,6 +32,7 @@ from trainwell.run.rundir import claims_run_dir, next_run_dir
 from trainwell.core.spec import Spec
 from trainwell.track.mlflow import tracker_for
 from trainwell.train.calibration import calibrate_run
+from trainwell.train.crossfit import learned_rows
 from trainwell.train.smearing import smear_run
 from trainwell.train.distributed import Distributed
 from trainwell.train.population_resume import saved_members
@@ -103,8 +104,8 @@ def fit(data: str | dict | None = None, X: Any = None, y: Any = None, spec: Spec
             ckpt.train(state, callbacks)
     seconds = time.perf_counter() - t0
     run = Run(state.model, arch, prep.pre, spec, pd.DataFrame(state.history), directory=None)
-    run.seen_rows = getattr(prep, "seen_rows", None)     # streamed data keeps none (data/fingerprints.py)
-    sample = state.data.X_test if state.data.X_test.shape[0] else without_folds(state.model, state.data.X_val)
+    run.seen_rows = learned_rows(prep, arch)
+    sample = without_folds(state.model, state.data.X_test if state.data.X_test.shape[0] else state.data.X_val)
     run.sample_inputs = sample[:8].cpu()
     if state.stopped_because == "nan":
         raise_diverged(run, built, monitor, tracker, run_dir if save else None)
@@ -217,6 +218,9 @@ def score(run: Run, built: Assembly, monitor: Any, seconds: float, console: Cons
 def print_summary(console: Console, run: Run, run_dir: Path | None, wrote: bool) -> None:
     """The scores table, the doctor's lines and where the run directory is."""
     console.print(summary_table(run.metrics))
+    if run.arch.get("crossfit_test"):
+        note(console, "val and test: each row scored by the one member that did not train on it; predict averages "
+                      "all members, which usually scores a little higher (docs/tabular.md#the-test-rows-in-the-folds)")
     head, *problems = doctor_lines(run.diagnosis, run_dir)
     note(console, head)
     for line in problems:

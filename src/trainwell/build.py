@@ -131,19 +131,22 @@ def training_rows(prep: Prepared) -> int:
     return int(counts[0]) if counts is not None else int(prep.X_train.shape[0])
 
 
-def epoch_rows(prep: Prepared, crossfit: bool) -> int:
+def epoch_rows(prep: Prepared, crossfit: bool, with_test: bool = False) -> int:
     """Rows one epoch steps through: the training split, or with cross-fitted members the training and
-    validation rows pooled (nn/crossfit.py), so the batch and patience notes count the steps training takes."""
-    return training_rows(prep) + (validation_rows(prep) if crossfit else 0)
+    validation rows pooled (nn/crossfit.py), and the test rows when they join the folds
+    (``model.crossfit_test``), so the batch and patience notes count the steps training takes."""
+    pooled_test = int(prep.X_test.shape[0]) if crossfit and with_test else 0
+    return training_rows(prep) + (validation_rows(prep) if crossfit else 0) + pooled_test
 
 
-def resolve_training_defaults(spec: Spec, prep: Prepared, crossfit: bool = False) -> Spec:
+def resolve_training_defaults(spec: Spec, prep: Prepared, crossfit: bool = False, with_test: bool = False) -> Spec:
     """The spec with its data-dependent ``auto`` values made concrete: batch size (and the lr that goes with
     it), stop monitor and patience, the epoch budget. Notes for the choices made are appended to
     ``prep.notes``. ``crossfit``: the members are cross-fitted (a classifier's batch then starts at 128,
-    train/batch_size.py)."""
-    rows = epoch_rows(prep, crossfit)
-    spec, batch_note = resolve_batch(spec, rows, first_batch(prep.pre.task, crossfit), pooled=crossfit)
+    train/batch_size.py); ``with_test``: the test rows are pooled too (train/crossfit.py)."""
+    rows = epoch_rows(prep, crossfit, with_test)
+    pooled_rows = ("training, validation and test" if with_test else "training and validation") if crossfit else ""
+    spec, batch_note = resolve_batch(spec, rows, first_batch(prep.pre.task, crossfit), pooled=pooled_rows)
     if batch_note:
         prep.notes.append(batch_note)
     stop, sets = spec.stop, []
@@ -204,9 +207,9 @@ def auto_schedule(spec: Spec, prep: Prepared, sets: list[str]) -> list[str]:
     return ["schedule.name=plateau", f"schedule.patience={max(1, patience // 3)}"]
 
 
-def _resolved_batch(spec: Spec, prep: Prepared, crossfit: bool) -> int:
+def _resolved_batch(spec: Spec, prep: Prepared, crossfit: bool, with_test: bool) -> int:
     """The batch size training will use (``full``: every row of an epoch)."""
-    b, rows = spec.train.batch_size, epoch_rows(prep, crossfit)
+    b, rows = spec.train.batch_size, epoch_rows(prep, crossfit, with_test)
     return rows if b == "full" else min(int(b), rows)
 
 
@@ -216,9 +219,10 @@ def build_state(spec: Spec, prep: Prepared, arch: dict, device: torch.device) ->
     ``auto`` batch size (and the lr that goes with it) and stop monitor are resolved here, where the
     rows and the task are known; ``state.spec`` is the resolved spec (what spec.yaml records).
     """
-    spec = resolve_training_defaults(spec, prep, crossfitted(arch))
+    crossfit, with_test = crossfitted(arch), bool(arch.get("crossfit_test"))
+    spec = resolve_training_defaults(spec, prep, crossfit, with_test)
     seed_everything(spec.train.seed)
-    check_memory(arch, _resolved_batch(spec, prep, crossfitted(arch)), device)   # before allocating: a message, not an allocator's crash
+    check_memory(arch, _resolved_batch(spec, prep, crossfit, with_test), device)   # before allocating: a message, not an allocator's crash
     instance = arch.pop("_instance", None)               # fit(module=an nn.Module instance)
     model = instance if instance is not None else build_model(arch)
     if arch.get("init") != "keep":                       # "keep": a user module's own initialisation
@@ -229,8 +233,9 @@ def build_state(spec: Spec, prep: Prepared, arch: dict, device: torch.device) ->
     as_t = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(device)  # noqa: E731
     data = prep.tensors(device) if hasattr(prep, "tensors") else Tensors(as_t(prep.X_train), as_t(prep.y_train), as_t(prep.X_val), as_t(prep.y_val),
                    as_t(prep.X_test), as_t(prep.y_test))
-    if crossfitted(arch):                                # members hold out a fold each (nn/crossfit.py)
-        data = pooled(data, prep.pre.task in ("binary", "multiclass"), int(arch["members"]), spec.train.seed)
+    if crossfit:                                         # members hold out a fold each (nn/crossfit.py)
+        data = pooled(data, prep.pre.task in ("binary", "multiclass"), int(arch["members"]), spec.train.seed,
+                      with_test)
     optim_keys = KeysRead(spec.optim)          # what the optimizer reads (a changed key it does not: a warning)
     optimizer = make_optimizer(model.parameters(), optim_keys, device_type=device.type)  # type: ignore[arg-type]
     gen = torch.Generator(device=device)

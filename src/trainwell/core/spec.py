@@ -125,6 +125,9 @@ class ModelSpec(_Section):
     # packed members cross-fitted over folds of the training + validation rows (train/crossfit.py);
     # auto: when there are fewer than 500 validation rows and no validation_data was given
     crossfit: Union[Literal["auto"], bool] = "auto"
+    # cross-fitted members also train on the test split's rows, each scored by the member that holds it out
+    # (train/crossfit.py); false keeps the test rows out of training
+    crossfit_test: bool = True
     # packed members of two widths: half the given width, half 128 (nn/member_widths.py); an option, measured
     # in docs/tabular.md#members-of-two-widths
     mixed_width: bool = False

@@ -31,7 +31,10 @@ def row_fingerprints(X: np.ndarray) -> np.ndarray:
     """One uint64 per row: ``sum_j a_j * bits(x_ij)`` modulo 2^64 over the row's float32 values, with fixed
     random odd multipliers ``a_j`` (a multilinear hash: two different rows collide with probability about
     2^-63). Every NaN hashes alike, and -0.0 as 0.0."""
-    X = np.asarray(X, dtype=np.float32).reshape(len(X), -1)
+    X = np.asarray(X, dtype=np.float32)
+    if len(X) == 0:
+        return np.zeros(0, dtype=np.uint64)
+    X = X.reshape(len(X), -1)
     width = X.shape[1]
     multipliers = np.random.default_rng(_MULTIPLIERS_SEED).integers(0, 2**63, width, dtype=np.uint64) * 2 + 1
     out = np.empty(len(X), dtype=np.uint64)
@@ -61,6 +64,11 @@ class SeenRows:
         in_train = np.isin(prints, self.train)
         in_val = ~in_train & np.isin(prints, self.validation)
         return int(in_train.sum()), int(in_val.sum())
+
+    def with_training(self, prints: np.ndarray) -> "SeenRows":
+        """These fingerprints and ``prints`` as training rows: the test rows cross-fitted members train on
+        (train/crossfit.py)."""
+        return SeenRows(np.union1d(self.train, prints), self.validation)
 
     def to_bytes(self) -> bytes:
         return save_arrays({"train": self.train, "validation": self.validation})

@@ -16,7 +16,7 @@ from trainwell.core.inputs import InputLayout
 from trainwell.data.categorical import OneHot
 from trainwell.data.column_types import Options
 from trainwell.data.columns import ColumnEncoder
-from trainwell.data.fingerprints import SeenRows
+from trainwell.data.fingerprints import SeenRows, row_fingerprints
 from trainwell.data.frames import frame_features
 from trainwell.data.leakage import LeakageWarning, drop_setting, leak_warning, target_leaks
 from trainwell.data.impute import Imputer
@@ -193,6 +193,8 @@ class Prepared:
     seen_rows: SeenRows | None = None      # fingerprints of the training and validation rows (data/fingerprints.py)
     leakage: dict = field(default_factory=dict)   # columns that give the target away (data/leakage.py), for the doctor
     validation_given: bool = False        # the validation split is the user's (fit(validation_data=...))
+    test_given: bool = False              # the test split is the user's (a test file or folder): never trained on
+    test_prints: np.ndarray | None = None  # fingerprints of the test rows split off here, should they train
 
 
 def prepare(table: Table, spec: Spec, inputs: InputLayout) -> Prepared:
@@ -230,11 +232,13 @@ def prepare(table: Table, spec: Spec, inputs: InputLayout) -> Prepared:
     X_tr, X_va = X_all[tr], X_all[va]
     seen = SeenRows.of(X_tr, X_va)
     leaks = _warn_leaks(X_tr, y_enc[tr], groups, coder.task, columns, table.name, spec.train.seed, notes)
+    test_prints = None               # the split-off test rows' fingerprints, should cross-fitted members train on them
     if table.X_test is not None:
         X_te, y_te_raw = table.X_test, table.y_test
         y_te = coder.encode(table.y_test)
     else:
         X_te, y_te_raw, y_te = X_all[te], table.y[te], y_enc[te]
+        test_prints = np.unique(row_fingerprints(X_te))
     impute, indicators = None, []
     how_impute = spec.data.impute
     if how_impute == "none" or (how_impute == "auto" and X_tr.ndim != 2):   # strict: NaN refused, with column and row
@@ -279,7 +283,8 @@ def prepare(table: Table, spec: Spec, inputs: InputLayout) -> Prepared:
     return Prepared(pre, *(np.ascontiguousarray(a, dtype=a.dtype) for a in (X_tr, y_tr, X_va, y_va, X_te, y_te)),
                     name=table.name, notes=notes, raw_test=(raw_X_te, y_te_raw),
                     test_rows=te if table.X_test is None else None, seen_rows=seen, leakage=leaks,
-                    validation_given=table.val_rows is not None)
+                    validation_given=table.val_rows is not None, test_given=table.X_test is not None,
+                    test_prints=test_prints)
 
 
 def prepare_reconstruction(table: Table, spec: Spec, inputs: InputLayout) -> Prepared:

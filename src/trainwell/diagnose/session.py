@@ -62,8 +62,11 @@ def data_summary(prep: Any, spec: Any, arch: dict | None = None) -> dict:
     if classes is not None and pre.task != "regression":
         out["classes"] = [str(c) for c in list(classes)]
     if arch is not None and crossfitted(arch):
-        out["crossfit"] = (f"{out['n_train'] + out['n_val']:,} training and validation rows pooled into "
-                           f"{int(arch['members'])} folds, one held out by each member")
+        test = arch.get("crossfit_test")
+        pooled_rows = out["n_train"] + out["n_val"] + (out["n_test"] if test else 0)
+        out["crossfit"] = (f"{pooled_rows:,} training, validation{' and test' if test else ''} rows pooled into "
+                           f"{int(arch['members'])} folds, one held out by each member"
+                           + ("; each test row scored by the member that holds it out" if test else ""))
     return out
 
 

@@ -26,15 +26,16 @@ import torch
 VALIDATION_ROWS = 500
 
 
-def crossfit_choice(setting: bool | str, members: int, validation_rows: int, validation_given: bool
-                    ) -> tuple[bool, str]:
+def crossfit_choice(setting: bool | str, members: int, validation_rows: int, validation_given: bool,
+                    test_rows: int = 0) -> tuple[bool, str]:
     """Whether ``model.crossfit`` cross-fits the packed members, and the decision line.
 
     ``auto``: on for a packed ensemble whose validation split has fewer than ``VALIDATION_ROWS`` rows (tables
     of up to about 5,000 rows),
     unless the validation rows are the user's own (``fit(validation_data=...)``), which are then used as
     given. Measured on the development tables and confirmed on tables never used to choose it
-    (docs/tabular.md, "Cross-fitted members").
+    (docs/tabular.md, "Cross-fitted members"). ``test_rows``: test rows that join the folds
+    (``model.crossfit_test``, train/crossfit.py), named in the decision line.
     """
     if members < 2:
         if setting is True:
@@ -48,9 +49,13 @@ def crossfit_choice(setting: bool | str, members: int, validation_rows: int, val
         return False, ""
     why = ("model.crossfit=true" if setting is True else
            f"model.crossfit=auto: {validation_rows:,} validation rows, fewer than {VALIDATION_ROWS:,}")
+    test = (f"; the {test_rows:,} test rows join the folds and train the other members, each scored only by the "
+            f"member that holds it out and not watched by early stopping, so its test score is one member's, held "
+            f"out (model.crossfit_test=false keeps them out of training)" if test_rows else "")
     return True, (f"crossfit: the training and validation rows pooled and cut into {members} folds; member j "
-                  f"trains on the other folds, early stopping watches the out-of-fold loss of every pooled row "
-                  f"({why}; k-fold bagging, Erickson et al. 2020); model.crossfit=false keeps one validation split")
+                  f"trains on the other folds, early stopping watches the out-of-fold loss of every training and "
+                  f"validation row ({why}; k-fold bagging, Erickson et al. 2020){test}; model.crossfit=false keeps "
+                  f"one validation split")
 
 
 def crossfitted(arch: dict) -> bool:

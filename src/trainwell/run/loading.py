@@ -9,13 +9,16 @@ from __future__ import annotations
 import io
 import json
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, Callable
 
+import numpy as np
 import pandas as pd
 import torch
 from pydantic import ValidationError
 from safetensors.torch import load as parse_tensors
 
+from trainwell.data.batches import Tensors
 from trainwell.data.fingerprints import SeenRows
 from trainwell.data.pipeline import Preprocessor, prepare
 from trainwell.data.sources import load_source
@@ -27,6 +30,8 @@ from trainwell.run.manifest import SEEN_ROWS, Architecture, read_verified
 from trainwell.core.spec import Spec
 from trainwell.train.checkpoint.codec import decode, history_rows
 from trainwell.train.checkpoint.store import CheckpointStore, CorruptCheckpoint, warner
+from trainwell.train.crossfit import pooled
+from trainwell.train.scoring import split_metrics
 
 
 def load(directory: str | Path, device: str = "cpu", checkpoint: str | None = None,
@@ -179,4 +184,18 @@ def score_test_split(run: Any) -> dict:
                                allow_missing=spec.data.impute != "none"), spec, topology(spec.model.type).inputs)
     if prep.raw_test is None or len(prep.raw_test[0]) == 0:
         raise UserError("The run has no test split to score; pass labelled data: trainwell evaluate RUN DATA.")
+    if run.arch.get("crossfit_test"):
+        return held_out_test_scores(run, prep)
     return run.evaluate(*prep.raw_test)
+
+
+def held_out_test_scores(run: Any, prep: Any) -> dict:
+    """The test scores of a run whose cross-fitted members trained on the test rows (train/crossfit.py): the
+    folds rebuilt from the run's seed, each test row scored by the member that holds it out, as ``fit``
+    scored them. The whole ensemble would score rows seven of its eight members learned from."""
+    device = next(run.model.parameters()).device
+    as_t = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(device)  # noqa: E731
+    data = Tensors(*(as_t(a) for a in (prep.X_train, prep.y_train, prep.X_val, prep.y_val, prep.X_test, prep.y_test)))
+    data = pooled(data, prep.pre.task in ("binary", "multiclass"), int(run.arch["members"]), run.spec.train.seed,
+                  with_test=True)
+    return split_metrics(run, prep, SimpleNamespace(data=data))["test"]

@@ -58,18 +58,18 @@ def _adaptive(optimizer: str) -> bool:
     return bool(entry and entry.adaptive)
 
 
-def resolve_batch(spec, rows: int, start: int = BASE_BATCH, pooled: bool = False) -> tuple[object, str | None]:
+def resolve_batch(spec, rows: int, start: int = BASE_BATCH, pooled: str = "") -> tuple[object, str | None]:
     """``spec`` with ``train.batch_size: auto`` replaced by a number (and ``optim.lr`` scaled with it when the
     user left it at its default), and the line that says so; unchanged, with None, otherwise. ``start``:
-    ``first_batch``'s choice; ``pooled``: ``rows`` are the training and validation rows of cross-fitted
-    members, which the line then says."""
+    ``first_batch``'s choice; ``pooled``: which rows of cross-fitted members ``rows`` pools ("training and
+    validation", with the test rows when they train too), which the line then says."""
     if spec.train.batch_size != "auto":
         return spec, None
     b = auto_batch_size(rows, start)
     sets = [f"train.batch_size={b}"]
     begin = f"{start} for a cross-fitted classifier" if start == CLASSIFIER_BATCH else f"{start}"
     note = f"batch {b} (train.batch_size=auto: {begin}, doubled until an epoch of {rows:,} rows" \
-           f"{' (training and validation, pooled)' if pooled else ''} is at most {STEPS_PER_EPOCH} steps"
+           f"{f' ({pooled}, pooled)' if pooled else ''} is at most {STEPS_PER_EPOCH} steps"
     if b != BASE_BATCH and "lr" not in spec.optim.model_fields_set:
         lr = scaled_lr(spec.optim.lr, b, spec.optim.name)
         rule = "sqrt" if _adaptive(spec.optim.name) else "linear"

@@ -40,15 +40,18 @@ def dense_arch(spec: Any, prep: Any) -> tuple[dict, list[str]]:
     members, why_members = packed_members(spec, prep, n_inputs, hidden, n_outputs)
     if why_members:
         notes.append(why_members)
+    pool_test = m.crossfit_test and members > 1 and not getattr(prep, "test_given", False)   # never a given test set
+    test_rows = int(prep.X_test.shape[0]) if pool_test else 0
     crossfit, why_crossfit = crossfit_choice(m.crossfit, members, int(prep.X_val.shape[0]) if members > 1 else 0,
-                                             getattr(prep, "validation_given", False))
+                                             getattr(prep, "validation_given", False), test_rows)
     if why_crossfit:
         notes.append(why_crossfit)
     member_widths, why_widths = member_widths_choice(m.mixed_width and m.type == "mlp", members=members,
                                                      hidden=hidden, activation=m.activation)
     if why_widths:
         notes.append(why_widths)
-    arch = {"members": members, "crossfit": crossfit, "type": m.type, "n_inputs": n_inputs, "input_shape": list(prep.X_train.shape[1:]),
+    arch = {"members": members, "crossfit": crossfit, "crossfit_test": bool(crossfit and test_rows), "type": m.type,
+            "n_inputs": n_inputs, "input_shape": list(prep.X_train.shape[1:]),
             "hidden": hidden, "n_outputs": n_outputs, "activation": m.activation, "init": init,
             "init_std": m.init_std, "init_limit": m.init_limit, "init_value": m.init_value,
             "bias_init": m.bias_init, "dropout": m.dropout, "batchnorm": m.batchnorm,
