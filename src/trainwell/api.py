@@ -21,7 +21,7 @@ from trainwell.deep_ensemble import fit_ensemble_run
 from trainwell.diagnose.report_cli import doctor_lines
 from trainwell.diagnose.session import attach, diagnose_failure, make_callbacks
 from trainwell.core.errors import UserError
-from trainwell.nn.crossfit import without_folds
+from trainwell.nn.crossfit import pools_test_rows, without_folds
 from trainwell.nn.custom import copy_module, module_spec
 from trainwell.nn.models import count_parameters
 from trainwell.nn.topologies import topology_defaults
@@ -218,7 +218,7 @@ def score(run: Run, built: Assembly, monitor: Any, seconds: float, console: Cons
 def print_summary(console: Console, run: Run, run_dir: Path | None, wrote: bool) -> None:
     """The scores table, the doctor's lines and where the run directory is."""
     console.print(summary_table(run.metrics))
-    if run.arch.get("crossfit_test"):
+    if pools_test_rows(run.arch):
         note(console, "val and test: each row scored by the one member that did not train on it; predict averages "
                       "all members, which usually scores a little higher (docs/tabular.md#the-test-rows-in-the-folds)")
     head, *problems = doctor_lines(run.diagnosis, run_dir)

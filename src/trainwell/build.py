@@ -29,7 +29,7 @@ from trainwell.optim.optimizers import make_optimizer, warn_unread_optim
 from trainwell.optim.schedules import make_schedule, warn_unread_schedule
 from trainwell.core.spec import Spec
 from trainwell.train.batch_size import first_batch, resolve_batch
-from trainwell.nn.crossfit import crossfitted
+from trainwell.nn.crossfit import crossfitted, pools_test_rows
 from trainwell.train.crossfit import pooled
 from trainwell.train.distributed import Distributed
 from trainwell.train.epoch_budget import BUDGET_STEPS, EPOCHS, resolve_epochs
@@ -219,7 +219,7 @@ def build_state(spec: Spec, prep: Prepared, arch: dict, device: torch.device) ->
     ``auto`` batch size (and the lr that goes with it) and stop monitor are resolved here, where the
     rows and the task are known; ``state.spec`` is the resolved spec (what spec.yaml records).
     """
-    crossfit, with_test = crossfitted(arch), bool(arch.get("crossfit_test"))
+    crossfit, with_test = crossfitted(arch), pools_test_rows(arch)
     spec = resolve_training_defaults(spec, prep, crossfit, with_test)
     seed_everything(spec.train.seed)
     check_memory(arch, _resolved_batch(spec, prep, crossfit, with_test), device)   # before allocating: a message, not an allocator's crash

@@ -20,7 +20,7 @@ from trainwell.core.io import atomic_write
 from trainwell.diagnose.doctor import diagnose_parts
 from trainwell.diagnose.monitors import Monitor
 from trainwell.diagnose.tensorboard import TensorBoardLogger
-from trainwell.nn.crossfit import crossfitted
+from trainwell.nn.crossfit import crossfitted, pools_test_rows
 
 
 def make_callbacks(spec: Any) -> tuple[Monitor | None, list]:
@@ -62,7 +62,7 @@ def data_summary(prep: Any, spec: Any, arch: dict | None = None) -> dict:
     if classes is not None and pre.task != "regression":
         out["classes"] = [str(c) for c in list(classes)]
     if arch is not None and crossfitted(arch):
-        test = arch.get("crossfit_test")
+        test = pools_test_rows(arch)
         pooled_rows = out["n_train"] + out["n_val"] + (out["n_test"] if test else 0)
         out["crossfit"] = (f"{pooled_rows:,} training, validation{' and test' if test else ''} rows pooled into "
                            f"{int(arch['members'])} folds, one held out by each member"

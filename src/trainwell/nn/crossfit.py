@@ -63,6 +63,12 @@ def crossfitted(arch: dict) -> bool:
     return bool(arch.get("crossfit")) and int(arch.get("members", 1)) > 1
 
 
+def pools_test_rows(arch: dict) -> bool:
+    """Whether the cross-fitted members also train on the test rows, each scored by its own member
+    (``model.crossfit_test``, train/crossfit.py)."""
+    return crossfitted(arch) and bool(arch.get("crossfit_test"))
+
+
 def split_fold_column(x: torch.Tensor, n_inputs: int) -> tuple[torch.Tensor, torch.Tensor | None]:
     """``(inputs, fold per row)`` when ``x`` carries the fold column after its ``n_inputs`` inputs,
     else ``(x, None)``."""

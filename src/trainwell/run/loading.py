@@ -23,6 +23,7 @@ from trainwell.data.fingerprints import SeenRows
 from trainwell.data.pipeline import Preprocessor, prepare
 from trainwell.data.sources import load_source
 from trainwell.core.errors import UserError
+from trainwell.nn.crossfit import pools_test_rows
 from trainwell.nn.custom import construct, trusted_class
 from trainwell.nn.topologies import build_model, topology
 from trainwell.run.artifact import Run
@@ -184,7 +185,7 @@ def score_test_split(run: Any) -> dict:
                                allow_missing=spec.data.impute != "none"), spec, topology(spec.model.type).inputs)
     if prep.raw_test is None or len(prep.raw_test[0]) == 0:
         raise UserError("The run has no test split to score; pass labelled data: trainwell evaluate RUN DATA.")
-    if run.arch.get("crossfit_test"):
+    if pools_test_rows(run.arch):
         return held_out_test_scores(run, prep)
     return run.evaluate(*prep.raw_test)
 

@@ -23,6 +23,7 @@ import torch
 
 from trainwell.data.batches import Tensors
 from trainwell.data.fingerprints import SeenRows
+from trainwell.nn.crossfit import pools_test_rows
 
 FOLD_SEED_OFFSET = 1     # the folds' generator: the run's seed + 1, apart from the initialisation's draws
 
@@ -61,6 +62,6 @@ def learned_rows(prep: Any, arch: dict) -> SeenRows | None:
     """The fingerprints ``evaluate`` warns on (data/fingerprints.py): the training and validation rows, and
     the test rows when the members trained on them. Streamed data keeps none."""
     seen, prints = getattr(prep, "seen_rows", None), getattr(prep, "test_prints", None)
-    if seen is None or prints is None or not arch.get("crossfit_test"):
+    if seen is None or prints is None or not pools_test_rows(arch):
         return seen
     return seen.with_training(prints)
