@@ -83,3 +83,21 @@ def test_sweep_trains_refuses_or_fails_each_table_and_counts_them(tmp_path):
     assert result["counts"] == {"trained": 1, "refused": 1, "failed": 0}
     assert "distinct values in" in result["records"][1]["message"]
     assert "2 tables: 1 trained, 1 refused (exit 2), 0 failed" in out.stdout
+
+
+def test_sweep_reads_the_task_on_the_rows_the_fit_sees(tmp_path):
+    """bench/sweep.py's suite gives each table the task trainwell reads on the outer split's 80 %, not on the
+    whole file: 62 consecutive integer ids over 1,250 rows are few enough to be classes at 1,250 rows (a
+    twentieth) but not at the 1,000 the fit sees, so the peers must be scored as on a regression."""
+    import numpy as np
+    import pandas as pd
+    sys.path.insert(0, str(ROOT / "bench"))
+    import sweep
+    from trainwell.data.labels import detect_task
+
+    y = np.repeat(np.arange(62), 21)[:1250]
+    np.random.default_rng(0).shuffle(y)
+    pd.DataFrame({"x": np.arange(1250), "y": y}).to_csv(tmp_path / "t.csv", index=False)
+    assert detect_task(y) == "multiclass"
+    sweep.write_suite(tmp_path, [{"file": "t.csv", "target": "y", "rows": 1250, "outcome": "trained"}])
+    assert json.loads((tmp_path / "suite.json").read_text())[0]["task"] == "regression"
