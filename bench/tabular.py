@@ -93,10 +93,16 @@ def each_split(args, measure) -> list[dict]:
     ``args.splits`` splits: one JSON line printed per split, all rows rewritten to ``args.out`` after
     each, so a long in-process experiment (bench/tabular_crossfit.py, bench/stopping_rules.py) can be
     watched and is never lost."""
+    from trainwell.core.errors import UserError
+
     rows: list[dict] = []
     for entry in load_suite([t for t in args.tables.split(",") if t]):
         for s, _, train, test, _ in outer_splits(entry, 0, args.splits):
-            rows.append(dict(split=s, **measure(entry, train, test)))
+            try:
+                rows.append(dict(split=s, **measure(entry, train, test)))
+            except UserError as refused:    # a random target trainwell refuses (bench/sweep.py): skip the table
+                print(f"{table_name(entry)}: refused, skipped ({str(refused)[:200]})", flush=True)
+                break
             print(json.dumps(rows[-1]), flush=True)
             if args.out:
                 args.out.write_text(json.dumps(dict(args=vars(args), rows=rows), indent=1, default=str))

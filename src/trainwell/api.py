@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from rich.console import Console
+from rich.markup import escape
 
 from trainwell.build import Assembly, assemble, spec_for
 from trainwell.data.validation import join_validation
@@ -168,8 +169,8 @@ def given_rows(spec: Spec, X: Any, y: Any, class_weight: Any, sample_weight: Any
 def announce(console: Console, built: Assembly) -> None:
     """The assembly's decisions, the model in one line, and how each step runs."""
     spec, state, arch = built.spec, built.state, built.arch
-    for text in built.notes:
-        note(console, text)
+    for text in built.notes:      # plain text: a column named "[x]" or a hint "data.categorical=[a]" is not markup
+        note(console, escape(text))
     note(console, "model: " + (arch.get("summary") or
                   f"{arch['n_inputs']}-{'-'.join(map(str, arch['hidden']))}-{arch['n_outputs']}")
                   + f" {arch['activation']}, {count_parameters(state.model):,} parameters, on {built.device.type};"

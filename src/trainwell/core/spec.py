@@ -45,6 +45,7 @@ class DataSpec(_Section):
     few_categories: int = Field(32, ge=0)   # text columns of at most this many distinct values: every value its own indicator
     max_categories: int = Field(512, ge=0)  # more: values with min_count+ rows, at most this many; the rest "(other)"; 0 = no cap
     min_count: int = Field(5, ge=1)         # ... the training rows a value needs for its own indicator in such a column
+    categorical: list[str] = Field(default_factory=list)   # columns read as categories whatever their values (a subject number)
     drop_columns: Union[Literal["auto"], list[str]] = "auto"   # auto: identifiers, free text, empty columns; or these names
     drop_missing_target: bool = True        # rows without a target: dropped (counted), or refused when false
     header: bool = True                     # false: the first line is data; columns are named column_1, column_2, ...
@@ -69,6 +70,13 @@ class DataSpec(_Section):
         if isinstance(v, list):
             return [str(x) if isinstance(x, int) and not isinstance(x, bool) else x for x in v]
         return v
+
+    @field_validator("categorical", mode="before")
+    @classmethod
+    def _category_names(cls, v: Any) -> Any:
+        """``--set data.categorical=prof`` names one column; a number (``2014``) is a name too."""
+        v = [v] if isinstance(v, (str, int)) and not isinstance(v, bool) else v
+        return [str(x) if isinstance(x, int) and not isinstance(x, bool) else x for x in v] if isinstance(v, list) else v
 
     @field_validator("target")
     @classmethod

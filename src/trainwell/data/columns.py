@@ -27,7 +27,8 @@ import pandas as pd
 
 from trainwell.data import dates
 from trainwell.data.column_types import (MISSING, PARSE, Column, Options, as_text, bool_values, check_parsed,
-                                         infer_column, parse_numbers, refuse_beyond_float32)
+                                         code_text, infer_column, integer_code, parse_numbers,
+                                         refuse_beyond_float32)
 from trainwell.core.errors import UserError, did_you_mean
 
 
@@ -45,12 +46,23 @@ class ColumnEncoder:
     def infer(cls, df: pd.DataFrame, features: list[str], options: Options | None = None) -> "ColumnEncoder":
         """Decide each feature column's kind from all rows of ``df`` (see the module docstring)."""
         options = options or Options()
+        unknown = [c for c in options.categorical if c not in features]
+        if unknown:
+            raise UserError(f"data.categorical names {', '.join(map(repr, unknown))}, which is not a feature column of "
+                            f"the table.{did_you_mean(unknown[0], features)} Feature columns: {_list(features, 20)}. "
+                            f"Name feature columns only (not the target).")
         out = []
         for name in features:
             if options.drop is not None and name in options.drop:
                 out.append(Column(name, "dropped", why="asked (data.drop_columns)"))
-                continue
-            out.append(infer_column(df[name], name, options))
+            elif name in options.categorical:
+                s = df[name]
+                numeric = pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s)
+                out.append(Column(name, "category", why="asked (data.categorical)", numbers=numeric))
+            else:
+                out.append(infer_column(df[name], name, options))
+                if out[-1].kind == "numeric":         # a note only: a code-like number stays a number
+                    out[-1].why = integer_code(df[name], options.few_categories)
         return cls(out, options)
 
     @property
@@ -93,7 +105,7 @@ class ColumnEncoder:
         for c in self.kept:
             s = df[c.name].reset_index(drop=True)
             if c.kind == "category":
-                typed[c.name] = as_text(s)
+                typed[c.name] = code_text(s) if c.numbers else as_text(s)
             elif c.kind == "date":
                 typed[c.name] = dates.parse_dates(s, c.format)
             elif c.kind == "boolean":
@@ -188,6 +200,13 @@ class ColumnEncoder:
             notes.append(f"categories capped: {_list([kept(c) for c in capped])} "
                          f"(over {o.few_categories} distinct values: those with >= {o.min_count} training rows, "
                          f"at most {o.max_categories} per column; data.max_categories=0 keeps all)")
+        codes = [c for c in by.get("numeric", []) if c.why]
+        if codes:
+            names = ",".join(c.name for c in codes)
+            notes.append(f"integer codes: {_list([f'{c.name} ({c.why})' for c in codes])} numbered like the levels of a "
+                         f"factor (a subject, firm or school number), read as numbers; if the target follows these "
+                         f"groups, --set data.categorical=[{names}] reads them as categories, and --set data.min_count=1 "
+                         f"gives each value its own input (docs/data.md#integer-codes)")
         dropped = by.get("dropped", [])
         if dropped:
             notes.append(f"dropped: {_list([f'{c.name} ({c.why})' for c in dropped])} "
@@ -201,6 +220,7 @@ class ColumnEncoder:
                 "options": {"parse": list(o.parse), "drop": None if o.drop is None else list(o.drop),
                             "max_categories": o.max_categories, "min_count": o.min_count,
                             "few_categories": o.few_categories,
+                            **({"categorical": list(o.categorical)} if o.categorical else {}),
                             **({} if o.header else {"header": False}),
                             **({} if o.sheet is None else {"sheet": o.sheet})}}
 
@@ -211,7 +231,8 @@ class ColumnEncoder:
         o = d.get("options") or {}
         options = Options(tuple(o.get("parse", PARSE)), None if o.get("drop") is None else tuple(o["drop"]),
                           int(o.get("max_categories", 32)), int(o.get("min_count", 5)), bool(o.get("header", True)),
-                          o.get("sheet"), int(o.get("few_categories", o.get("max_categories", 32))))
+                          o.get("sheet"), int(o.get("few_categories", o.get("max_categories", 32))),
+                          tuple(str(c) for c in o.get("categorical", ())))
         return cls([Column.from_json(c) for c in d["columns"]], options)
 
     @classmethod
