@@ -178,7 +178,11 @@ def integer_code(s: pd.Series, few_categories: int) -> str:
     if pd.api.types.is_bool_dtype(s) or not pd.api.types.is_numeric_dtype(s):
         return ""
     v = s.dropna().to_numpy(dtype=np.float64)
-    if len(v) == 0 or not np.all(v == np.round(v)):
+    if len(v) == 0:
+        return ""
+    low, high = float(v.min()), float(v.max())     # cheap tests first: most numeric columns end here
+    if low not in (0.0, 1.0) or not few_categories < high - low + 1 <= len(v) / CODE_ROWS_PER_VALUE \
+            or not np.all(v == np.round(v)):
         return ""
     values = np.unique(v)
     k, low = len(values), float(values[0])
