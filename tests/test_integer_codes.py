@@ -101,3 +101,17 @@ def test_the_cli_prints_the_hint_with_its_brackets(tmp_path):
                                    "--set", "train.epochs=2", "--set", "train.progress=false"])
     assert out.exit_code == 0, out.output
     assert "--set data.categorical=[subject] reads them as categories" in out.output   # not eaten as markup
+
+
+def test_a_pandas_category_column_is_read_as_categories_by_the_estimators():
+    df = _panel(groups=40, per=8, seed=2)
+    X, y = df[["subject", "x"]].astype({"subject": "category"}), df["y"]
+    enc = ColumnEncoder.infer(X, ["subject", "x"], Options())
+    assert [(c.kind, c.numbers) for c in enc.columns] == [("category", True), ("numeric", False)]
+    fitted = enc.fit(enc.parse(X))
+    # new rows may come as plain integers or as a category column: the same inputs
+    np.testing.assert_array_equal(fitted.transform(X.head(30)), fitted.transform(df[["subject", "x"]].head(30)))
+    est = tw.Regressor(random_state=0).fit(X.iloc[:280], y.iloc[:280])
+    plain = tw.Regressor(random_state=0).fit(df[["subject", "x"]].iloc[:280], y.iloc[:280])
+    held = df[["subject", "x"]].iloc[280:]
+    assert est.score(held, y.iloc[280:]) > plain.score(held, y.iloc[280:]) + 0.2

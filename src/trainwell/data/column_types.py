@@ -17,9 +17,9 @@ this order for each feature column:
    more than half the values distinct), an identifier (more than 90 % of its values distinct,
    e.g. names or keys, at least 20 rows) or empty (no value at all): those are dropped.
 
-``data.categorical`` names columns read as categories whatever their values: a subject, firm or
-school number, a zip code. A numeric column numbered like a code (``integer_code``) stays a number,
-with a note that suggests it.
+A pandas ``category`` column, and one that ``data.categorical`` names, is read as categories whatever
+its values: a subject, firm or school number, a zip code. A numeric column numbered like a code
+(``integer_code``) stays a number, with a note that suggests it.
 
 ``data.parse`` turns steps 2-4 off one by one, ``data.drop_columns`` replaces step 5's drops by an
 explicit list of columns (``[]``: drop nothing).
@@ -194,6 +194,8 @@ def integer_code(s: pd.Series, few_categories: int) -> str:
 
 def code_text(series: pd.Series) -> np.ndarray:
     """An integer code's values as category text ("12"; ``(missing)`` for a missing or unreadable value)."""
+    if isinstance(series.dtype, pd.CategoricalDtype):
+        series = series.astype(object)
     v = np.asarray(pd.to_numeric(series, errors="coerce"), dtype=np.float64)
     out = np.full(len(v), MISSING, dtype=object)
     ok = np.isfinite(v)
@@ -284,6 +286,9 @@ def check_parsed(raw: pd.Series, v: np.ndarray, name: str, path, strict: bool, w
 def infer_column(s: pd.Series, name: str, options: Options) -> Column:
     """The kind of one feature column, read from all its values (steps 1-5 above)."""
     auto_drop = options.drop is None
+    if isinstance(s.dtype, pd.CategoricalDtype):     # the DataFrame says so (df[c].astype("category")): as asked
+        numbers = pd.api.types.is_numeric_dtype(s.cat.categories)
+        return Column(name, "category", why="a pandas category column", numbers=numbers)
     if pd.api.types.is_bool_dtype(s):
         return Column(name, "numeric")
     if pd.api.types.is_datetime64_any_dtype(s):
